@@ -1,0 +1,162 @@
+//! `BackupStore`: where nightly backups live (filesystem and memory here; S3 next).
+//!
+//! Keys are `/`-separated (`sessions/20261129/abc.json`); listing is by plain string prefix
+//! and streamed in key order, so memory stays flat in the number of objects.
+
+mod fs;
+mod memory;
+
+pub use fs::FsBackupStore;
+pub use memory::{MemoryBackupStore, StoreCall};
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Metadata of one stored object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// Key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, when the store knows it.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// A stream of object bytes.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// A place backups are kept.
+///
+/// Contract (checked by the conformance suite in [`crate::testing`]): `list` yields every
+/// object whose key starts with `prefix`, each once, in ascending key order; `head` and `get`
+/// of a missing key fail with kind `not_found` and the key in the context; `put` replaces an
+/// object atomically (a reader sees the old or the new bytes, never a mix); invalid keys (empty,
+/// absolute, with `..` or empty segments) fail with `config_invalid`.
+#[async_trait::async_trait]
+pub trait BackupStore: Send + Sync + Debug {
+    /// Human description (`fs:/var/backups`), no secrets.
+    fn describe(&self) -> String;
+    /// Objects under a prefix, in key order.
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectMeta>>;
+    /// Metadata of one object.
+    async fn head(&self, key: &str) -> Result<ObjectMeta>;
+    /// Bytes of one object, streamed.
+    async fn get(&self, key: &str) -> Result<ByteStream>;
+    /// Store an object.
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+}
+
+#[async_trait::async_trait]
+impl<T: BackupStore + ?Sized> BackupStore for Arc<T> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectMeta>> {
+        (**self).list(prefix)
+    }
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        (**self).head(key).await
+    }
+    async fn get(&self, key: &str) -> Result<ByteStream> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        (**self).put(key, data).await
+    }
+}
+
+/// Conveniences over any [`BackupStore`].
+#[async_trait::async_trait]
+pub trait BackupStoreExt: BackupStore {
+    /// The whole object in memory.
+    async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+        let mut s = self.get(key).await?;
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out.freeze())
+    }
+    /// Count and total size under a prefix.
+    async fn summarize(&self, prefix: &str) -> Result<PrefixSummary> {
+        self.list(prefix)
+            .try_fold(PrefixSummary::default(), |mut acc, m| async move {
+                acc.objects += 1;
+                acc.bytes += m.size;
+                Ok(acc)
+            })
+            .await
+    }
+}
+
+impl<T: BackupStore + ?Sized> BackupStoreExt for T {}
+
+/// Count and size of a prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixSummary {
+    /// Objects.
+    pub objects: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// Check a key: non-empty, relative, no empty or `.`/`..` segments, no NUL.
+pub fn validate_key(key: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::new(ErrorKind::ConfigInvalid, format!("invalid key: {why}"))
+            .with_context("key", key.to_string()))
+    };
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.starts_with('/') {
+        return bad("absolute");
+    }
+    if key.contains('\0') {
+        return bad("contains NUL");
+    }
+    if key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return bad("empty, '.' or '..' segment");
+    }
+    Ok(())
+}
+
+/// Check a listing prefix: like a key, but may be empty or end with `/`.
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    validate_key(prefix.strip_suffix('/').unwrap_or(prefix))
+}
+
+/// The key prefix of a dataset's backup for a day: `sessions/20261129/`.
+pub fn day_prefix(dataset: &str, date: chrono::NaiveDate) -> String {
+    format!("{dataset}/{}/", date.format("%Y%m%d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(validate_key("sessions/20261129/a.json").is_ok());
+        for k in ["", "/abs", "a//b", "a/../b", "a/./b", "a/"] {
+            assert_eq!(validate_key(k).unwrap_err().kind(), ErrorKind::ConfigInvalid, "{k}");
+        }
+        assert!(validate_prefix("sessions/").is_ok());
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("../").is_err());
+    }
+}

@@ -1,0 +1,946 @@
+//! The environment file (TOML): what the runbooks run against.
+//!
+//! Discovery order: an explicit path (`--config FILE`), then `AGENTLAB_OPS_CONFIG`, then
+//! `./agentlab-ops.toml`. Unknown keys are errors. Every error names the file, the line and
+//! the field (`agentlab-ops.toml:7:10: slo[0].target: ...`). Secrets appear only as
+//! `${ENV_VAR}` references ([`SecretRef`]) and are resolved when the environment is built.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::{Secret, parse_env_ref};
+
+/// Name of the file looked for in the current directory.
+pub const DEFAULT_FILE: &str = "agentlab-ops.toml";
+/// Environment variable naming the config file.
+pub const CONFIG_ENV: &str = "AGENTLAB_OPS_CONFIG";
+
+/// The whole environment file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Name of the environment (`production`, `staging`...), shown in every report.
+    #[serde(default = "default_env_name")]
+    pub environment: String,
+    /// The HTTP service.
+    pub service: ServiceConfig,
+    /// Service level objectives.
+    #[serde(default, rename = "slo")]
+    pub slos: Vec<SloConfig>,
+    /// Where backups live.
+    #[serde(default)]
+    pub backups: Option<BackupsConfig>,
+    /// Hosts the service runs on.
+    #[serde(default)]
+    pub hosts: Vec<HostConfig>,
+    /// Escalation thresholds.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Notifications.
+    #[serde(default)]
+    pub notify: Option<NotifyConfig>,
+    /// The audit journal.
+    #[serde(default)]
+    pub journal: JournalConfig,
+    /// Handover details.
+    #[serde(default)]
+    pub handover: HandoverConfig,
+}
+
+fn default_env_name() -> String {
+    "default".to_string()
+}
+
+/// `[service]`: the Agent Lab HTTP service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// Base URL, e.g. `https://agent-lab.example.com`.
+    pub base_url: BaseUrl,
+    /// Path of the liveness endpoint.
+    #[serde(default = "d_health")]
+    pub health_path: String,
+    /// Path of the per-component endpoint.
+    #[serde(default = "d_detailed")]
+    pub detailed_health_path: String,
+    /// Path of the SLO JSON.
+    #[serde(default = "d_slo")]
+    pub slo_path: String,
+    /// Path of the metrics history JSON.
+    #[serde(default = "d_history")]
+    pub history_path: String,
+    /// Timeout of one HTTP request.
+    #[serde(default = "d_timeout")]
+    pub timeout: Dur,
+    /// Attempts for temporary failures (1 = no retry).
+    #[serde(default = "d_attempts")]
+    pub attempts: u32,
+    /// Optional bearer token sent to the service.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+}
+
+fn d_health() -> String {
+    "/health".into()
+}
+fn d_detailed() -> String {
+    "/health/detailed".into()
+}
+fn d_slo() -> String {
+    "/metrics/slo".into()
+}
+fn d_history() -> String {
+    "/metrics/history".into()
+}
+fn d_timeout() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+fn d_attempts() -> u32 {
+    3
+}
+
+/// `[[slo]]`: one service level objective.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SloConfig {
+    /// Name, matching the name in the service's SLO JSON.
+    pub name: String,
+    /// Target ratio of good events, strictly between 0 and 1 (e.g. 0.999).
+    pub target: Target,
+    /// The SLO period.
+    #[serde(default = "d_period")]
+    pub period: Dur,
+    /// Fewer events than this in the period makes the SLO `inconclusive`.
+    #[serde(default = "d_min_events")]
+    pub min_events: u64,
+}
+
+fn d_period() -> Dur {
+    Dur(Duration::from_secs(30 * 86_400))
+}
+fn d_min_events() -> u64 {
+    100
+}
+
+/// Which backup store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// A directory on the local filesystem.
+    Fs,
+    /// In memory (tests and demos).
+    Memory,
+}
+
+/// `[backups]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BackupsConfig {
+    /// Backend.
+    pub store: StoreKind,
+    /// Root directory (store = "fs").
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Datasets expected every night, each under `<dataset>/<YYYYMMDD>/`.
+    #[serde(default = "d_datasets")]
+    pub datasets: Vec<String>,
+}
+
+fn d_datasets() -> Vec<String> {
+    vec!["sessions".into(), "telemetry".into()]
+}
+
+/// `[[hosts]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// Short name used in reports.
+    pub name: String,
+    /// `local`, or `ssh://user@host:port` (SSH arrives with the SSH backend).
+    #[serde(default = "d_address")]
+    pub address: HostAddress,
+    /// Environment variables set for commands (local hosts).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Only these mount points count for disk usage (all real filesystems when empty).
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// Timeout of one command.
+    #[serde(default = "d_cmd_timeout")]
+    pub command_timeout: Dur,
+}
+
+impl HostConfig {
+    /// A host entry with defaults.
+    pub fn new(name: impl Into<String>, address: HostAddress) -> Self {
+        HostConfig {
+            name: name.into(),
+            address,
+            env: BTreeMap::new(),
+            mounts: Vec::new(),
+            command_timeout: d_cmd_timeout(),
+        }
+    }
+}
+
+impl SloConfig {
+    /// A 30-day objective.
+    pub fn new(name: impl Into<String>, target: f64) -> Self {
+        SloConfig {
+            name: name.into(),
+            target: Target(target),
+            period: d_period(),
+            min_events: d_min_events(),
+        }
+    }
+}
+
+impl BackupsConfig {
+    /// A store of this kind with the default datasets.
+    pub fn new(store: StoreKind, path: Option<PathBuf>) -> Self {
+        BackupsConfig {
+            store,
+            path,
+            datasets: d_datasets(),
+        }
+    }
+}
+
+fn d_address() -> HostAddress {
+    HostAddress::Local
+}
+fn d_cmd_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+
+/// `[thresholds]`: escalation criteria from the spec.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Thresholds {
+    /// Escalate when the error budget left falls below this fraction (spec: 50%).
+    #[serde(default = "d_budget")]
+    pub error_budget_min: Ratio,
+    /// Escalate when memory or any disk is used above this fraction (spec: 90%).
+    #[serde(default = "d_resource")]
+    pub resource_max: Ratio,
+    /// Escalate when the 5-minute load per CPU is above this (unset: not checked).
+    #[serde(default)]
+    pub load_per_cpu_max: Option<f64>,
+    /// Timeout of each morning-check step.
+    #[serde(default = "d_check_timeout")]
+    pub check_timeout: Dur,
+    /// Escalate when the health endpoint answers slower than this.
+    #[serde(default = "d_latency")]
+    pub health_latency_max: Dur,
+}
+
+fn d_budget() -> Ratio {
+    Ratio(0.5)
+}
+fn d_resource() -> Ratio {
+    Ratio(0.9)
+}
+fn d_check_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn d_latency() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            error_budget_min: d_budget(),
+            resource_max: d_resource(),
+            load_per_cpu_max: None,
+            check_timeout: d_check_timeout(),
+            health_latency_max: d_latency(),
+        }
+    }
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NotifyConfig {
+    /// Slack incoming webhook, as `${SLACK_WEBHOOK_URL}`.
+    pub slack_webhook_url: SecretRef,
+    /// Timeout of one notification.
+    #[serde(default = "d_timeout")]
+    pub timeout: Dur,
+}
+
+/// `[journal]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JournalConfig {
+    /// JSONL file; default `$AGENTLAB_OPS_JOURNAL`, else `$XDG_STATE_HOME/agentlab-ops/journal.jsonl`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Set to false to keep no journal.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// `[handover]`: the parts of the handover template no probe can know.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HandoverConfig {
+    /// Primary on-call: name and phone.
+    #[serde(default)]
+    pub primary: Option<String>,
+    /// Backup on-call: name and phone.
+    #[serde(default)]
+    pub backup: Option<String>,
+    /// Known outstanding items.
+    #[serde(default)]
+    pub outstanding: Vec<OutstandingItem>,
+    /// Tomorrow's schedule.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleItem>,
+}
+
+/// One outstanding item of the handover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutstandingItem {
+    /// What.
+    pub issue: String,
+    /// Status.
+    #[serde(default)]
+    pub status: String,
+    /// Owner.
+    #[serde(default)]
+    pub owner: String,
+    /// ETA.
+    #[serde(default)]
+    pub eta: String,
+}
+
+/// One schedule entry of the handover (maintenance window or release).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleItem {
+    /// What (`Maintenance 02:00-03:00`, `Release v1.4.0`).
+    pub what: String,
+    /// Purpose, impact, risk.
+    #[serde(default)]
+    pub detail: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated value types: validation happens during deserialisation so errors carry line + field.
+
+/// A duration written as `"500ms"`, `"5s"`, `"2m"`, `"1h"`, `"30d"` or a number of seconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl fmt::Debug for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+/// Parse `"500ms"`, `"5s"`, `"2m"`, `"1h"`, `"30d"`, `"1.5s"`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let idx = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(idx);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"500ms\", \"5s\", \"2m\""))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        u => return Err(format!("invalid duration unit {u:?} in {s:?} (ms, s, m, h, d)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `90s` → `"1m30s"`, `1500ms` → `"1.5s"`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        let s = d.as_secs_f64();
+        return if (s - s.round()).abs() < 1e-9 {
+            format!("{}s", s.round() as u64)
+        } else {
+            format!("{s:.1}s")
+        };
+    }
+    if secs % 86_400 == 0 {
+        return format!("{}d", secs / 86_400);
+    }
+    if secs % 3600 == 0 {
+        return format!("{}h", secs / 3600);
+    }
+    if secs < 3600 {
+        let (m, s) = (secs / 60, secs % 60);
+        return if s == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{s}s")
+        };
+    }
+    format!("{}h{}m", secs / 3600, (secs % 3600) / 60)
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(f64),
+            Str(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a duration such as \"5s\" or a number of seconds")
+        })? {
+            Raw::Num(n) if n >= 0.0 && n.is_finite() => Ok(Dur(Duration::from_secs_f64(n))),
+            Raw::Num(n) => Err(serde::de::Error::custom(format!("invalid duration {n}"))),
+            Raw::Str(s) => parse_duration(&s)
+                .map(Dur)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+/// A fraction in `[0, 1]`, also accepted as a percentage string (`"90%"`).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+pub struct Ratio(pub f64);
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(f64),
+            Str(String),
+        }
+        let v = match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a fraction such as 0.9 or a percentage \"90%\"")
+        })? {
+            Raw::Num(n) => n,
+            Raw::Str(s) => s
+                .trim()
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<f64>().ok())
+                .map(|p| p / 100.0)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!("invalid percentage {s:?}, expected \"90%\""))
+                })?,
+        };
+        if !(0.0..=1.0).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is out of range: a fraction must be between 0 and 1"
+            )));
+        }
+        Ok(Ratio(v))
+    }
+}
+
+/// An SLO target, strictly between 0 and 1.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+pub struct Target(pub f64);
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v > 0.0 && v < 1.0 {
+            Ok(Target(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "target {v} must be strictly between 0 and 1 (e.g. 0.999 for 99.9%)"
+            )))
+        }
+    }
+}
+
+/// An `http(s)://` base URL, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    /// Parse and validate.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let u = reqwest::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(format!("URL {s:?} must start with http:// or https://"));
+        }
+        if u.host_str().is_none() {
+            return Err(format!("URL {s:?} has no host"));
+        }
+        Ok(BaseUrl(s.trim_end_matches('/').to_string()))
+    }
+    /// The URL text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Join a path (`/health`).
+    pub fn join(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_string();
+        }
+        format!("{}/{}", self.0, path.trim_start_matches('/'))
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        BaseUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a host is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostAddress {
+    /// Commands run as local processes.
+    Local,
+    /// `ssh://user@host:port`.
+    Ssh {
+        /// Login user (None: the SSH default).
+        user: Option<String>,
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+impl HostAddress {
+    /// Parse `local` or `ssh://[user@]host[:port]`.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        if s == "local" || s == "localhost-process" {
+            return Ok(HostAddress::Local);
+        }
+        let rest = s
+            .strip_prefix("ssh://")
+            .ok_or_else(|| format!("invalid host address {s:?}: expected \"local\" or \"ssh://user@host:port\""))?;
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
+            Some(_) => return Err(format!("invalid host address {s:?}: empty user")),
+            None => (None, rest),
+        };
+        let hostport = hostport.trim_end_matches('/');
+        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+            // [v6]:port
+            let (h, p) = h
+                .split_once(']')
+                .ok_or_else(|| format!("invalid host address {s:?}"))?;
+            (h.to_string(), p.strip_prefix(':').unwrap_or(""))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p),
+                None => (hostport.to_string(), ""),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("invalid host address {s:?}: no host"));
+        }
+        let port = if port.is_empty() {
+            22
+        } else {
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("invalid port {port:?} in host address {s:?}"))?
+        };
+        Ok(HostAddress::Ssh { user, host, port })
+    }
+}
+
+impl fmt::Display for HostAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostAddress::Local => f.write_str("local"),
+            HostAddress::Ssh { user, host, port } => {
+                f.write_str("ssh://")?;
+                if let Some(u) = user {
+                    write!(f, "{u}@")?;
+                }
+                if host.contains(':') {
+                    write!(f, "[{host}]:{port}")
+                } else {
+                    write!(f, "{host}:{port}")
+                }
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HostAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HostAddress::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for HostAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A reference to a secret in the environment: `${NAME}`. Inline values are rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    name: String,
+}
+
+impl SecretRef {
+    /// A reference to the environment variable `name`.
+    pub fn env(name: impl Into<String>) -> Self {
+        SecretRef { name: name.into() }
+    }
+    /// The variable name.
+    pub fn var(&self) -> &str {
+        &self.name
+    }
+    /// Read the variable now.
+    pub fn resolve(&self, field: &str) -> Result<Secret> {
+        Secret::from_env_ref(&format!("${{{}}}", self.name))
+            .map_err(|m| Error::config(format!("{field}: {m}")).with_operation("config.secret"))
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match parse_env_ref(&s) {
+            Some(name) => Ok(SecretRef {
+                name: name.to_string(),
+            }),
+            // Never echo the value: it may be the secret itself.
+            None => Err(serde::de::Error::custom(
+                "secrets must be written as a ${ENV_VAR} reference, never inline",
+            )),
+        }
+    }
+}
+
+impl Serialize for SecretRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("${{{}}}", self.name))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+impl Config {
+    /// A config with every default, for a service at `base_url` (used by builders and tests).
+    pub fn new(base_url: BaseUrl) -> Config {
+        Config {
+            environment: default_env_name(),
+            service: ServiceConfig {
+                base_url,
+                health_path: d_health(),
+                detailed_health_path: d_detailed(),
+                slo_path: d_slo(),
+                history_path: d_history(),
+                timeout: d_timeout(),
+                attempts: d_attempts(),
+                token: None,
+            },
+            slos: Vec::new(),
+            backups: None,
+            hosts: Vec::new(),
+            thresholds: Thresholds::default(),
+            notify: None,
+            journal: JournalConfig::default(),
+            handover: HandoverConfig::default(),
+        }
+    }
+
+    /// Parse TOML text; `origin` names the file in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config> {
+        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(origin, text, "", &e))?;
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            toml_error(origin, text, &path, e.inner())
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Read and parse a file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::ConfigInvalid
+            };
+            Error::new(kind, format!("{origin}: cannot read config file: {e}"))
+                .with_operation("config.load")
+                .with_source(e)
+        })?;
+        Config::from_toml_str(&text, &origin)
+    }
+
+    /// Find the config file: `explicit`, then `$AGENTLAB_OPS_CONFIG`, then `./agentlab-ops.toml`.
+    /// `Ok(None)` when none is given and the default file does not exist.
+    pub fn discover(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
+        let named = explicit
+            .map(|p| (p.to_path_buf(), "--config"))
+            .or_else(|| {
+                std::env::var_os(CONFIG_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (PathBuf::from(v), CONFIG_ENV))
+            });
+        if let Some((p, from)) = named {
+            if !p.is_file() {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{}: config file not found (from {from})", p.display()),
+                )
+                .with_operation("config.discover"));
+            }
+            return Ok(Some(p));
+        }
+        let local = PathBuf::from(DEFAULT_FILE);
+        Ok(local.is_file().then_some(local))
+    }
+
+    /// Load the discovered config, if any.
+    pub fn load(explicit: Option<&Path>) -> Result<Option<Config>> {
+        Config::discover(explicit)?
+            .map(|p| Config::from_file(&p))
+            .transpose()
+    }
+
+    /// Cross-field checks that serde cannot express.
+    fn validate(&self, origin: &str) -> Result<()> {
+        let err = |field: String, msg: String| {
+            Err(Error::config(format!("{origin}: {field}: {msg}")).with_operation("config.load"))
+        };
+        let mut names = std::collections::HashSet::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            if h.name.trim().is_empty() {
+                return err(format!("hosts[{i}].name"), "must not be empty".into());
+            }
+            if !names.insert(h.name.as_str()) {
+                return err(
+                    format!("hosts[{i}].name"),
+                    format!("duplicate host name {:?}", h.name),
+                );
+            }
+        }
+        let mut slo_names = std::collections::HashSet::new();
+        for (i, s) in self.slos.iter().enumerate() {
+            if !slo_names.insert(s.name.as_str()) {
+                return err(
+                    format!("slo[{i}].name"),
+                    format!("duplicate SLO name {:?}", s.name),
+                );
+            }
+            if s.period.0 < Duration::from_secs(3600) {
+                return err(
+                    format!("slo[{i}].period"),
+                    "an SLO period shorter than 1h makes no sense".into(),
+                );
+            }
+        }
+        if let Some(b) = &self.backups {
+            if b.store == StoreKind::Fs && b.path.is_none() {
+                return err(
+                    "backups.path".into(),
+                    "required when store = \"fs\"".into(),
+                );
+            }
+            for (i, d) in b.datasets.iter().enumerate() {
+                if d.is_empty() || d.contains('/') || d.contains("..") {
+                    return err(
+                        format!("backups.datasets[{i}]"),
+                        format!("invalid dataset name {d:?}"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Journal path from config, `$AGENTLAB_OPS_JOURNAL`, or the XDG state directory.
+    pub fn journal_path(&self) -> Option<PathBuf> {
+        if self.journal.disabled {
+            return None;
+        }
+        self.journal.path.clone().or_else(default_journal_path)
+    }
+}
+
+/// `$AGENTLAB_OPS_JOURNAL`, else `$XDG_STATE_HOME/agentlab-ops/journal.jsonl`, else
+/// `~/.local/state/agentlab-ops/journal.jsonl`.
+pub fn default_journal_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AGENTLAB_OPS_JOURNAL").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("agentlab-ops").join("journal.jsonl"))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |i| offset - i - 1) + 1;
+    (line, col)
+}
+
+fn toml_error(origin: &str, text: &str, path: &str, e: &toml::de::Error) -> Error {
+    let loc = match e.span() {
+        Some(span) => {
+            let (l, c) = line_col(text, span.start);
+            format!("{origin}:{l}:{c}")
+        }
+        None => origin.to_string(),
+    };
+    let msg = e.message().trim().replace('\n', " ");
+    // `?` is what serde_path_to_error prints for an empty path.
+    let field = if path.is_empty() || path == "." || path == "?" {
+        String::new()
+    } else {
+        format!("{path}: ")
+    };
+    Error::config(format!("{loc}: {field}{msg}")).with_operation("config.load")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[service]\nbase_url = \"http://127.0.0.1:8080\"\n";
+
+    #[test]
+    fn minimal_config_has_spec_defaults() {
+        let c = Config::from_toml_str(MINIMAL, "x.toml").unwrap();
+        assert_eq!(c.service.health_path, "/health");
+        assert_eq!(c.thresholds.error_budget_min.0, 0.5);
+        assert_eq!(c.thresholds.resource_max.0, 0.9);
+        assert_eq!(c.service.base_url.join("/health"), "http://127.0.0.1:8080/health");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = format!("{MINIMAL}colour = \"blue\"\n");
+        let e = Config::from_toml_str(&text, "env.toml").unwrap_err();
+        let m = e.to_string();
+        assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+        assert!(m.contains("env.toml:3:1"), "{m}");
+        assert!(m.contains("colour"), "{m}");
+        assert!(!m.contains('\n'));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_path() {
+        let text = format!("{MINIMAL}\n[[slo]]\nname = \"availability\"\ntarget = \"high\"\n");
+        let m = Config::from_toml_str(&text, "env.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("env.toml:6:"), "{m}");
+        assert!(m.contains("slo[0].target"), "{m}");
+    }
+
+    #[test]
+    fn nested_unknown_key() {
+        let text = "[service]\nbase_url = \"http://x\"\nhealth_pth = \"/h\"\n";
+        let m = Config::from_toml_str(text, "e.toml").unwrap_err().to_string();
+        assert!(m.contains("e.toml:3:1"), "{m}");
+        assert!(m.contains("health_pth"), "{m}");
+    }
+
+    #[test]
+    fn inline_secret_is_rejected_without_echo() {
+        let text = format!("{MINIMAL}[notify]\nslack_webhook_url = \"https://hooks.example/T000/SECRETVALUE\"\n");
+        let m = Config::from_toml_str(&text, "e.toml").unwrap_err().to_string();
+        assert!(m.contains("notify.slack_webhook_url"), "{m}");
+        assert!(m.contains("${ENV_VAR}"), "{m}");
+        assert!(!m.contains("SECRETVALUE"), "{m}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for (snippet, field) in [
+            ("[[slo]]\nname = \"a\"\ntarget = 1.5\n", "slo[0].target"),
+            ("[thresholds]\nresource_max = \"95\"\n", "thresholds.resource_max"),
+            ("[thresholds]\ncheck_timeout = \"5 parsecs\"\n", "thresholds.check_timeout"),
+            ("[[hosts]]\nname = \"a\"\naddress = \"telnet://x\"\n", "hosts[0].address"),
+            ("[backups]\nstore = \"fs\"\n", "backups.path"),
+        ] {
+            let m = Config::from_toml_str(&format!("{MINIMAL}{snippet}"), "e.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(m.contains(field), "{snippet}: {m}");
+        }
+    }
+
+    #[test]
+    fn host_addresses() {
+        assert_eq!(
+            HostAddress::parse("ssh://deploy@10.0.0.5:2222").unwrap(),
+            HostAddress::Ssh {
+                user: Some("deploy".into()),
+                host: "10.0.0.5".into(),
+                port: 2222
+            }
+        );
+        assert_eq!(
+            HostAddress::parse("ssh://web1").unwrap().to_string(),
+            "ssh://web1:22"
+        );
+        assert!(HostAddress::parse("ssh://u@h:0").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn missing_file_is_not_found() {
+        let e = Config::discover(Some(Path::new("/nonexistent/agentlab-ops.toml"))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("/nonexistent/agentlab-ops.toml"));
+    }
+}

@@ -1,0 +1,207 @@
+//! A scripted host: canned outputs per command, recorded calls, injected faults.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::double::{CallLog, Faults};
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::{Cmd, CmdOutput, RemoteHost};
+
+/// A host that answers from a script. A command not scripted fails with `not_found`, like a
+/// program missing on a real host; `echo` and `true`/`false` work without scripting.
+#[derive(Debug, Clone)]
+pub struct MemoryHost {
+    name: String,
+    exact: Arc<Mutex<HashMap<Vec<String>, CmdOutput>>>,
+    by_program: Arc<Mutex<HashMap<String, CmdOutput>>>,
+    /// Commands run, in order.
+    pub calls: CallLog<Cmd>,
+    /// Inject failures and delays (a delay past a command's timeout gives `timeout`).
+    pub faults: Faults,
+    default_timeout: Duration,
+}
+
+fn out(status: i32, stdout: impl Into<String>) -> CmdOutput {
+    CmdOutput {
+        status: Some(status),
+        stdout: stdout.into(),
+        stderr: String::new(),
+        duration: Duration::from_millis(1),
+    }
+}
+
+impl MemoryHost {
+    /// An empty host.
+    pub fn new(name: impl Into<String>) -> Self {
+        MemoryHost {
+            name: name.into(),
+            exact: Arc::default(),
+            by_program: Arc::default(),
+            calls: CallLog::default(),
+            faults: Faults::default(),
+            default_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Answer this exact command line.
+    pub fn respond(&self, program: &str, args: &[&str], status: i32, stdout: &str) -> &Self {
+        let key: Vec<String> = std::iter::once(program)
+            .chain(args.iter().copied())
+            .map(str::to_string)
+            .collect();
+        self.exact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, out(status, stdout));
+        self
+    }
+
+    /// Answer any invocation of `program`.
+    pub fn respond_any(&self, program: &str, status: i32, stdout: &str) -> &Self {
+        self.by_program
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(program.to_string(), out(status, stdout));
+        self
+    }
+
+    /// Script `uptime`, `free -b`, `df -P -B1` and `nproc` for the given usage:
+    /// 5-minute load, memory used fraction, and `(mount, used fraction)` per disk.
+    pub fn with_resources(self, load: f64, mem_used: f64, disks: &[(&str, f64)]) -> Self {
+        self.respond(
+            "uptime",
+            &[],
+            0,
+            &format!(" 09:00:00 up 12 days,  3:04,  1 user,  load average: {load:.2}, {load:.2}, {load:.2}\n"),
+        );
+        let total: u64 = 16 * 1024 * 1024 * 1024;
+        let used = (total as f64 * mem_used) as u64;
+        self.respond(
+            "free",
+            &["-b"],
+            0,
+            &format!(
+                "               total        used        free      shared  buff/cache   available\nMem:   {total} {used} {} 0 0 {}\nSwap:  0 0 0\n",
+                total - used,
+                total - used
+            ),
+        );
+        let mut df = String::from("Filesystem 1-blocks Used Available Capacity Mounted on\n");
+        for (i, (mount, frac)) in disks.iter().enumerate() {
+            let size: u64 = 100 * 1024 * 1024 * 1024;
+            let u = (size as f64 * frac) as u64;
+            df.push_str(&format!("/dev/vd{} {size} {u} {} {:.0}% {mount}\n", (b'a' + i as u8) as char, size - u, frac * 100.0));
+        }
+        self.respond("df", &["-P", "-B1"], 0, &df);
+        self.respond("nproc", &[], 0, "4\n");
+        self
+    }
+
+    /// Default timeout of a command.
+    pub fn with_timeout(mut self, t: Duration) -> Self {
+        self.default_timeout = t;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl RemoteHost for MemoryHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn address(&self) -> String {
+        format!("memory:{}", self.name)
+    }
+    async fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
+        self.calls.push(cmd.clone());
+        let ctx = |e: Error| {
+            e.with_operation("host.run")
+                .with_context("host", self.name.clone())
+                .with_context("program", cmd.program.clone())
+        };
+        let timeout = cmd.timeout.unwrap_or(self.default_timeout);
+        match tokio::time::timeout(timeout, self.faults.apply("host.run")).await {
+            Ok(r) => r.map_err(ctx)?,
+            Err(_) => {
+                return Err(ctx(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{} did not finish within {}",
+                        cmd.program,
+                        crate::config::format_duration(timeout)
+                    ),
+                )));
+            }
+        }
+        let key: Vec<String> = std::iter::once(cmd.program.clone())
+            .chain(cmd.args.iter().cloned())
+            .collect();
+        if let Some(o) = self.exact.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(o.clone());
+        }
+        if let Some(o) = self
+            .by_program
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cmd.program)
+        {
+            return Ok(o.clone());
+        }
+        match cmd.program.as_str() {
+            "echo" => Ok(out(0, format!("{}\n", cmd.args.join(" ")))),
+            "true" => Ok(out(0, "")),
+            "false" => Ok(out(1, "")),
+            "printf" if !cmd.args.is_empty() => Ok(out(0, printf(&cmd.args[0], &cmd.args[1..]))),
+            "sleep" => {
+                let secs: f64 = cmd.args.first().and_then(|a| a.parse().ok()).unwrap_or(0.0);
+                match tokio::time::timeout(timeout, tokio::time::sleep(Duration::from_secs_f64(secs))).await {
+                    Ok(()) => Ok(out(0, "")),
+                    Err(_) => Err(ctx(Error::new(ErrorKind::Timeout, format!("sleep did not finish within {}", crate::config::format_duration(timeout))))),
+                }
+            }
+            p => Err(ctx(Error::new(ErrorKind::NotFound, format!("{p}: command not found")))),
+        }
+    }
+}
+
+/// The subset of printf(1) the double emulates: `%s`, `%%` and the escapes `\n`, `\t`, `\\`; the format
+/// is reused while arguments remain, as printf does.
+fn printf(format: &str, args: &[String]) -> String {
+    let mut outp = String::new();
+    let mut i = 0;
+    loop {
+        let mut chars = format.chars().peekable();
+        let mut used = false;
+        while let Some(c) = chars.next() {
+            match (c, chars.peek().copied()) {
+                ('%', Some('s')) => {
+                    chars.next();
+                    outp.push_str(args.get(i).map_or("", String::as_str));
+                    i += 1;
+                    used = true;
+                }
+                ('%', Some('%')) => {
+                    chars.next();
+                    outp.push('%');
+                }
+                ('\\', Some('n')) => {
+                    chars.next();
+                    outp.push('\n');
+                }
+                ('\\', Some('t')) => {
+                    chars.next();
+                    outp.push('\t');
+                }
+                ('\\', Some('\\')) => {
+                    chars.next();
+                    outp.push('\\');
+                }
+                _ => outp.push(c),
+            }
+        }
+        if !used || i >= args.len() {
+            return outp;
+        }
+    }
+}

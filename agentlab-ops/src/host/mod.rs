@@ -1,0 +1,216 @@
+//! `RemoteHost`: run programs on the machines the service lives on.
+//!
+//! A command is a program and its arguments — never a shell string built by concatenation.
+//! Backends: [`LocalHost`] (local processes), [`MemoryHost`] (scripted answers, recorded
+//! calls); SSH arrives with its own backend. [`resource_usage`] runs `uptime`, `free -b` and
+//! `df -P -B1` concurrently and parses them into a typed [`ResourceUsage`].
+
+mod local;
+mod memory;
+pub mod parse;
+
+pub use local::LocalHost;
+pub use memory::MemoryHost;
+pub use parse::{DiskUsage, LoadAverage, MemoryUsage, Uptime};
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A program with arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cmd {
+    /// Program name or path.
+    pub program: String,
+    /// Arguments, passed verbatim.
+    pub args: Vec<String>,
+    /// Timeout; the backend's default when None.
+    pub timeout: Option<Duration>,
+}
+
+impl Cmd {
+    /// `program` without arguments.
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            timeout: None,
+        }
+    }
+    /// Add one argument.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    /// Add arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    /// Set the timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+    /// `program arg arg` for display (not for execution).
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .map(|s| {
+                if s.is_empty() || s.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>()*?".contains(c)) {
+                    format!("'{}'", s.replace('\'', "'\\''"))
+                } else {
+                    s.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// What a command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CmdOutput {
+    /// Exit code; None when killed by a signal.
+    pub status: Option<i32>,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl CmdOutput {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+    /// `Ok(self)` on success, else an error with the exit code and the end of stderr.
+    pub fn check(self, host: &str, cmd: &Cmd) -> Result<Self> {
+        if self.success() {
+            return Ok(self);
+        }
+        let tail: String = {
+            let t = self.stderr.trim();
+            let start = t.len().saturating_sub(200);
+            let mut s = start;
+            while !t.is_char_boundary(s) {
+                s += 1;
+            }
+            t[s..].to_string()
+        };
+        let code = self.status.map_or("a signal".to_string(), |c| format!("exit code {c}"));
+        Err(Error::new(
+            ErrorKind::Unexpected,
+            format!("{} ended with {code}{}", cmd.program, if tail.is_empty() { String::new() } else { format!(": {tail}") }),
+        )
+        .with_operation("host.run")
+        .with_context("host", host.to_string()))
+    }
+}
+
+/// A machine that runs commands.
+///
+/// Contract (checked by the conformance suite in [`crate::testing`]): `run` returns `Ok` with
+/// the exit code for any program that started, whatever its exit code; arguments reach the
+/// program verbatim (no shell interpretation); a program that does not exist fails with kind
+/// `not_found`; a command past its timeout is stopped and fails with kind `timeout`; errors name
+/// the host in their context.
+#[async_trait::async_trait]
+pub trait RemoteHost: Send + Sync + Debug {
+    /// Short name (`web-1`).
+    fn name(&self) -> &str;
+    /// Where it is (`local`, `ssh://deploy@web-1:22`).
+    fn address(&self) -> String;
+    /// Run a command.
+    async fn run(&self, cmd: &Cmd) -> Result<CmdOutput>;
+    /// Release connections. Idempotent.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: RemoteHost + ?Sized> RemoteHost for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn address(&self) -> String {
+        (**self).address()
+    }
+    async fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
+        (**self).run(cmd).await
+    }
+    async fn close(&self) -> Result<()> {
+        (**self).close().await
+    }
+}
+
+/// Resource usage of a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    /// Host name.
+    pub host: String,
+    /// Uptime and load.
+    pub uptime: Uptime,
+    /// CPUs (`nproc`), when known.
+    pub cpus: Option<u32>,
+    /// Memory.
+    pub memory: MemoryUsage,
+    /// Disks (filtered to the configured mounts when any).
+    pub disks: Vec<DiskUsage>,
+}
+
+/// Run `uptime`, `free -b`, `df -P -B1` and `nproc` concurrently and parse them.
+/// `mounts`: keep only these mount points (all when empty).
+pub async fn resource_usage(host: &dyn RemoteHost, mounts: &[String]) -> Result<ResourceUsage> {
+    let name = host.name().to_string();
+    let run = |cmd: Cmd| {
+        let name = name.clone();
+        async move {
+            let out = host.run(&cmd).await?;
+            out.check(&name, &cmd)
+        }
+    };
+    let (up, free, df, nproc) = futures::join!(
+        run(Cmd::new("uptime")),
+        run(Cmd::new("free").arg("-b")),
+        run(Cmd::new("df").args(["-P", "-B1"])),
+        run(Cmd::new("nproc")),
+    );
+    let ctx = |e: Error| e.with_context("host", name.clone());
+    let uptime = parse::parse_uptime(&up.map_err(ctx)?.stdout).map_err(ctx)?;
+    let memory = parse::parse_free(&free.map_err(ctx)?.stdout).map_err(ctx)?;
+    let mut disks = parse::parse_df(&df.map_err(ctx)?.stdout).map_err(ctx)?;
+    if !mounts.is_empty() {
+        disks.retain(|d| mounts.contains(&d.mount));
+    }
+    let cpus = nproc.ok().and_then(|o| o.stdout.trim().parse().ok());
+    Ok(ResourceUsage {
+        host: name.clone(),
+        uptime,
+        cpus,
+        memory,
+        disks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_what_a_shell_would_mangle() {
+        let c = Cmd::new("echo").args(["a b", "$(id)", "it's", "plain"]);
+        assert_eq!(c.display(), "echo 'a b' '$(id)' 'it'\\''s' plain");
+    }
+}

@@ -1,0 +1,67 @@
+//! # agentlab-ops
+//!
+//! Agent Lab's operational runbooks as typed, tested, composable code.
+//!
+//! Runbooks (`morning_check`, `handover`, ...) are procedures over small async traits with real
+//! and in-memory backends — [`HealthProbe`], [`SloSource`] + [`SloEvaluator`], [`BackupStore`],
+//! [`RemoteHost`], [`Notifier`] — run through a step recorder ([`Run`]) that times every step,
+//! plans changes under dry-run, undoes changes on failure or Ctrl-C, scrubs secrets and journals
+//! the run. Every runbook returns a [`Report`] with a [`Verdict`].
+//!
+//! ```no_run
+//! use agentlab_ops::{Config, Environment, runbook::{MorningOptions, morning_check}};
+//! # async fn demo() -> agentlab_ops::Result<()> {
+//! let config = Config::from_file("agentlab-ops.toml".as_ref())?;
+//! let env = Environment::from_config(config)?;
+//! let report = morning_check(&env, &MorningOptions::default()).await;
+//! println!("{}", report.to_text(false));
+//! std::process::exit(report.verdict.exit_code());
+//! # }
+//! ```
+//!
+//! Testing your own procedure against doubles:
+//!
+//! ```
+//! use agentlab_ops::{Environment, MemoryHost, MemoryProbe, runbook::{MorningOptions, morning_check}};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let probe = MemoryProbe::new();
+//! probe.respond_json("/health", serde_json::json!({"status": "ok"}));
+//! probe.respond_json("/health/detailed", serde_json::json!({"status": "ok", "components": {"db": "ok"}}));
+//! let host = MemoryHost::new("web-1").with_resources(0.3, 0.5, &[("/", 0.95)]);
+//! let env = Environment::builder("test").probe(probe).host(host).build();
+//! let report = morning_check(&env, &MorningOptions::default()).await;
+//! assert!(report.escalations.iter().any(|e| e.subject == "web-1:/"));
+//! # }
+//! ```
+
+pub mod backup;
+pub mod config;
+mod double;
+pub mod environment;
+pub mod error;
+pub mod host;
+pub mod journal;
+pub mod notify;
+pub mod probe;
+pub mod report;
+pub mod retry;
+pub mod runbook;
+pub mod sandbox;
+pub mod secret;
+pub mod slo;
+pub mod testing;
+
+pub use backup::{BackupStore, BackupStoreExt, FsBackupStore, MemoryBackupStore, ObjectMeta};
+pub use config::Config;
+pub use double::{CallLog, Faults};
+pub use environment::{Environment, EnvironmentBuilder, HostEntry};
+pub use error::{Error, ErrorKind, Result};
+pub use host::{Cmd, CmdOutput, LocalHost, MemoryHost, RemoteHost, ResourceUsage};
+pub use journal::{Journal, JournalStats};
+pub use notify::{MemoryNotifier, Notifier, SlackNotifier};
+pub use probe::{HealthProbe, HttpProbe, MemoryProbe};
+pub use report::{Check, Escalation, Finding, Format, Outcome, Report, Severity, Verdict};
+pub use runbook::run::{CancelToken, Run, RunOptions};
+pub use sandbox::{Sandbox, Scenario};
+pub use secret::Secret;
+pub use slo::{MemorySloSource, SloEvaluator, SloSource, SloSpec, SloStatus, Zone};

@@ -1,0 +1,115 @@
+//! `Notifier`: tell people (Slack incoming webhook, memory double).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::double::{CallLog, Faults};
+use crate::error::{Error, ErrorKind, Result};
+use crate::retry::{RetryPolicy, retry};
+use crate::secret::Secret;
+
+/// Sends a message to humans.
+///
+/// Contract: a failed notification is an error the caller reports as a warning; it must never
+/// fail a runbook on its own. Errors never contain the webhook URL.
+#[async_trait::async_trait]
+pub trait Notifier: Send + Sync + Debug {
+    /// Where messages go, without secrets (`slack`).
+    fn describe(&self) -> String;
+    /// Send a text message (Slack mrkdwn).
+    async fn notify(&self, text: &str) -> Result<()>;
+}
+
+#[async_trait::async_trait]
+impl<T: Notifier + ?Sized> Notifier for Arc<T> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    async fn notify(&self, text: &str) -> Result<()> {
+        (**self).notify(text).await
+    }
+}
+
+/// Slack incoming webhook: POST `{"text": ...}`.
+#[derive(Debug, Clone)]
+pub struct SlackNotifier {
+    client: reqwest::Client,
+    url: Secret,
+    policy: RetryPolicy,
+}
+
+impl SlackNotifier {
+    /// Post to this webhook.
+    pub fn new(url: Secret, timeout: Duration) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("HTTP client: {e}")))?;
+        Ok(SlackNotifier {
+            client,
+            url,
+            policy: RetryPolicy::new(3, timeout),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for SlackNotifier {
+    fn describe(&self) -> String {
+        format!("slack ({})", self.url.origin())
+    }
+    async fn notify(&self, text: &str) -> Result<()> {
+        let body = serde_json::json!({ "text": text });
+        retry(&self.policy, "notify.slack", || async {
+            let r = self
+                .client
+                .post(self.url.expose())
+                .json(&body)
+                .send()
+                .await
+                // Never the reqwest message: it contains the webhook URL.
+                .map_err(|e| {
+                    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
+                    Error::new(kind, "cannot reach the Slack webhook").set_temporary(true)
+                })?;
+            let status = r.status().as_u16();
+            match status {
+                200..=299 => Ok(()),
+                429 => Err(Error::new(ErrorKind::RateLimited, "Slack rate limit (HTTP 429)")),
+                500..=599 => Err(Error::new(ErrorKind::Unavailable, format!("Slack answered HTTP {status}"))),
+                404 | 410 => Err(Error::new(ErrorKind::NotFound, format!("webhook rejected (HTTP {status}): revoked or wrong"))),
+                403 => Err(Error::new(ErrorKind::PermissionDenied, "webhook rejected (HTTP 403)")),
+                _ => Err(Error::new(ErrorKind::InvalidResponse, format!("Slack answered HTTP {status}"))),
+            }
+        })
+        .await
+    }
+}
+
+/// Records messages instead of sending them.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryNotifier {
+    /// Messages sent.
+    pub sent: CallLog<String>,
+    /// Inject failures and delays.
+    pub faults: Faults,
+}
+
+impl MemoryNotifier {
+    /// A new notifier.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for MemoryNotifier {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+    async fn notify(&self, text: &str) -> Result<()> {
+        self.faults.apply("notify.send").await?;
+        self.sent.push(text.to_string());
+        Ok(())
+    }
+}

@@ -1,0 +1,395 @@
+//! The spec's **Morning Health Check**: health, SLO status, last night's backups and the
+//! resource usage of every host — all concurrently, each with its own timeout, so the wall
+//! time is that of the slowest check and one failing check never hides the others.
+//!
+//! Escalation criteria (spec): any SLO red, error budget below 50%, failed or missing backups,
+//! any resource above 90% — thresholds from `[thresholds]`. Also escalated: an unhealthy or
+//! unreachable service, an unreachable host, and an SLO that cannot be judged (no data is never
+//! green).
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{BackupStoreExt, PrefixSummary, day_prefix};
+use crate::environment::{Environment, HostEntry};
+use crate::error::Result;
+use crate::host::{ResourceUsage, resource_usage};
+use crate::probe::{HealthStatus, assess};
+use crate::report::{Outcome, Report};
+use crate::runbook::run::{Checked, Run, RunOptions};
+use crate::slo::{SloStatus, Zone};
+
+/// Options of the morning check.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct MorningOptions {
+    /// Backup date to look for (default: today, UTC).
+    pub date: Option<NaiveDate>,
+    /// Run options (dry-run, cancellation).
+    pub run: RunOptions,
+}
+
+impl MorningOptions {
+    /// Look for backups of this date.
+    pub fn date(mut self, d: NaiveDate) -> Self {
+        self.date = Some(d);
+        self
+    }
+    /// Set run options.
+    pub fn run(mut self, r: RunOptions) -> Self {
+        self.run = r;
+        self
+    }
+}
+
+/// Backups of one dataset for the day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetBackup {
+    /// Dataset.
+    pub dataset: String,
+    /// `YYYYMMDD`.
+    pub date: String,
+    /// Objects found.
+    pub objects: u64,
+    /// Bytes found.
+    pub bytes: u64,
+    /// At least one object.
+    pub present: bool,
+}
+
+/// One host's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostResult {
+    /// Host name.
+    pub host: String,
+    /// Usage, when it could be read.
+    pub usage: Option<ResourceUsage>,
+    /// Why not.
+    pub error: Option<String>,
+}
+
+/// The typed payload of the morning report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MorningPayload {
+    /// `/health`.
+    pub health: Option<HealthStatus>,
+    /// `/health/detailed`.
+    pub detailed: Option<HealthStatus>,
+    /// SLOs.
+    pub slos: Vec<SloStatus>,
+    /// Burn-rate alerts firing now.
+    pub active_alerts: usize,
+    /// Backups per dataset.
+    pub backups: Vec<DatasetBackup>,
+    /// Hosts.
+    pub hosts: Vec<HostResult>,
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// Run the morning check.
+pub async fn morning_check(env: &Environment, opts: &MorningOptions) -> Report {
+    let date = opts.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    env.execute("morning_check", &opts.run, |run| async move {
+        let t = Some(env.config.thresholds.check_timeout.0);
+        let (health, detailed, slos, backups, hosts) = futures::join!(
+            health_check(env, &run, "health", false, t),
+            health_check(env, &run, "health_detailed", true, t),
+            slo_check(env, &run, t),
+            backup_check(env, &run, date, t),
+            join_all(env.hosts.iter().map(|h| host_check(env, &run, h, t))),
+        );
+        let active_alerts = slos
+            .iter()
+            .map(|s| s.alerts.iter().filter(|a| a.firing).count())
+            .sum();
+        let payload = MorningPayload {
+            health,
+            detailed,
+            slos,
+            active_alerts,
+            backups,
+            hosts,
+        };
+        Ok(serde_json::to_value(payload).unwrap_or_default())
+    })
+    .await
+}
+
+async fn health_check(
+    env: &Environment,
+    run: &Run,
+    name: &str,
+    detailed: bool,
+    t: Option<Duration>,
+) -> Option<HealthStatus> {
+    let path = if detailed {
+        &env.config.service.detailed_health_path
+    } else {
+        &env.config.service.health_path
+    };
+    let max_latency = env.config.thresholds.health_latency_max.0;
+    let r = run
+        .check(name, t, async {
+            let resp = env.probe.get(path).await?;
+            let h = assess(&resp, detailed);
+            let retried = if resp.attempts > 1 {
+                format!(" after {} attempts", resp.attempts)
+            } else {
+                String::new()
+            };
+            let c = if h.healthy {
+                Checked::pass(
+                    h.clone(),
+                    format!("HTTP {} in {} ms{retried}{}", h.http_status, h.latency_ms,
+                        if h.components.is_empty() { String::new() } else { format!(", {} components ok", h.components.len()) }),
+                )
+            } else {
+                Checked::with(h.clone(), Outcome::Fail, h.problems.join("; "))
+            };
+            Ok(c)
+        })
+        .await;
+    match r {
+        Ok(h) => {
+            if !h.healthy {
+                let failing: Vec<_> = h.components.iter().filter(|c| !c.healthy).collect();
+                for c in &failing {
+                    run.escalate(
+                        "component_unhealthy",
+                        c.name.clone(),
+                        c.status.clone(),
+                        "ok",
+                        format!("component {} is {}{}", c.name, c.status,
+                            c.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()),
+                    );
+                }
+                let other: Vec<&String> = h.problems.iter().filter(|p| !p.starts_with("component ")).collect();
+                if !other.is_empty() || failing.is_empty() {
+                    run.escalate(
+                        "service_unhealthy",
+                        path.clone(),
+                        other.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "),
+                        "HTTP 2xx with a healthy status",
+                        format!("{path} reports the service unhealthy"),
+                    );
+                }
+            } else if Duration::from_millis(h.latency_ms) > max_latency {
+                run.escalate(
+                    "health_slow",
+                    path.clone(),
+                    format!("{} ms", h.latency_ms),
+                    format!("{} ms", max_latency.as_millis()),
+                    format!("{path} answered slowly"),
+                );
+            }
+            Some(h)
+        }
+        Err(e) => {
+            run.escalate(
+                "service_unreachable",
+                path.clone(),
+                e.to_string(),
+                "an answer",
+                format!("{path} could not be checked"),
+            );
+            None
+        }
+    }
+}
+
+async fn slo_check(env: &Environment, run: &Run, t: Option<Duration>) -> Vec<SloStatus> {
+    let min_budget = env.config.thresholds.error_budget_min.0;
+    let r = run
+        .check("slo", t, async {
+            let data = env.slo_source.fetch().await?;
+            let statuses = env.slo_evaluator().evaluate(&data);
+            let worst = statuses.iter().map(|s| match s.zone {
+                Zone::Green => Outcome::Pass,
+                Zone::Yellow => Outcome::Warn,
+                Zone::Inconclusive => Outcome::Inconclusive,
+                Zone::Red => Outcome::Fail,
+            });
+            let outcome = if statuses.is_empty() {
+                Outcome::Inconclusive
+            } else {
+                worst.max().unwrap_or(Outcome::Pass)
+            };
+            let summary = if statuses.is_empty() {
+                "the SLO source reports no objectives".to_string()
+            } else {
+                statuses
+                    .iter()
+                    .map(|s| format!("{} {} ({})", s.name, s.zone.as_str(), s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            Ok(Checked::with(statuses, outcome, summary))
+        })
+        .await;
+    match r {
+        Ok(statuses) => {
+            if statuses.is_empty() {
+                run.escalate("slo_inconclusive", "slo", "no objectives", "at least one", "no SLO could be evaluated");
+            }
+            for s in &statuses {
+                match s.zone {
+                    Zone::Red => run.escalate(
+                        "slo_red",
+                        s.name.clone(),
+                        format!("red: {}", s.reason),
+                        "not red",
+                        format!("SLO {} is red", s.name),
+                    ),
+                    Zone::Inconclusive => run.escalate(
+                        "slo_inconclusive",
+                        s.name.clone(),
+                        s.reason.clone(),
+                        format!("{} events with counts for the period", env.config.slos.iter().find(|c| c.name == s.name).map_or(100, |c| c.min_events)),
+                        format!("SLO {} cannot be judged", s.name),
+                    ),
+                    _ => {}
+                }
+                if let Some(b) = s.budget_remaining.filter(|b| *b < min_budget) {
+                    run.escalate(
+                        "error_budget_low",
+                        s.name.clone(),
+                        pct(b),
+                        pct(min_budget),
+                        format!("error budget of {} below {}", s.name, pct(min_budget)),
+                    );
+                }
+            }
+            statuses
+        }
+        Err(e) => {
+            run.escalate("slo_unavailable", "slo", e.to_string(), "SLO data", "SLO status could not be read");
+            Vec::new()
+        }
+    }
+}
+
+async fn backup_check(env: &Environment, run: &Run, date: NaiveDate, t: Option<Duration>) -> Vec<DatasetBackup> {
+    let Some(store) = env.backups.clone() else {
+        run.skip("backups", crate::report::Action::Read, "no [backups] configured");
+        return Vec::new();
+    };
+    let datasets = env.datasets();
+    let day = date.format("%Y%m%d").to_string();
+    let r = run
+        .check("backups", t, async {
+            let sums = join_all(datasets.iter().map(|d| {
+                let store = store.clone();
+                async move {
+                    let prefix = day_prefix(d, date);
+                    (d.clone(), store.summarize(&prefix).await)
+                }
+            }))
+            .await;
+            let mut out = Vec::new();
+            let mut errors = Vec::new();
+            for (d, s) in sums {
+                match s {
+                    Ok(PrefixSummary { objects, bytes }) => out.push(DatasetBackup {
+                        dataset: d,
+                        date: day.clone(),
+                        objects,
+                        bytes,
+                        present: objects > 0,
+                    }),
+                    Err(e) => errors.push((d, e.to_string())),
+                }
+            }
+            let missing: Vec<&str> = out.iter().filter(|b| !b.present).map(|b| b.dataset.as_str()).collect();
+            let outcome = if errors.is_empty() && missing.is_empty() { Outcome::Pass } else if !errors.is_empty() { Outcome::Error } else { Outcome::Fail };
+            let mut summary = out
+                .iter()
+                .map(|b| format!("{} {} objects ({} bytes)", b.dataset, b.objects, b.bytes))
+                .collect::<Vec<_>>()
+                .join(", ");
+            for (d, e) in &errors {
+                summary.push_str(&format!("; {d}: {e}"));
+            }
+            Ok(Checked::with((out, errors), outcome, format!("{}: {summary}", store.describe())))
+        })
+        .await;
+    match r {
+        Ok((out, errors)) => {
+            for b in out.iter().filter(|b| !b.present) {
+                run.escalate(
+                    "backup_missing",
+                    b.dataset.clone(),
+                    format!("0 objects under {}/{}/", b.dataset, b.date),
+                    "at least 1 object",
+                    format!("no {} backup for {}", b.dataset, b.date),
+                );
+            }
+            for (d, e) in errors {
+                run.escalate("backup_check_failed", d.clone(), e, "a readable store", format!("backups of {d} could not be listed"));
+            }
+            out
+        }
+        Err(e) => {
+            run.escalate("backup_check_failed", store.describe(), e.to_string(), "a readable store", "backups could not be checked");
+            Vec::new()
+        }
+    }
+}
+
+async fn host_check(env: &Environment, run: &Run, h: &HostEntry, t: Option<Duration>) -> HostResult {
+    let name = h.config.name.clone();
+    let max = env.config.thresholds.resource_max.0;
+    let load_max = env.config.thresholds.load_per_cpu_max;
+    let check_name = format!("resources:{name}");
+    let r: Result<ResourceUsage> = run
+        .check(&check_name, t, async {
+            let u = resource_usage(h.host.as_ref(), &h.config.mounts).await?;
+            let mut high = Vec::new();
+            if u.memory.used_ratio > max {
+                high.push(format!("memory {}", pct(u.memory.used_ratio)));
+            }
+            for d in &u.disks {
+                if d.used_ratio > max {
+                    high.push(format!("disk {} {}", d.mount, pct(d.used_ratio)));
+                }
+            }
+            let worst_disk = u.disks.iter().map(|d| d.used_ratio).fold(0.0, f64::max);
+            let summary = format!(
+                "load {:.2}, memory {}, worst disk {}",
+                u.uptime.load.five,
+                pct(u.memory.used_ratio),
+                pct(worst_disk)
+            );
+            let outcome = if high.is_empty() { Outcome::Pass } else { Outcome::Fail };
+            Ok(Checked::with(u, outcome, summary))
+        })
+        .await;
+    match r {
+        Ok(u) => {
+            if u.memory.used_ratio > max {
+                run.escalate("resource_high", format!("{name}:memory"), pct(u.memory.used_ratio), pct(max), format!("memory on {name} above {}", pct(max)));
+            }
+            for d in &u.disks {
+                if d.used_ratio > max {
+                    run.escalate("resource_high", format!("{name}:{}", d.mount), pct(d.used_ratio), pct(max), format!("disk {} on {name} above {}", d.mount, pct(max)));
+                }
+            }
+            if let (Some(lim), Some(cpus)) = (load_max, u.cpus.filter(|c| *c > 0)) {
+                let per = u.uptime.load.five / cpus as f64;
+                if per > lim {
+                    run.escalate("resource_high", format!("{name}:load"), format!("{per:.2} per CPU"), format!("{lim:.2} per CPU"), format!("load on {name} is high"));
+                }
+            }
+            HostResult { host: name, usage: Some(u), error: None }
+        }
+        Err(e) => {
+            run.escalate("host_unreachable", name.clone(), e.to_string(), "resource usage readable", format!("resource usage of {name} could not be read"));
+            HostResult { host: name, usage: None, error: Some(crate::secret::redact(&e.to_string())) }
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! The step recorder: every action of a runbook goes through a [`Run`].
+//!
+//! A step is declared as a read ([`Run::check`]) or a change ([`Run::change`]). The recorder
+//! times each step, scrubs secrets from what it records, runs reads and only *plans* changes
+//! under dry-run, and keeps an undo for every change that ran. [`execute`] drives a runbook
+//! body: when the body fails, is cancelled, or Ctrl-C arrives, the body is stopped and the
+//! undo stack runs in reverse (undos marked [`UndoWhen::Always`] run in every case: the
+//! maintenance flag is always removed). The finished [`Report`] is appended to the journal.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+
+use crate::error::{Error, ErrorInfo, ErrorKind, Result};
+use crate::report::{Action, Check, Escalation, Finding, Outcome, Report, Severity, Verdict};
+use crate::secret::redact;
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// Reads run; changes are only planned.
+    pub dry_run: bool,
+    /// Stop on Ctrl-C (SIGINT) and run the undo steps.
+    pub handle_ctrl_c: bool,
+    /// Stop when this token is cancelled and run the undo steps.
+    pub cancel: Option<CancelToken>,
+    /// Do not append the report to the journal.
+    pub no_journal: bool,
+}
+
+impl RunOptions {
+    /// Options with dry-run set.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+    /// Options with Ctrl-C handling set.
+    pub fn ctrl_c(mut self, on: bool) -> Self {
+        self.handle_ctrl_c = on;
+        self
+    }
+    /// Options with a cancellation token.
+    pub fn cancel_on(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+    /// Options without journaling.
+    pub fn without_journal(mut self) -> Self {
+        self.no_journal = true;
+        self
+    }
+}
+
+/// A cancellation token shared between a caller and a run.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<(AtomicBool, Notify)>);
+
+impl CancelToken {
+    /// A new, uncancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Cancel: the run stops at once and undoes its changes.
+    pub fn cancel(&self) {
+        self.0.0.store(true, Ordering::SeqCst);
+        self.0.1.notify_waiters();
+    }
+    /// Whether it was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.0.load(Ordering::SeqCst)
+    }
+    /// Resolves when cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.0.1.notified();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The value of a read step with its judgement.
+#[derive(Debug, Clone)]
+pub struct Checked<T> {
+    /// What the caller gets back.
+    pub value: T,
+    /// The outcome to record.
+    pub outcome: Outcome,
+    /// One line for the report.
+    pub summary: String,
+}
+
+impl<T> Checked<T> {
+    /// A passing check.
+    pub fn pass(value: T, summary: impl Into<String>) -> Self {
+        Checked {
+            value,
+            outcome: Outcome::Pass,
+            summary: summary.into(),
+        }
+    }
+    /// A check with an explicit outcome.
+    pub fn with(value: T, outcome: Outcome, summary: impl Into<String>) -> Self {
+        Checked {
+            value,
+            outcome,
+            summary: summary.into(),
+        }
+    }
+}
+
+/// When an undo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoWhen {
+    /// Only when the run fails or is cancelled (roll back a change).
+    OnFailure,
+    /// Always at the end (clear a flag that was set for the duration of the run).
+    Always,
+}
+
+type UndoFn = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
+
+/// An undo registered with a change.
+pub struct Undo {
+    name: String,
+    when: UndoWhen,
+    f: UndoFn,
+}
+
+impl std::fmt::Debug for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Undo")
+            .field("name", &self.name)
+            .field("when", &self.when)
+            .finish()
+    }
+}
+
+impl Undo {
+    /// An undo that runs only when the run fails.
+    pub fn on_failure<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        Undo {
+            name: name.into(),
+            when: UndoWhen::OnFailure,
+            f: Box::new(move || Box::pin(f())),
+        }
+    }
+    /// An undo that always runs at the end.
+    pub fn always<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        Undo {
+            name: name.into(),
+            when: UndoWhen::Always,
+            f: Box::new(move || Box::pin(f())),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    checks: Vec<Check>,
+    findings: Vec<Finding>,
+    escalations: Vec<Escalation>,
+    undo: Vec<Undo>,
+    in_flight: BTreeSet<String>,
+}
+
+struct Inner {
+    runbook: String,
+    environment: String,
+    run_id: String,
+    started_at: chrono::DateTime<Utc>,
+    started: Instant,
+    dry_run: bool,
+    undo_timeout: Duration,
+    state: Mutex<State>,
+}
+
+/// A run in progress. Cheap to clone; clones record into the same run.
+#[derive(Clone)]
+pub struct Run {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("runbook", &self.inner.runbook)
+            .field("run_id", &self.inner.run_id)
+            .field("dry_run", &self.inner.dry_run)
+            .finish()
+    }
+}
+
+/// A new unique run id: time plus a random suffix.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default());
+    format!("{}-{:06x}", Utc::now().format("%Y%m%dT%H%M%S"), h.finish() & 0xff_ffff)
+}
+
+impl Run {
+    /// Start recording a run.
+    pub fn new(runbook: &str, environment: &str, dry_run: bool) -> Run {
+        Run {
+            inner: Arc::new(Inner {
+                runbook: runbook.to_string(),
+                environment: environment.to_string(),
+                run_id: new_run_id(),
+                started_at: Utc::now(),
+                started: Instant::now(),
+                dry_run,
+                undo_timeout: Duration::from_secs(120),
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether changes are only planned.
+    pub fn is_dry_run(&self) -> bool {
+        self.inner.dry_run
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        &self.inner.run_id
+    }
+
+    /// Run a read step. `timeout` bounds it (None: unbounded, for steps bounded inside).
+    /// An error or a timeout is recorded as outcome `error` and returned.
+    pub async fn check<T, Fut>(&self, name: &str, timeout: Option<Duration>, fut: Fut) -> Result<T>
+    where
+        Fut: Future<Output = Result<Checked<T>>>,
+    {
+        self.state().in_flight.insert(name.to_string());
+        let start = Instant::now();
+        let result = match timeout {
+            Some(t) => match tokio::time::timeout(t, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{name} did not finish within {}",
+                        crate::config::format_duration(t)
+                    ),
+                )),
+            },
+            None => fut.await,
+        };
+        let ms = start.elapsed().as_millis() as u64;
+        let mut st = self.state();
+        st.in_flight.remove(name);
+        match result {
+            Ok(c) => {
+                st.checks.push(Check {
+                    name: name.to_string(),
+                    action: Action::Read,
+                    outcome: c.outcome,
+                    summary: redact(&c.summary),
+                    duration_ms: ms,
+                    error: None,
+                });
+                Ok(c.value)
+            }
+            Err(e) => {
+                st.checks.push(Check {
+                    name: name.to_string(),
+                    action: Action::Read,
+                    outcome: Outcome::Error,
+                    summary: redact(&e.to_string()),
+                    duration_ms: ms,
+                    error: Some(redacted_info(&e)),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// Run a change step. Under dry-run it is recorded as `planned` with `plan` as its summary
+    /// and `Ok(None)` is returned without running `fut`. Otherwise `fut` runs; on success its
+    /// `undo` (if any) is registered and `Ok(Some(value))` returned.
+    pub async fn change<T, Fut>(
+        &self,
+        name: &str,
+        plan: impl Into<String>,
+        fut: Fut,
+        undo: Option<Undo>,
+    ) -> Result<Option<T>>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
+        let plan = plan.into();
+        if self.inner.dry_run {
+            self.state().checks.push(Check {
+                name: name.to_string(),
+                action: Action::Change,
+                outcome: Outcome::Planned,
+                summary: redact(&plan),
+                duration_ms: 0,
+                error: None,
+            });
+            return Ok(None);
+        }
+        self.state().in_flight.insert(name.to_string());
+        let start = Instant::now();
+        let result = fut.await;
+        let ms = start.elapsed().as_millis() as u64;
+        let mut st = self.state();
+        st.in_flight.remove(name);
+        match result {
+            Ok(v) => {
+                st.checks.push(Check {
+                    name: name.to_string(),
+                    action: Action::Change,
+                    outcome: Outcome::Pass,
+                    summary: redact(&plan),
+                    duration_ms: ms,
+                    error: None,
+                });
+                if let Some(u) = undo {
+                    st.undo.push(u);
+                }
+                Ok(Some(v))
+            }
+            Err(e) => {
+                st.checks.push(Check {
+                    name: name.to_string(),
+                    action: Action::Change,
+                    outcome: Outcome::Error,
+                    summary: redact(&format!("{plan}: {e}")),
+                    duration_ms: ms,
+                    error: Some(redacted_info(&e)),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// Record a step that was not run, with the reason.
+    pub fn skip(&self, name: &str, action: Action, reason: impl Into<String>) {
+        self.state().checks.push(Check {
+            name: name.to_string(),
+            action,
+            outcome: Outcome::Skipped,
+            summary: redact(&reason.into()),
+            duration_ms: 0,
+            error: None,
+        });
+    }
+
+    /// Record a finding.
+    pub fn finding(&self, severity: Severity, subject: impl Into<String>, message: impl Into<String>) {
+        self.state().findings.push(Finding {
+            severity,
+            subject: redact(&subject.into()),
+            message: redact(&message.into()),
+        });
+    }
+
+    /// Record a met escalation criterion.
+    pub fn escalate(
+        &self,
+        criterion: &str,
+        subject: impl Into<String>,
+        observed: impl Into<String>,
+        threshold: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.state().escalations.push(Escalation {
+            criterion: criterion.to_string(),
+            subject: redact(&subject.into()),
+            observed: redact(&observed.into()),
+            threshold: redact(&threshold.into()),
+            message: redact(&message.into()),
+        });
+    }
+
+    /// Number of escalations so far.
+    pub fn escalation_count(&self) -> usize {
+        self.state().escalations.len()
+    }
+
+    /// Run the registered undos (newest first) and build the report.
+    pub async fn finish(self, payload: serde_json::Value, error: Option<Error>) -> Report {
+        let failed = error.is_some();
+        let undos: Vec<Undo> = std::mem::take(&mut self.state().undo);
+        for u in undos.into_iter().rev() {
+            if u.when == UndoWhen::OnFailure && !failed {
+                continue;
+            }
+            let start = Instant::now();
+            let r = match tokio::time::timeout(self.inner.undo_timeout, (u.f)()).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(ErrorKind::Timeout, "undo did not finish in time")),
+            };
+            let ms = start.elapsed().as_millis() as u64;
+            let mut st = self.state();
+            match r {
+                Ok(()) => st.checks.push(Check {
+                    name: u.name.clone(),
+                    action: Action::Undo,
+                    outcome: Outcome::Pass,
+                    summary: "undone".into(),
+                    duration_ms: ms,
+                    error: None,
+                }),
+                Err(e) => {
+                    st.checks.push(Check {
+                        name: u.name.clone(),
+                        action: Action::Undo,
+                        outcome: Outcome::Error,
+                        summary: redact(&e.to_string()),
+                        duration_ms: ms,
+                        error: Some(redacted_info(&e)),
+                    });
+                    st.findings.push(Finding {
+                        severity: Severity::Critical,
+                        subject: u.name.clone(),
+                        message: redact(&format!("undo failed, fix by hand: {e}")),
+                    });
+                }
+            }
+        }
+        let mut st = self.state();
+        if failed && !st.in_flight.is_empty() {
+            let names: Vec<String> = st.in_flight.iter().cloned().collect();
+            st.findings.push(Finding {
+                severity: Severity::Warning,
+                subject: "run".into(),
+                message: format!("stopped while running: {}", names.join(", ")),
+            });
+        }
+        let verdict = if failed {
+            Verdict::Failed
+        } else if st.escalations.is_empty() {
+            Verdict::Healthy
+        } else {
+            Verdict::Escalate
+        };
+        Report {
+            runbook: self.inner.runbook.clone(),
+            environment: self.inner.environment.clone(),
+            run_id: self.inner.run_id.clone(),
+            started_at: self.inner.started_at,
+            duration_ms: self.inner.started.elapsed().as_millis() as u64,
+            dry_run: self.inner.dry_run,
+            verdict,
+            error: error.as_ref().map(redacted_info),
+            checks: std::mem::take(&mut st.checks),
+            findings: std::mem::take(&mut st.findings),
+            escalations: std::mem::take(&mut st.escalations),
+            payload,
+        }
+    }
+}
+
+fn redacted_info(e: &Error) -> ErrorInfo {
+    let mut i = ErrorInfo::from(e);
+    i.message = redact(&i.message);
+    i
+}
+
+/// Run a runbook body through a recorder: stop it on failure, cancellation or Ctrl-C, run the
+/// undos, and return the report (journaling is the caller's: see
+/// [`crate::Environment::execute`]).
+pub async fn execute<F, Fut>(runbook: &str, environment: &str, opts: &RunOptions, body: F) -> Report
+where
+    F: FnOnce(Run) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value>>,
+{
+    let run = Run::new(runbook, environment, opts.dry_run);
+    let fut = body(run.clone());
+    let cancel = async {
+        match (&opts.cancel, opts.handle_ctrl_c) {
+            (Some(t), true) => {
+                tokio::select! {
+                    _ = t.cancelled() => "cancelled",
+                    _ = ctrl_c() => "interrupted (Ctrl-C)",
+                }
+            }
+            (Some(t), false) => {
+                t.cancelled().await;
+                "cancelled"
+            }
+            (None, true) => {
+                ctrl_c().await;
+                "interrupted (Ctrl-C)"
+            }
+            (None, false) => futures::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        r = fut => r,
+        why = cancel => Err(Error::new(ErrorKind::Cancelled, format!("run {why}; undo steps ran"))),
+    };
+    match outcome {
+        Ok(payload) => run.finish(payload, None).await,
+        Err(e) => run.finish(serde_json::Value::Null, Some(e)).await,
+    }
+}
+
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        futures::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[tokio::test]
+    async fn dry_run_plans_changes_without_running_them() {
+        let ran = Arc::new(AtomicU32::new(0));
+        let r2 = ran.clone();
+        let report = execute("t", "env", &RunOptions::default().dry_run(true), |run| async move {
+            let v = run
+                .change("restart", "restart agent-lab on web-1", async move {
+                    r2.fetch_add(1, Ordering::SeqCst);
+                    Ok(1)
+                }, None)
+                .await?;
+            assert!(v.is_none());
+            Ok(serde_json::Value::Null)
+        })
+        .await;
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(report.checks[0].outcome, Outcome::Planned);
+        assert_eq!(report.verdict, Verdict::Healthy);
+        assert!(report.dry_run);
+    }
+
+    #[tokio::test]
+    async fn failure_runs_undos_in_reverse_and_always_undos_on_success() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let report = execute("t", "env", &RunOptions::default(), |run| async move {
+            for name in ["a", "b"] {
+                let l = l.clone();
+                run.change(name, format!("do {name}"), async { Ok(()) }, Some(Undo::on_failure(
+                    format!("undo {name}"),
+                    move || async move {
+                        l.lock().unwrap().push(name);
+                        Ok(())
+                    },
+                )))
+                .await?;
+            }
+            Err::<serde_json::Value, _>(Error::new(ErrorKind::Unexpected, "boom"))
+        })
+        .await;
+        assert_eq!(*log.lock().unwrap(), vec!["b", "a"]);
+        assert_eq!(report.verdict, Verdict::Failed);
+        let undos: Vec<_> = report.checks.iter().filter(|c| c.action == Action::Undo).collect();
+        assert_eq!(undos.len(), 2);
+
+        // On success: on_failure undos do not run, always undos do.
+        let log2 = Arc::new(Mutex::new(Vec::new()));
+        let (l1, l2) = (log2.clone(), log2.clone());
+        let report = execute("t", "env", &RunOptions::default(), |run| async move {
+            run.change("flag", "set flag", async { Ok(()) }, Some(Undo::always("clear flag", move || async move {
+                l1.lock().unwrap().push("clear");
+                Ok(())
+            }))).await?;
+            run.change("x", "x", async { Ok(()) }, Some(Undo::on_failure("undo x", move || async move {
+                l2.lock().unwrap().push("x");
+                Ok(())
+            }))).await?;
+            Ok(serde_json::Value::Null)
+        })
+        .await;
+        assert_eq!(*log2.lock().unwrap(), vec!["clear"]);
+        assert_eq!(report.verdict, Verdict::Healthy);
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_the_body_and_undoes() {
+        let token = CancelToken::new();
+        let undone = Arc::new(AtomicBool::new(false));
+        let u = undone.clone();
+        let t2 = token.clone();
+        let report = execute("t", "env", &RunOptions::default().cancel_on(token), |run| async move {
+            run.change("flag", "set", async { Ok(()) }, Some(Undo::always("clear", move || async move {
+                u.store(true, Ordering::SeqCst);
+                Ok(())
+            }))).await?;
+            t2.cancel();
+            run.check("slow", None, async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(Checked::pass((), "done"))
+            }).await?;
+            Ok(serde_json::Value::Null)
+        })
+        .await;
+        assert!(undone.load(Ordering::SeqCst));
+        assert_eq!(report.verdict, Verdict::Failed);
+        assert_eq!(report.error.as_ref().unwrap().kind, ErrorKind::Cancelled);
+        assert!(report.findings.iter().any(|f| f.message.contains("slow")));
+    }
+
+    #[tokio::test]
+    async fn check_timeout_is_an_error_outcome() {
+        let run = Run::new("t", "e", false);
+        let r: Result<()> = run
+            .check("hang", Some(Duration::from_millis(20)), async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(Checked::pass((), ""))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Timeout);
+        let rep = run.finish(serde_json::Value::Null, None).await;
+        assert_eq!(rep.checks[0].outcome, Outcome::Error);
+        assert!(rep.checks[0].summary.contains("20ms"));
+    }
+}

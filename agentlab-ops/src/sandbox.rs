@@ -1,0 +1,322 @@
+//! A simulated Agent Lab on 127.0.0.1, so every runbook runs with no cloud account.
+//!
+//! [`Sandbox::start`] serves `/health`, `/health/detailed`, `/metrics/slo` and
+//! `/metrics/history` on a random loopback port, lays out a backup tree for the last 8 days
+//! in a temporary directory (filesystem store), and defines two local hosts (`web-1`, `web-2`)
+//! whose `uptime`, `free`, `df` and `nproc` are small scripts printing the scenario's numbers.
+//! Each [`Scenario`] exercises its own escalation path. Everything is removed on drop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::config::{BackupsConfig, BaseUrl, Config, HostAddress, HostConfig, SloConfig, StoreKind};
+use crate::environment::Environment;
+use crate::error::{Error, ErrorKind, Result};
+
+/// What the simulated service is going through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scenario {
+    /// All green.
+    Healthy,
+    /// A component degraded, 40% budget left, a ticket burn.
+    Degraded,
+    /// Budget overspent and a page burn.
+    BudgetExhausted,
+    /// Tonight's `sessions` backup is absent.
+    BackupsMissing,
+    /// `/app` on web-2 is 96% full.
+    DiskFull,
+}
+
+impl Scenario {
+    /// All scenarios.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Healthy,
+        Scenario::Degraded,
+        Scenario::BudgetExhausted,
+        Scenario::BackupsMissing,
+        Scenario::DiskFull,
+    ];
+    /// Name as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Healthy => "healthy",
+            Scenario::Degraded => "degraded",
+            Scenario::BudgetExhausted => "budget-exhausted",
+            Scenario::BackupsMissing => "backups-missing",
+            Scenario::DiskFull => "disk-full",
+        }
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Scenario::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    format!(
+                        "unknown sandbox scenario {s:?} (one of: {})",
+                        Scenario::ALL.map(|x| x.as_str()).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A running sandbox. Stops and cleans up on drop.
+#[derive(Debug)]
+pub struct Sandbox {
+    scenario: Scenario,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    config: Config,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn windows(errors_frac: &[(&str, u64, f64)]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (w, total, err) in errors_frac {
+        let bad = (*total as f64 * err).round() as u64;
+        m.insert(w.to_string(), json!({"good": total - bad, "total": total}));
+    }
+    serde_json::Value::Object(m)
+}
+
+fn slo_body(s: Scenario) -> serde_json::Value {
+    // (window, events, error ratio) for a 99.9% availability SLO.
+    let avail = match s {
+        Scenario::Degraded => windows(&[("5m", 1_000, 0.0015), ("30m", 6_000, 0.0015), ("1h", 12_000, 0.0015),
+            ("6h", 72_000, 0.0015), ("3d", 864_000, 0.0015), ("30d", 8_640_000, 0.0006)]),
+        Scenario::BudgetExhausted => windows(&[("5m", 1_000, 0.03), ("30m", 6_000, 0.03), ("1h", 12_000, 0.03),
+            ("6h", 72_000, 0.012), ("3d", 864_000, 0.004), ("30d", 8_640_000, 0.00125)]),
+        _ => windows(&[("5m", 1_000, 0.0), ("30m", 6_000, 0.0), ("1h", 12_000, 0.0001),
+            ("6h", 72_000, 0.0001), ("3d", 864_000, 0.0001), ("30d", 8_640_000, 0.0002)]),
+    };
+    let latency = windows(&[("5m", 1_000, 0.0), ("30m", 6_000, 0.001), ("1h", 12_000, 0.001),
+        ("6h", 72_000, 0.001), ("3d", 864_000, 0.001), ("30d", 8_640_000, 0.002)]);
+    json!({"slos": [
+        {"name": "availability", "target": 0.999, "windows": avail},
+        {"name": "latency", "target": 0.99, "windows": latency},
+    ]})
+}
+
+async fn health(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
+    let _ = s;
+    (StatusCode::OK, Json(json!({"status": "ok", "version": "1.4.2"})))
+}
+
+async fn detailed(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
+    let llm = if *s == Scenario::Degraded {
+        json!({"status": "degraded", "message": "OpenRouter p95 latency 4.2s"})
+    } else {
+        json!({"status": "ok"})
+    };
+    let status = if *s == Scenario::Degraded { "degraded" } else { "ok" };
+    Json(json!({
+        "status": status,
+        "components": {
+            "app": {"status": "ok"},
+            "sessions_store": {"status": "ok"},
+            "telemetry": {"status": "ok"},
+            "openrouter": llm,
+        }
+    }))
+}
+
+async fn slo(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
+    Json(slo_body(*s))
+}
+
+async fn history(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
+    let today = chrono::Utc::now().date_naive();
+    let days: Vec<_> = (0..30)
+        .map(|i| {
+            let d = today - chrono::Duration::days(29 - i);
+            let disk = if *s == Scenario::DiskFull { 0.66 + 0.01 * i as f64 } else { 0.40 + 0.002 * i as f64 };
+            json!({"date": d.format("%Y-%m-%d").to_string(), "cpu": 0.35, "memory": 0.55, "disk": disk})
+        })
+        .collect();
+    Json(json!({"resources": {"last_30_days": days}}))
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+fn host_outputs(dir: &Path, host: &str, mem_used: f64, disks: &[(&str, f64)]) -> Result<PathBuf> {
+    let out = dir.join("hosts").join(host);
+    write(&out.join("uptime"), " 09:00:01 up 41 days,  2:17,  1 user,  load average: 0.42, 0.38, 0.35\n")?;
+    let total: u64 = 8 * 1024 * 1024 * 1024;
+    let avail = (total as f64 * (1.0 - mem_used)) as u64;
+    write(
+        &out.join("free"),
+        &format!("               total        used        free      shared  buff/cache   available\nMem:      {total}  {}  {}     1048576  {}  {avail}\nSwap:              0           0           0\n",
+            total - avail, avail / 2, avail / 2),
+    )?;
+    let mut df = String::from("Filesystem     1-blocks        Used   Available Capacity Mounted on\n");
+    df.push_str("tmpfs          838860800      1048576   837812224       1% /run\n");
+    for (i, (m, f)) in disks.iter().enumerate() {
+        let size: u64 = 50 * 1024 * 1024 * 1024;
+        let used = (size as f64 * f) as u64;
+        df.push_str(&format!("/dev/nvme0n1p{} {size} {used} {} {:.0}% {m}\n", i + 1, size - used, f * 100.0));
+    }
+    write(&out.join("df"), &df)?;
+    write(&out.join("nproc"), "2\n")?;
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn make_bin(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for prog in ["uptime", "free", "df", "nproc"] {
+        let p = bin.join(prog);
+        write(&p, &format!("#!/bin/sh\nexec cat \"$AGENTLAB_SANDBOX_HOST/{prog}\"\n"))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(bin)
+}
+
+#[cfg(not(unix))]
+fn make_bin(_dir: &Path) -> Result<PathBuf> {
+    Err(Error::new(ErrorKind::Unsupported, "the sandbox needs a Unix system"))
+}
+
+fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
+    let root = dir.join("backups");
+    let today = chrono::Utc::now().date_naive();
+    for back in 0..8 {
+        let d = today - chrono::Duration::days(back);
+        let day = d.format("%Y%m%d").to_string();
+        if !(s == Scenario::BackupsMissing && back == 0) {
+            for i in 0..5 {
+                let body = json!({"session_id": format!("s-{day}-{i}"), "agent": "researcher",
+                    "messages": [{"role": "user", "content": "hello"}], "created": d.to_string()});
+                write(&root.join(format!("sessions/{day}/session-{i:03}.json")), &body.to_string())?;
+            }
+        }
+        let mut csv = String::from("run_id,started_at,agent,status,duration_ms\n");
+        for i in 0..40 {
+            csv.push_str(&format!("r-{day}-{i},{d}T0{}:00:00Z,researcher,ok,{}\n", i % 10, 900 + i * 7));
+        }
+        write(&root.join(format!("telemetry/{day}/runs.csv")), &csv)?;
+    }
+    Ok(root)
+}
+
+impl Sandbox {
+    /// Start a sandbox for `scenario`.
+    pub async fn start(scenario: Scenario) -> Result<Sandbox> {
+        let dir = tempfile::Builder::new().prefix("agentlab-sandbox-").tempdir()?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/health", get(health))
+            .route("/health/detailed", get(detailed))
+            .route("/metrics/slo", get(slo))
+            .route("/metrics/history", get(history))
+            .with_state(Arc::new(scenario));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+
+        let root = backups(dir.path(), scenario)?;
+        let bin = make_bin(dir.path())?;
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()));
+        let mut cfg = Config::new(BaseUrl::parse(&format!("http://{addr}")).map_err(Error::config)?);
+        cfg.environment = format!("sandbox-{scenario}");
+        cfg.service.timeout = crate::config::Dur(std::time::Duration::from_secs(2));
+        cfg.slos = vec![SloConfig::new("availability", 0.999), SloConfig::new("latency", 0.99)];
+        cfg.backups = Some(BackupsConfig::new(StoreKind::Fs, Some(root)));
+        let web2_app = if scenario == Scenario::DiskFull { 0.96 } else { 0.52 };
+        for (name, mem, disks) in [
+            ("web-1", 0.61, vec![("/", 0.41), ("/app", 0.37)]),
+            ("web-2", 0.58, vec![("/", 0.44), ("/app", web2_app)]),
+        ] {
+            let out = host_outputs(dir.path(), name, mem, &disks)?;
+            let mut h = HostConfig::new(name, HostAddress::Local);
+            h.env = BTreeMap::from([
+                ("PATH".to_string(), path.clone()),
+                ("AGENTLAB_SANDBOX_HOST".to_string(), out.display().to_string()),
+            ]);
+            cfg.hosts.push(h);
+        }
+        cfg.handover.primary = Some("Sandbox Primary +1-555-0100".into());
+        cfg.handover.backup = Some("Sandbox Backup +1-555-0101".into());
+        Ok(Sandbox {
+            scenario,
+            addr,
+            dir,
+            config: cfg,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> Scenario {
+        self.scenario
+    }
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    /// The temporary directory holding backups and host scripts.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    /// The sandbox's config (journal: the default location unless changed).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// Mutable access to the config before building the environment.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+    /// A real environment over the sandbox (HTTP probe, filesystem store, local hosts).
+    pub fn environment(&self) -> Result<Environment> {
+        Environment::from_config(self.config.clone())
+    }
+    /// Stop serving.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

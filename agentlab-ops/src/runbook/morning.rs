@@ -136,7 +136,41 @@ async fn health_check(
     let max_latency = env.config.thresholds.health_latency_max.0;
     let r = run
         .check(name, t, async {
-            let resp = env.probe.get(path).await?;
+            let resp = match env.probe.get(path).await {
+                Ok(r) => r,
+                // The service answered, with a failure that persisted through the retries:
+                // that is an unhealthy service, not an unreachable one.
+                Err(e) if e.context().iter().any(|(k, _)| *k == "status") => {
+                    let status = e
+                        .context()
+                        .iter()
+                        .find(|(k, _)| *k == "status")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    let attempts = e
+                        .context()
+                        .iter()
+                        .find(|(k, _)| *k == "attempts")
+                        .map_or(String::new(), |(_, v)| format!(" after {v} attempts"));
+                    let url = e
+                        .context()
+                        .iter()
+                        .find(|(k, _)| *k == "url")
+                        .map_or(path.clone(), |(_, v)| v.clone());
+                    let h = HealthStatus {
+                        url,
+                        http_status: status,
+                        latency_ms: 0,
+                        status: None,
+                        healthy: false,
+                        components: Vec::new(),
+                        problems: vec![format!("HTTP {status}{attempts}")],
+                    };
+                    let summary = h.problems[0].clone();
+                    return Ok(Checked::with(h, Outcome::Fail, summary));
+                }
+                Err(e) => return Err(e),
+            };
             let h = assess(&resp, detailed);
             let retried = if resp.attempts > 1 {
                 format!(" after {} attempts", resp.attempts)

@@ -174,7 +174,9 @@ impl Undo {
 
 #[derive(Default)]
 struct State {
-    checks: Vec<Check>,
+    /// Steps with the sequence number of their start, so the report lists them in start order.
+    checks: Vec<(u64, Check)>,
+    next_seq: u64,
     findings: Vec<Finding>,
     escalations: Vec<Escalation>,
     undo: Vec<Undo>,
@@ -240,6 +242,26 @@ impl Run {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn begin(&self, name: &str) -> u64 {
+        let mut st = self.state();
+        st.in_flight.insert(name.to_string());
+        st.next_seq += 1;
+        st.next_seq
+    }
+
+    fn push(&self, seq: Option<u64>, check: Check) {
+        let mut st = self.state();
+        let seq = match seq {
+            Some(s) => s,
+            None => {
+                st.next_seq += 1;
+                st.next_seq
+            }
+        };
+        st.in_flight.remove(&check.name);
+        st.checks.push((seq, check));
+    }
+
     /// Whether changes are only planned.
     pub fn is_dry_run(&self) -> bool {
         self.inner.dry_run
@@ -256,7 +278,7 @@ impl Run {
     where
         Fut: Future<Output = Result<Checked<T>>>,
     {
-        self.state().in_flight.insert(name.to_string());
+        let seq = self.begin(name);
         let start = Instant::now();
         let result = match timeout {
             Some(t) => match tokio::time::timeout(t, fut).await {
@@ -272,11 +294,9 @@ impl Run {
             None => fut.await,
         };
         let ms = start.elapsed().as_millis() as u64;
-        let mut st = self.state();
-        st.in_flight.remove(name);
         match result {
             Ok(c) => {
-                st.checks.push(Check {
+                self.push(Some(seq), Check {
                     name: name.to_string(),
                     action: Action::Read,
                     outcome: c.outcome,
@@ -287,7 +307,7 @@ impl Run {
                 Ok(c.value)
             }
             Err(e) => {
-                st.checks.push(Check {
+                self.push(Some(seq), Check {
                     name: name.to_string(),
                     action: Action::Read,
                     outcome: Outcome::Error,
@@ -315,7 +335,7 @@ impl Run {
     {
         let plan = plan.into();
         if self.inner.dry_run {
-            self.state().checks.push(Check {
+            self.push(None, Check {
                 name: name.to_string(),
                 action: Action::Change,
                 outcome: Outcome::Planned,
@@ -325,15 +345,13 @@ impl Run {
             });
             return Ok(None);
         }
-        self.state().in_flight.insert(name.to_string());
+        let seq = self.begin(name);
         let start = Instant::now();
         let result = fut.await;
         let ms = start.elapsed().as_millis() as u64;
-        let mut st = self.state();
-        st.in_flight.remove(name);
         match result {
             Ok(v) => {
-                st.checks.push(Check {
+                self.push(Some(seq), Check {
                     name: name.to_string(),
                     action: Action::Change,
                     outcome: Outcome::Pass,
@@ -342,12 +360,12 @@ impl Run {
                     error: None,
                 });
                 if let Some(u) = undo {
-                    st.undo.push(u);
+                    self.state().undo.push(u);
                 }
                 Ok(Some(v))
             }
             Err(e) => {
-                st.checks.push(Check {
+                self.push(Some(seq), Check {
                     name: name.to_string(),
                     action: Action::Change,
                     outcome: Outcome::Error,
@@ -362,7 +380,7 @@ impl Run {
 
     /// Record a step that was not run, with the reason.
     pub fn skip(&self, name: &str, action: Action, reason: impl Into<String>) {
-        self.state().checks.push(Check {
+        self.push(None, Check {
             name: name.to_string(),
             action,
             outcome: Outcome::Skipped,
@@ -418,9 +436,8 @@ impl Run {
                 Err(_) => Err(Error::new(ErrorKind::Timeout, "undo did not finish in time")),
             };
             let ms = start.elapsed().as_millis() as u64;
-            let mut st = self.state();
             match r {
-                Ok(()) => st.checks.push(Check {
+                Ok(()) => self.push(None, Check {
                     name: u.name.clone(),
                     action: Action::Undo,
                     outcome: Outcome::Pass,
@@ -429,7 +446,7 @@ impl Run {
                     error: None,
                 }),
                 Err(e) => {
-                    st.checks.push(Check {
+                    self.push(None, Check {
                         name: u.name.clone(),
                         action: Action::Undo,
                         outcome: Outcome::Error,
@@ -437,7 +454,7 @@ impl Run {
                         duration_ms: ms,
                         error: Some(redacted_info(&e)),
                     });
-                    st.findings.push(Finding {
+                    self.state().findings.push(Finding {
                         severity: Severity::Critical,
                         subject: u.name.clone(),
                         message: redact(&format!("undo failed, fix by hand: {e}")),
@@ -470,7 +487,11 @@ impl Run {
             dry_run: self.inner.dry_run,
             verdict,
             error: error.as_ref().map(redacted_info),
-            checks: std::mem::take(&mut st.checks),
+            checks: {
+                let mut c = std::mem::take(&mut st.checks);
+                c.sort_by_key(|(seq, _)| *seq);
+                c.into_iter().map(|(_, c)| c).collect()
+            },
             findings: std::mem::take(&mut st.findings),
             escalations: std::mem::take(&mut st.escalations),
             payload,

@@ -1,0 +1,404 @@
+//! The `agentlab-ops` command: built-in runbooks from the terminal.
+//!
+//! Exit codes: 0 healthy, 1 escalation needed, 2 could not run.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use agentlab_ops::config::{OutstandingItem, ScheduleItem};
+use agentlab_ops::runbook::{HandoverOptions, MorningOptions, handover, morning_check};
+use agentlab_ops::{Config, Environment, Format, Journal, Report, RunOptions, Sandbox, Scenario};
+use clap::{Args, Parser, Subcommand};
+
+/// Agent Lab's operational runbooks as code.
+#[derive(Debug, Parser)]
+#[command(name = "agentlab-ops", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Environment file (default: $AGENTLAB_OPS_CONFIG, then ./agentlab-ops.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, default_value = "text", value_parser = parse_format)]
+    pub format: Format,
+    /// Run reads, only plan changes.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Run against the built-in sandbox: healthy, degraded, budget-exhausted, backups-missing, disk-full.
+    #[arg(long, global = true, value_name = "SCENARIO")]
+    pub sandbox: Option<String>,
+    /// Log library events to stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a check runbook.
+    Check {
+        #[command(subcommand)]
+        which: CheckCmd,
+    },
+    /// The end-of-day handover (Markdown).
+    Handover(HandoverArgs),
+    /// The audit journal.
+    Journal {
+        #[command(subcommand)]
+        which: JournalCmd,
+    },
+    /// Validate the environment file and show what it defines.
+    Config {
+        #[command(subcommand)]
+        which: ConfigCmd,
+    },
+    /// Serve a sandbox until Ctrl-C and print a config file pointing at it.
+    Sandbox {
+        #[command(subcommand)]
+        which: SandboxCmd,
+    },
+}
+
+/// `check ...`.
+#[derive(Debug, Subcommand)]
+pub enum CheckCmd {
+    /// Morning health check: health, SLOs, last night's backups, host resources.
+    Morning {
+        /// Backup date to check (YYYY-MM-DD or YYYYMMDD; default today, UTC).
+        #[arg(long, value_parser = parse_date)]
+        date: Option<chrono::NaiveDate>,
+    },
+}
+
+/// `handover` options.
+#[derive(Debug, Args)]
+pub struct HandoverArgs {
+    /// Post the handover to the configured notifier.
+    #[arg(long)]
+    pub notify: bool,
+    /// Primary on-call ("Name phone").
+    #[arg(long)]
+    pub primary: Option<String>,
+    /// Backup on-call ("Name phone").
+    #[arg(long)]
+    pub backup: Option<String>,
+    /// Outstanding item: "issue|status|owner|eta" (repeatable).
+    #[arg(long = "item", value_name = "ITEM")]
+    pub items: Vec<String>,
+    /// Schedule entry: "what|detail" (repeatable).
+    #[arg(long = "schedule", value_name = "ENTRY")]
+    pub schedule: Vec<String>,
+}
+
+/// `journal ...`.
+#[derive(Debug, Subcommand)]
+pub enum JournalCmd {
+    /// Runs per runbook, success rate, median duration.
+    Stats {
+        /// Only runs of this environment.
+        #[arg(long)]
+        environment: Option<String>,
+    },
+}
+
+/// `config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Parse and validate; print the effective config (secrets as references).
+    Check,
+}
+
+/// `sandbox ...`.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCmd {
+    /// Serve a scenario until Ctrl-C.
+    Serve {
+        /// Scenario name.
+        #[arg(default_value = "healthy")]
+        scenario: String,
+    },
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y%m%d"))
+        .map_err(|_| format!("invalid date {s:?}: use YYYY-MM-DD or YYYYMMDD"))
+}
+
+/// Parse arguments, run, and return the exit code.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging(cli.global.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(run(cli))
+}
+
+/// Writes log lines to stderr with secrets scrubbed.
+struct RedactingStderr;
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let s = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(agentlab_ops::secret::redact(&s).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn init_logging(verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    let level = if verbose == 1 { "agentlab_ops=info" } else { "agentlab_ops=debug" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTLAB_OPS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| RedactingStderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {}", agentlab_ops::secret::redact(&msg.to_string()));
+    2
+}
+
+/// Where the runbook runs.
+struct Target {
+    env: Environment,
+    _sandbox: Option<Sandbox>,
+    note: Option<String>,
+}
+
+async fn target(g: &Global) -> Result<Target, i32> {
+    if let Some(s) = &g.sandbox {
+        let scenario: Scenario = s.parse().map_err(fail)?;
+        return start_sandbox(scenario, format!("sandbox: scenario {scenario}")).await;
+    }
+    match Config::load(g.config.as_deref()) {
+        Err(e) => Err(fail(e)),
+        Ok(Some(cfg)) => Ok(Target {
+            env: Environment::from_config(cfg).map_err(fail)?,
+            _sandbox: None,
+            note: None,
+        }),
+        Ok(None) => {
+            start_sandbox(
+                Scenario::Healthy,
+                "no config found (--config, $AGENTLAB_OPS_CONFIG, ./agentlab-ops.toml): running against the built-in healthy sandbox".into(),
+            )
+            .await
+        }
+    }
+}
+
+async fn start_sandbox(scenario: Scenario, note: String) -> Result<Target, i32> {
+    let sb = Sandbox::start(scenario).await.map_err(|e| fail(format!("cannot start the sandbox: {e}")))?;
+    let env = sb.environment().map_err(fail)?;
+    let note = format!("{note} at {}", sb.base_url());
+    Ok(Target {
+        env,
+        _sandbox: Some(sb),
+        note: Some(note),
+    })
+}
+
+fn color_for(format: Format) -> bool {
+    format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn say_note(note: &Option<String>, format: Format) {
+    if let Some(n) = note {
+        // Keep JSON on stdout parseable: the note goes to stderr there.
+        if format == Format::Json {
+            eprintln!("{n}");
+        } else {
+            println!("{n}");
+        }
+    }
+}
+
+/// Run `fut` while showing a progress line on stderr (only on a terminal).
+async fn with_progress<F: std::future::Future<Output = Report>>(label: &str, fut: F) -> Report {
+    if !std::io::stderr().is_terminal() {
+        return fut.await;
+    }
+    let start = Instant::now();
+    let ticker = async {
+        let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+        let mut i = 0usize;
+        loop {
+            eprint!("\r{} {label} {:.1}s ", frames[i % frames.len()], start.elapsed().as_secs_f64());
+            let _ = std::io::stderr().flush();
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let r = tokio::select! {
+        r = fut => r,
+        _ = ticker => unreachable!("the ticker never ends"),
+    };
+    eprint!("\r\x1b[2K");
+    r
+}
+
+fn print_report(r: &Report, format: Format) -> i32 {
+    println!("{}", r.render(format, color_for(format)).trim_end());
+    r.verdict.exit_code()
+}
+
+async fn run(cli: Cli) -> i32 {
+    let g = &cli.global;
+    let run_opts = RunOptions::default().dry_run(g.dry_run).ctrl_c(true);
+    match &cli.command {
+        Command::Check { which: CheckCmd::Morning { date } } => {
+            let t = match target(g).await {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            say_note(&t.note, g.format);
+            let mut opts = MorningOptions::default().run(run_opts);
+            opts.date = *date;
+            let r = with_progress("morning check", morning_check(&t.env, &opts)).await;
+            t.env.close().await;
+            print_report(&r, g.format)
+        }
+        Command::Handover(a) => {
+            let t = match target(g).await {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            say_note(&t.note, g.format);
+            let mut opts = HandoverOptions::default().notify(a.notify).run(run_opts);
+            opts.primary = a.primary.clone();
+            opts.backup = a.backup.clone();
+            opts.outstanding = a
+                .items
+                .iter()
+                .map(|s| {
+                    let mut p = s.splitn(4, '|').map(|x| x.trim().to_string());
+                    OutstandingItem {
+                        issue: p.next().unwrap_or_default(),
+                        status: p.next().unwrap_or_default(),
+                        owner: p.next().unwrap_or_default(),
+                        eta: p.next().unwrap_or_default(),
+                    }
+                })
+                .collect();
+            opts.schedule = a
+                .schedule
+                .iter()
+                .map(|s| {
+                    let (w, d) = s.split_once('|').unwrap_or((s, ""));
+                    ScheduleItem { what: w.trim().into(), detail: d.trim().into() }
+                })
+                .collect();
+            let r = with_progress("handover", handover(&t.env, &opts)).await;
+            t.env.close().await;
+            match g.format {
+                Format::Json => print_report(&r, Format::Json),
+                _ => {
+                    let md = r.payload.get("markdown").and_then(|m| m.as_str());
+                    match md {
+                        Some(md) => println!("{}", md.trim_end()),
+                        None => println!("{}", r.render(g.format, color_for(g.format)).trim_end()),
+                    }
+                    for f in &r.findings {
+                        eprintln!("{:?}: {}: {}", f.severity, f.subject, f.message);
+                    }
+                    if let Some(e) = &r.error {
+                        eprintln!("error: {}", e.message);
+                    }
+                    r.verdict.exit_code()
+                }
+            }
+        }
+        Command::Journal { which: JournalCmd::Stats { environment } } => {
+            let path = match Config::load(g.config.as_deref()) {
+                Err(e) => return fail(e),
+                Ok(Some(cfg)) => cfg.journal_path(),
+                Ok(None) => agentlab_ops::config::default_journal_path(),
+            };
+            let Some(path) = path else {
+                return fail("the journal is disabled or no location is known (set AGENTLAB_OPS_JOURNAL)");
+            };
+            match Journal::new(path).stats(environment.as_deref()) {
+                Ok(s) => {
+                    println!("{}", s.render(g.format).trim_end());
+                    0
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Config { which: ConfigCmd::Check } => match Config::discover(g.config.as_deref()) {
+            Err(e) => fail(e),
+            Ok(None) => fail("no config found (--config, $AGENTLAB_OPS_CONFIG, ./agentlab-ops.toml)"),
+            Ok(Some(p)) => match Config::from_file(&p) {
+                Err(e) => fail(e),
+                Ok(cfg) => {
+                    match g.format {
+                        Format::Json => println!("{}", serde_json::to_string_pretty(&cfg).unwrap_or_default()),
+                        _ => {
+                            println!("# {}: valid", p.display());
+                            println!("{}", toml::to_string(&cfg).unwrap_or_default().trim_end());
+                        }
+                    }
+                    0
+                }
+            },
+        },
+        Command::Sandbox { which: SandboxCmd::Serve { scenario } } => {
+            let scenario: Scenario = match scenario.parse() {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let sb = match Sandbox::start(scenario).await {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            eprintln!("sandbox {scenario} serving at {} (Ctrl-C to stop); config:", sb.base_url());
+            println!("{}", toml::to_string(sb.config()).unwrap_or_default().trim_end());
+            let _ = std::io::stdout().flush();
+            let _ = tokio::signal::ctrl_c().await;
+            0
+        }
+    }
+}

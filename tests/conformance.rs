@@ -5,9 +5,13 @@ use agentlab_ops::{FsBackupStore, LocalHost, MemoryBackupStore, MemoryHost};
 
 #[tokio::test]
 async fn memory_backup_store() {
-    backup_store_conformance(&MemoryBackupStore::new(), "").await.unwrap();
+    backup_store_conformance(&MemoryBackupStore::new(), "")
+        .await
+        .unwrap();
     // Under a prefix too, as the S3 suite runs.
-    backup_store_conformance(&MemoryBackupStore::new(), "run-1/").await.unwrap();
+    backup_store_conformance(&MemoryBackupStore::new(), "run-1/")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -15,26 +19,35 @@ async fn fs_backup_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsBackupStore::new(dir.path()).unwrap();
     backup_store_conformance(&store, "").await.unwrap();
-    backup_store_conformance(&store, "nested/run/").await.unwrap();
+    backup_store_conformance(&store, "nested/run/")
+        .await
+        .unwrap();
     // Nothing escaped the root.
     assert!(!dir.path().parent().unwrap().join("escape").exists());
 }
 
 #[tokio::test]
 async fn memory_host() {
-    remote_host_conformance(&MemoryHost::new("mem-1")).await.unwrap();
+    remote_host_conformance(&MemoryHost::new("mem-1"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn local_host() {
-    remote_host_conformance(&LocalHost::new("local-1")).await.unwrap();
+    remote_host_conformance(&LocalHost::new("local-1"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn local_host_captures_stderr_and_env() {
     use agentlab_ops::{Cmd, RemoteHost};
     let h = LocalHost::new("l").with_env([("AGENTLAB_X".to_string(), "42".to_string())].into());
-    let o = h.run(&Cmd::new("sh").args(["-c", "echo \"x=$AGENTLAB_X\"; echo oops >&2; exit 3"])).await.unwrap();
+    let o = h
+        .run(&Cmd::new("sh").args(["-c", "echo \"x=$AGENTLAB_X\"; echo oops >&2; exit 3"]))
+        .await
+        .unwrap();
     assert_eq!(o.status, Some(3));
     assert_eq!(o.stdout, "x=42\n");
     assert_eq!(o.stderr, "oops\n");

@@ -8,7 +8,9 @@ use agentlab_ops::probe::HttpProbe;
 use agentlab_ops::retry::RetryPolicy;
 use agentlab_ops::runbook::{MorningOptions, MorningPayload, morning_check};
 use agentlab_ops::slo::HttpSloSource;
-use agentlab_ops::{Environment, ErrorKind, MemoryBackupStore, MemoryHost, Outcome, Report, Verdict};
+use agentlab_ops::{
+    Environment, ErrorKind, MemoryBackupStore, MemoryHost, Outcome, Report, Verdict,
+};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -26,10 +28,17 @@ fn policy() -> RetryPolicy {
 
 async fn server(health: ResponseTemplate) -> MockServer {
     let s = MockServer::start().await;
-    Mock::given(method("GET")).and(path("/health")).respond_with(health).mount(&s).await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(health)
+        .mount(&s)
+        .await;
     Mock::given(method("GET"))
         .and(path("/health/detailed"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status":"ok","components":{"db":{"status":"ok"}}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status":"ok","components":{"db":{"status":"ok"}}})),
+        )
         .mount(&s)
         .await;
     Mock::given(method("GET"))
@@ -63,7 +72,9 @@ async fn run(s: &MockServer) -> (Report, Duration) {
 
 fn assert_others_report(r: &Report) {
     for name in ["health_detailed", "slo", "backups", "resources:web-1"] {
-        let c = r.check(name).unwrap_or_else(|| panic!("check {name} missing: {r:#?}"));
+        let c = r
+            .check(name)
+            .unwrap_or_else(|| panic!("check {name} missing: {r:#?}"));
         assert_eq!(c.outcome, Outcome::Pass, "{name}: {}", c.summary);
     }
 }
@@ -103,19 +114,38 @@ async fn persistent_503_fails_after_retries() {
     let (r, took) = run(&s).await;
     let h = r.check("health").unwrap();
     assert_eq!(h.outcome, Outcome::Fail);
-    assert!(h.summary.contains("HTTP 503 after 3 attempts"), "{}", h.summary);
+    assert!(
+        h.summary.contains("HTTP 503 after 3 attempts"),
+        "{}",
+        h.summary
+    );
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_others_report(&r);
     assert_eq!(r.verdict, Verdict::Escalate);
-    let e = r.escalations.iter().find(|e| e.criterion == "service_unhealthy").unwrap();
+    let e = r
+        .escalations
+        .iter()
+        .find(|e| e.criterion == "service_unhealthy")
+        .unwrap();
     assert!(e.observed.contains("503"));
-    let hits = s.received_requests().await.unwrap().iter().filter(|q| q.url.path() == "/health").count();
+    let hits = s
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|q| q.url.path() == "/health")
+        .count();
     assert_eq!(hits, 3);
 }
 
 #[tokio::test]
 async fn a_hang_past_the_timeout_is_an_error_within_bounds() {
-    let s = server(ResponseTemplate::new(200).set_body_json(json!({"status":"ok"})).set_delay(Duration::from_secs(20))).await;
+    let s = server(
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"status":"ok"}))
+            .set_delay(Duration::from_secs(20)),
+    )
+    .await;
     let (r, took) = run(&s).await;
     let h = r.check("health").unwrap();
     assert_eq!(h.outcome, Outcome::Error, "{}", h.summary);
@@ -123,12 +153,17 @@ async fn a_hang_past_the_timeout_is_an_error_within_bounds() {
     // 3 attempts × 300 ms + backoff, far below the hang.
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_others_report(&r);
-    assert!(r.escalations.iter().any(|e| e.criterion == "service_unreachable"));
+    assert!(
+        r.escalations
+            .iter()
+            .any(|e| e.criterion == "service_unreachable")
+    );
 }
 
 #[tokio::test]
 async fn a_non_json_body_fails_the_check() {
-    let s = server(ResponseTemplate::new(200).set_body_string("<html>502 Bad Gateway</html>")).await;
+    let s =
+        server(ResponseTemplate::new(200).set_body_string("<html>502 Bad Gateway</html>")).await;
     let (r, _) = run(&s).await;
     let h = r.check("health").unwrap();
     assert_eq!(h.outcome, Outcome::Fail);
@@ -150,13 +185,29 @@ async fn json_missing_fields_fails_the_check() {
 #[tokio::test]
 async fn garbage_slo_json_is_an_error_not_a_panic() {
     let s = MockServer::start().await;
-    Mock::given(method("GET")).and(path("/health")).respond_with(ResponseTemplate::new(200).set_body_json(json!({"status":"ok"}))).mount(&s).await;
-    Mock::given(method("GET")).and(path("/health/detailed")).respond_with(ResponseTemplate::new(200).set_body_json(json!({"status":"ok","checks":[]}))).mount(&s).await;
-    Mock::given(method("GET")).and(path("/metrics/slo")).respond_with(ResponseTemplate::new(200).set_body_string("{\"slos\": 3}")).mount(&s).await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status":"ok"})))
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/health/detailed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status":"ok","checks":[]})))
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/metrics/slo"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{\"slos\": 3}"))
+        .mount(&s)
+        .await;
     let (r, _) = run(&s).await;
     let c = r.check("slo").unwrap();
     assert_eq!(c.outcome, Outcome::Error);
     assert_eq!(c.error.as_ref().unwrap().kind, ErrorKind::InvalidResponse);
-    assert!(r.escalations.iter().any(|e| e.criterion == "slo_unavailable"));
+    assert!(
+        r.escalations
+            .iter()
+            .any(|e| e.criterion == "slo_unavailable")
+    );
     assert_eq!(r.check("health").unwrap().outcome, Outcome::Pass);
 }

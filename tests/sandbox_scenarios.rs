@@ -7,11 +7,18 @@ use agentlab_ops::{Outcome, RunOptions, Sandbox, Scenario, Verdict, Zone};
 async fn check(s: Scenario) -> agentlab_ops::Report {
     let sb = Sandbox::start(s).await.unwrap();
     let env = sb.environment().unwrap();
-    morning_check(&env, &MorningOptions::default().run(RunOptions::default().without_journal())).await
+    morning_check(
+        &env,
+        &MorningOptions::default().run(RunOptions::default().without_journal()),
+    )
+    .await
 }
 
 fn criteria(r: &agentlab_ops::Report) -> Vec<(String, String)> {
-    r.escalations.iter().map(|e| (e.criterion.clone(), e.subject.clone())).collect()
+    r.escalations
+        .iter()
+        .map(|e| (e.criterion.clone(), e.subject.clone()))
+        .collect()
 }
 
 #[tokio::test]
@@ -30,9 +37,19 @@ async fn healthy_has_no_escalation() {
 async fn degraded_escalates_component_and_budget() {
     let r = check(Scenario::Degraded).await;
     let c = criteria(&r);
-    assert!(c.contains(&("component_unhealthy".into(), "openrouter".into())), "{c:?}");
-    let b = r.escalations.iter().find(|e| e.criterion == "error_budget_low").unwrap();
-    assert_eq!((b.observed.as_str(), b.threshold.as_str()), ("40.0%", "50.0%"));
+    assert!(
+        c.contains(&("component_unhealthy".into(), "openrouter".into())),
+        "{c:?}"
+    );
+    let b = r
+        .escalations
+        .iter()
+        .find(|e| e.criterion == "error_budget_low")
+        .unwrap();
+    assert_eq!(
+        (b.observed.as_str(), b.threshold.as_str()),
+        ("40.0%", "50.0%")
+    );
     assert_eq!(r.verdict, Verdict::Escalate);
     assert_eq!(r.check("slo").unwrap().outcome, Outcome::Warn);
 }
@@ -41,17 +58,26 @@ async fn degraded_escalates_component_and_budget() {
 async fn budget_exhausted_is_red() {
     let r = check(Scenario::BudgetExhausted).await;
     let c = criteria(&r);
-    assert!(c.contains(&("slo_red".into(), "availability".into())), "{c:?}");
+    assert!(
+        c.contains(&("slo_red".into(), "availability".into())),
+        "{c:?}"
+    );
     let p: MorningPayload = r.payload_as().unwrap();
     let a = p.slos.iter().find(|s| s.name == "availability").unwrap();
     assert!(a.alerts.iter().any(|x| x.firing && x.threshold == 14.4));
-    assert_eq!(p.active_alerts, a.alerts.iter().filter(|x| x.firing).count());
+    assert_eq!(
+        p.active_alerts,
+        a.alerts.iter().filter(|x| x.firing).count()
+    );
 }
 
 #[tokio::test]
 async fn backups_missing_names_the_dataset() {
     let r = check(Scenario::BackupsMissing).await;
-    assert_eq!(criteria(&r), vec![("backup_missing".to_string(), "sessions".to_string())]);
+    assert_eq!(
+        criteria(&r),
+        vec![("backup_missing".to_string(), "sessions".to_string())]
+    );
     assert_eq!(r.check("backups").unwrap().outcome, Outcome::Fail);
 }
 
@@ -61,7 +87,10 @@ async fn disk_full_names_host_and_mount() {
     let e = &r.escalations;
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(e[0].subject, "web-2:/app");
-    assert_eq!((e[0].observed.as_str(), e[0].threshold.as_str()), ("96.0%", "90.0%"));
+    assert_eq!(
+        (e[0].observed.as_str(), e[0].threshold.as_str()),
+        ("96.0%", "90.0%")
+    );
 }
 
 #[tokio::test]
@@ -72,10 +101,18 @@ async fn a_stopped_sandbox_is_reported_not_crashed() {
     sb.stop();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let env = agentlab_ops::Environment::from_config(cfg).unwrap();
-    let r = morning_check(&env, &MorningOptions::default().run(RunOptions::default().without_journal())).await;
+    let r = morning_check(
+        &env,
+        &MorningOptions::default().run(RunOptions::default().without_journal()),
+    )
+    .await;
     assert_eq!(r.check("health").unwrap().outcome, Outcome::Error);
     assert_eq!(r.check("backups").unwrap().outcome, Outcome::Pass);
     assert_eq!(r.check("resources:web-1").unwrap().outcome, Outcome::Pass);
-    assert!(r.escalations.iter().any(|e| e.criterion == "service_unreachable"));
+    assert!(
+        r.escalations
+            .iter()
+            .any(|e| e.criterion == "service_unreachable")
+    );
     assert_eq!(r.verdict, Verdict::Escalate);
 }

@@ -186,7 +186,11 @@ fn init_logging(verbose: u8) {
     if verbose == 0 {
         return;
     }
-    let level = if verbose == 1 { "agentlab_ops=info" } else { "agentlab_ops=debug" };
+    let level = if verbose == 1 {
+        "agentlab_ops=info"
+    } else {
+        "agentlab_ops=debug"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTLAB_OPS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
@@ -231,7 +235,9 @@ async fn target(g: &Global) -> Result<Target, i32> {
 }
 
 async fn start_sandbox(scenario: Scenario, note: String) -> Result<Target, i32> {
-    let sb = Sandbox::start(scenario).await.map_err(|e| fail(format!("cannot start the sandbox: {e}")))?;
+    let sb = Sandbox::start(scenario)
+        .await
+        .map_err(|e| fail(format!("cannot start the sandbox: {e}")))?;
     let env = sb.environment().map_err(fail)?;
     let note = format!("{note} at {}", sb.base_url());
     Ok(Target {
@@ -242,7 +248,9 @@ async fn start_sandbox(scenario: Scenario, note: String) -> Result<Target, i32> 
 }
 
 fn color_for(format: Format) -> bool {
-    format == Format::Text && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    format == Format::Text
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn say_note(note: &Option<String>, format: Format) {
@@ -266,7 +274,11 @@ async fn with_progress<F: std::future::Future<Output = Report>>(label: &str, fut
         let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
         let mut i = 0usize;
         loop {
-            eprint!("\r{} {label} {:.1}s ", frames[i % frames.len()], start.elapsed().as_secs_f64());
+            eprint!(
+                "\r{} {label} {:.1}s ",
+                frames[i % frames.len()],
+                start.elapsed().as_secs_f64()
+            );
             let _ = std::io::stderr().flush();
             i += 1;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -289,7 +301,9 @@ async fn run(cli: Cli) -> i32 {
     let g = &cli.global;
     let run_opts = RunOptions::default().dry_run(g.dry_run).ctrl_c(true);
     match &cli.command {
-        Command::Check { which: CheckCmd::Morning { date } } => {
+        Command::Check {
+            which: CheckCmd::Morning { date },
+        } => {
             let t = match target(g).await {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -328,7 +342,10 @@ async fn run(cli: Cli) -> i32 {
                 .iter()
                 .map(|s| {
                     let (w, d) = s.split_once('|').unwrap_or((s, ""));
-                    ScheduleItem { what: w.trim().into(), detail: d.trim().into() }
+                    ScheduleItem {
+                        what: w.trim().into(),
+                        detail: d.trim().into(),
+                    }
                 })
                 .collect();
             let r = with_progress("handover", handover(&t.env, &opts)).await;
@@ -351,14 +368,18 @@ async fn run(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Journal { which: JournalCmd::Stats { environment } } => {
+        Command::Journal {
+            which: JournalCmd::Stats { environment },
+        } => {
             let path = match Config::load(g.config.as_deref()) {
                 Err(e) => return fail(e),
                 Ok(Some(cfg)) => cfg.journal_path(),
                 Ok(None) => agentlab_ops::config::default_journal_path(),
             };
             let Some(path) = path else {
-                return fail("the journal is disabled or no location is known (set AGENTLAB_OPS_JOURNAL)");
+                return fail(
+                    "the journal is disabled or no location is known (set AGENTLAB_OPS_JOURNAL)",
+                );
             };
             match Journal::new(path).stats(environment.as_deref()) {
                 Ok(s) => {
@@ -368,14 +389,20 @@ async fn run(cli: Cli) -> i32 {
                 Err(e) => fail(e),
             }
         }
-        Command::Config { which: ConfigCmd::Check } => match Config::discover(g.config.as_deref()) {
+        Command::Config {
+            which: ConfigCmd::Check,
+        } => match Config::discover(g.config.as_deref()) {
             Err(e) => fail(e),
-            Ok(None) => fail("no config found (--config, $AGENTLAB_OPS_CONFIG, ./agentlab-ops.toml)"),
+            Ok(None) => {
+                fail("no config found (--config, $AGENTLAB_OPS_CONFIG, ./agentlab-ops.toml)")
+            }
             Ok(Some(p)) => match Config::from_file(&p) {
                 Err(e) => fail(e),
                 Ok(cfg) => {
                     match g.format {
-                        Format::Json => println!("{}", serde_json::to_string_pretty(&cfg).unwrap_or_default()),
+                        Format::Json => {
+                            println!("{}", serde_json::to_string_pretty(&cfg).unwrap_or_default())
+                        }
                         _ => {
                             println!("# {}: valid", p.display());
                             println!("{}", toml::to_string(&cfg).unwrap_or_default().trim_end());
@@ -385,7 +412,9 @@ async fn run(cli: Cli) -> i32 {
                 }
             },
         },
-        Command::Sandbox { which: SandboxCmd::Serve { scenario } } => {
+        Command::Sandbox {
+            which: SandboxCmd::Serve { scenario },
+        } => {
             let scenario: Scenario = match scenario.parse() {
                 Ok(s) => s,
                 Err(e) => return fail(e),
@@ -394,8 +423,14 @@ async fn run(cli: Cli) -> i32 {
                 Ok(s) => s,
                 Err(e) => return fail(e),
             };
-            eprintln!("sandbox {scenario} serving at {} (Ctrl-C to stop); config:", sb.base_url());
-            println!("{}", toml::to_string(sb.config()).unwrap_or_default().trim_end());
+            eprintln!(
+                "sandbox {scenario} serving at {} (Ctrl-C to stop); config:",
+                sb.base_url()
+            );
+            println!(
+                "{}",
+                toml::to_string(sb.config()).unwrap_or_default().trim_end()
+            );
             let _ = std::io::stdout().flush();
             let _ = tokio::signal::ctrl_c().await;
             0

@@ -372,7 +372,11 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86_400.0,
-        u => return Err(format!("invalid duration unit {u:?} in {s:?} (ms, s, m, h, d)")),
+        u => {
+            return Err(format!(
+                "invalid duration unit {u:?} in {s:?} (ms, s, m, h, d)"
+            ));
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {s:?}"));
@@ -548,9 +552,9 @@ impl HostAddress {
         if s == "local" || s == "localhost-process" {
             return Ok(HostAddress::Local);
         }
-        let rest = s
-            .strip_prefix("ssh://")
-            .ok_or_else(|| format!("invalid host address {s:?}: expected \"local\" or \"ssh://user@host:port\""))?;
+        let rest = s.strip_prefix("ssh://").ok_or_else(|| {
+            format!("invalid host address {s:?}: expected \"local\" or \"ssh://user@host:port\"")
+        })?;
         let (user, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
             Some(_) => return Err(format!("invalid host address {s:?}: empty user")),
@@ -716,13 +720,11 @@ impl Config {
     /// Find the config file: `explicit`, then `$AGENTLAB_OPS_CONFIG`, then `./agentlab-ops.toml`.
     /// `Ok(None)` when none is given and the default file does not exist.
     pub fn discover(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
-        let named = explicit
-            .map(|p| (p.to_path_buf(), "--config"))
-            .or_else(|| {
-                std::env::var_os(CONFIG_ENV)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| (PathBuf::from(v), CONFIG_ENV))
-            });
+        let named = explicit.map(|p| (p.to_path_buf(), "--config")).or_else(|| {
+            std::env::var_os(CONFIG_ENV)
+                .filter(|v| !v.is_empty())
+                .map(|v| (PathBuf::from(v), CONFIG_ENV))
+        });
         if let Some((p, from)) = named {
             if !p.is_file() {
                 return Err(Error::new(
@@ -778,10 +780,7 @@ impl Config {
         }
         if let Some(b) = &self.backups {
             if b.store == StoreKind::Fs && b.path.is_none() {
-                return err(
-                    "backups.path".into(),
-                    "required when store = \"fs\"".into(),
-                );
+                return err("backups.path".into(), "required when store = \"fs\"".into());
             }
             for (i, d) in b.datasets.iter().enumerate() {
                 if d.is_empty() || d.contains('/') || d.contains("..") {
@@ -855,7 +854,10 @@ mod tests {
         assert_eq!(c.service.health_path, "/health");
         assert_eq!(c.thresholds.error_budget_min.0, 0.5);
         assert_eq!(c.thresholds.resource_max.0, 0.9);
-        assert_eq!(c.service.base_url.join("/health"), "http://127.0.0.1:8080/health");
+        assert_eq!(
+            c.service.base_url.join("/health"),
+            "http://127.0.0.1:8080/health"
+        );
     }
 
     #[test]
@@ -882,15 +884,21 @@ mod tests {
     #[test]
     fn nested_unknown_key() {
         let text = "[service]\nbase_url = \"http://x\"\nhealth_pth = \"/h\"\n";
-        let m = Config::from_toml_str(text, "e.toml").unwrap_err().to_string();
+        let m = Config::from_toml_str(text, "e.toml")
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("e.toml:3:1"), "{m}");
         assert!(m.contains("health_pth"), "{m}");
     }
 
     #[test]
     fn inline_secret_is_rejected_without_echo() {
-        let text = format!("{MINIMAL}[notify]\nslack_webhook_url = \"https://hooks.example/T000/SECRETVALUE\"\n");
-        let m = Config::from_toml_str(&text, "e.toml").unwrap_err().to_string();
+        let text = format!(
+            "{MINIMAL}[notify]\nslack_webhook_url = \"https://hooks.example/T000/SECRETVALUE\"\n"
+        );
+        let m = Config::from_toml_str(&text, "e.toml")
+            .unwrap_err()
+            .to_string();
         assert!(m.contains("notify.slack_webhook_url"), "{m}");
         assert!(m.contains("${ENV_VAR}"), "{m}");
         assert!(!m.contains("SECRETVALUE"), "{m}");
@@ -900,9 +908,18 @@ mod tests {
     fn bad_values_are_rejected() {
         for (snippet, field) in [
             ("[[slo]]\nname = \"a\"\ntarget = 1.5\n", "slo[0].target"),
-            ("[thresholds]\nresource_max = \"95\"\n", "thresholds.resource_max"),
-            ("[thresholds]\ncheck_timeout = \"5 parsecs\"\n", "thresholds.check_timeout"),
-            ("[[hosts]]\nname = \"a\"\naddress = \"telnet://x\"\n", "hosts[0].address"),
+            (
+                "[thresholds]\nresource_max = \"95\"\n",
+                "thresholds.resource_max",
+            ),
+            (
+                "[thresholds]\ncheck_timeout = \"5 parsecs\"\n",
+                "thresholds.check_timeout",
+            ),
+            (
+                "[[hosts]]\nname = \"a\"\naddress = \"telnet://x\"\n",
+                "hosts[0].address",
+            ),
             ("[backups]\nstore = \"fs\"\n", "backups.path"),
         ] {
             let m = Config::from_toml_str(&format!("{MINIMAL}{snippet}"), "e.toml")
@@ -932,7 +949,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert!(parse_duration("abc").is_err());
     }

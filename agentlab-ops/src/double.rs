@@ -77,7 +77,10 @@ impl<T> Default for CallLog<T> {
 impl<T: Clone> CallLog<T> {
     /// Record a call.
     pub fn push(&self, call: T) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
     }
     /// All calls so far.
     pub fn all(&self) -> Vec<T> {

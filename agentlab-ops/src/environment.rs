@@ -48,13 +48,17 @@ impl Environment {
     /// Build real backends from a config.
     pub fn from_config(config: Config) -> Result<Environment> {
         let probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::from_config(&config.service)?);
-        let slo_source: Arc<dyn SloSource> =
-            Arc::new(HttpSloSource::new(probe.clone(), config.service.slo_path.clone()));
+        let slo_source: Arc<dyn SloSource> = Arc::new(HttpSloSource::new(
+            probe.clone(),
+            config.service.slo_path.clone(),
+        ));
         let backups: Option<Arc<dyn BackupStore>> = match &config.backups {
             None => None,
             Some(b) => Some(match b.store {
                 StoreKind::Fs => {
-                    let path = b.path.clone().ok_or_else(|| Error::config("backups.path: required when store = \"fs\""))?;
+                    let path = b.path.clone().ok_or_else(|| {
+                        Error::config("backups.path: required when store = \"fs\"")
+                    })?;
                     Arc::new(FsBackupStore::new(path)?)
                 }
                 StoreKind::Memory => Arc::new(MemoryBackupStore::new()),
@@ -71,12 +75,18 @@ impl Environment {
                 HostAddress::Ssh { .. } => {
                     return Err(Error::new(
                         ErrorKind::Unsupported,
-                        format!("hosts: {}: SSH hosts are not supported by this build yet", h.name),
+                        format!(
+                            "hosts: {}: SSH hosts are not supported by this build yet",
+                            h.name
+                        ),
                     )
                     .with_operation("environment.build"));
                 }
             };
-            hosts.push(HostEntry { config: h.clone(), host });
+            hosts.push(HostEntry {
+                config: h.clone(),
+                host,
+            });
         }
         let notifier: Option<Arc<dyn Notifier>> = match &config.notify {
             None => None,
@@ -184,7 +194,9 @@ impl EnvironmentBuilder {
     }
     /// An objective to evaluate.
     pub fn slo(mut self, name: &str, target: f64) -> Self {
-        self.config.slos.push(crate::config::SloConfig::new(name, target));
+        self.config
+            .slos
+            .push(crate::config::SloConfig::new(name, target));
         self
     }
     /// Backup store and the datasets expected in it.
@@ -229,7 +241,9 @@ impl EnvironmentBuilder {
         Environment {
             config: self.config,
             probe: self.probe.unwrap_or_else(|| Arc::new(MemoryProbe::new())),
-            slo_source: self.slo_source.unwrap_or_else(|| Arc::new(MemorySloSource::new())),
+            slo_source: self
+                .slo_source
+                .unwrap_or_else(|| Arc::new(MemorySloSource::new())),
             backups: self.backups,
             hosts: self.hosts,
             notifier: self.notifier,

@@ -91,7 +91,7 @@ impl Journal {
 
     /// Runs per runbook, success rate, median duration.
     pub fn stats(&self, environment: Option<&str>) -> Result<JournalStats> {
-        let mut by: BTreeMap<String, (Vec<u64>, [u64; 3], Option<DateTime<Utc>>)> = BTreeMap::new();
+        let mut by: BTreeMap<String, Tally> = BTreeMap::new();
         let mut total = 0;
         let malformed = self.scan(|r| {
             if environment.is_some_and(|e| e != r.environment) {
@@ -134,6 +134,9 @@ impl Journal {
         })
     }
 }
+
+/// Durations, verdict counts (healthy, escalate, failed) and latest start of one runbook.
+type Tally = (Vec<u64>, [u64; 3], Option<DateTime<Utc>>);
 
 fn median(v: &mut [u64]) -> u64 {
     if v.is_empty() {
@@ -193,8 +196,18 @@ impl JournalStats {
             }
             Format::Text => {
                 let _ = writeln!(s, "journal: {} ({} runs)", self.journal, self.total_runs);
-                let w = self.runbooks.iter().map(|r| r.runbook.len()).max().unwrap_or(7).max(7);
-                let _ = writeln!(s, "  {:<w$}  {:>5}  {:>8}  {:>9}  {:>6}  {:>10}", "runbook", "runs", "success", "escalated", "failed", "median");
+                let w = self
+                    .runbooks
+                    .iter()
+                    .map(|r| r.runbook.len())
+                    .max()
+                    .unwrap_or(7)
+                    .max(7);
+                let _ = writeln!(
+                    s,
+                    "  {:<w$}  {:>5}  {:>8}  {:>9}  {:>6}  {:>10}",
+                    "runbook", "runs", "success", "escalated", "failed", "median"
+                );
                 for r in &self.runbooks {
                     let _ = writeln!(
                         s,
@@ -212,7 +225,10 @@ impl JournalStats {
                 }
             }
             Format::Markdown => {
-                let _ = writeln!(s, "| Runbook | Runs | Success | Escalated | Failed | Median |");
+                let _ = writeln!(
+                    s,
+                    "| Runbook | Runs | Success | Escalated | Failed | Median |"
+                );
                 let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
                 for r in &self.runbooks {
                     let _ = writeln!(
@@ -249,7 +265,8 @@ mod tests {
             j.append(&r).unwrap();
         }
         let run = Run::new("handover", "prod", false);
-        j.append(&run.finish(serde_json::Value::Null, None).await).unwrap();
+        j.append(&run.finish(serde_json::Value::Null, None).await)
+            .unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(j.path())
@@ -260,7 +277,10 @@ mod tests {
         assert_eq!(s.total_runs, 4);
         assert_eq!(s.malformed_lines, 1);
         let m = &s.runbooks[0];
-        assert_eq!((m.runbook.as_str(), m.runs, m.failed), ("morning_check", 3, 1));
+        assert_eq!(
+            (m.runbook.as_str(), m.runs, m.failed),
+            ("morning_check", 3, 1)
+        );
         assert!((m.success_rate - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(m.median_duration_ms, 20);
         assert!(j.latest("handover", "prod").unwrap().is_some());

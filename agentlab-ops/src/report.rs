@@ -232,7 +232,8 @@ impl Report {
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         crate::secret::redact(
-            &serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+            &serde_json::to_string_pretty(self)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
         )
     }
 
@@ -266,7 +267,12 @@ impl Report {
             crate::config::format_duration(std::time::Duration::from_millis(self.duration_ms)),
             if self.dry_run { " · dry-run" } else { "" }
         );
-        let name_w = self.checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+        let name_w = self
+            .checks
+            .iter()
+            .map(|c| c.name.chars().count())
+            .max()
+            .unwrap_or(0);
         let label_w = 12;
         for c in &self.checks {
             let label = match c.action {
@@ -293,7 +299,13 @@ impl Report {
                     Severity::Warning => "33",
                     Severity::Critical => "31",
                 };
-                let _ = writeln!(s, "  {}  {}: {}", paint(code, &format!("{sev:<8}")), f.subject, f.message);
+                let _ = writeln!(
+                    s,
+                    "  {}  {}: {}",
+                    paint(code, &format!("{sev:<8}")),
+                    f.subject,
+                    f.message
+                );
             }
         }
         if !self.escalations.is_empty() {
@@ -331,7 +343,11 @@ impl Report {
             self.verdict.as_str(),
             self.started_at.to_rfc3339(),
             self.duration_ms,
-            if self.dry_run { "\n- **Dry run**: yes" } else { "" }
+            if self.dry_run {
+                "\n- **Dry run**: yes"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(s);
         let _ = writeln!(s, "| Check | Action | Outcome | Duration | Summary |");

@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::config::{BackupsConfig, BaseUrl, Config, HostAddress, HostConfig, SloConfig, StoreKind};
+use crate::config::{
+    BackupsConfig, BaseUrl, Config, HostAddress, HostConfig, SloConfig, StoreKind,
+};
 use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -106,15 +108,39 @@ fn windows(errors_frac: &[(&str, u64, f64)]) -> serde_json::Value {
 fn slo_body(s: Scenario) -> serde_json::Value {
     // (window, events, error ratio) for a 99.9% availability SLO.
     let avail = match s {
-        Scenario::Degraded => windows(&[("5m", 1_000, 0.0015), ("30m", 6_000, 0.0015), ("1h", 12_000, 0.0015),
-            ("6h", 72_000, 0.0015), ("3d", 864_000, 0.0015), ("30d", 8_640_000, 0.0006)]),
-        Scenario::BudgetExhausted => windows(&[("5m", 1_000, 0.03), ("30m", 6_000, 0.03), ("1h", 12_000, 0.03),
-            ("6h", 72_000, 0.012), ("3d", 864_000, 0.004), ("30d", 8_640_000, 0.00125)]),
-        _ => windows(&[("5m", 1_000, 0.0), ("30m", 6_000, 0.0), ("1h", 12_000, 0.0001),
-            ("6h", 72_000, 0.0001), ("3d", 864_000, 0.0001), ("30d", 8_640_000, 0.0002)]),
+        Scenario::Degraded => windows(&[
+            ("5m", 1_000, 0.0015),
+            ("30m", 6_000, 0.0015),
+            ("1h", 12_000, 0.0015),
+            ("6h", 72_000, 0.0015),
+            ("3d", 864_000, 0.0015),
+            ("30d", 8_640_000, 0.0006),
+        ]),
+        Scenario::BudgetExhausted => windows(&[
+            ("5m", 1_000, 0.03),
+            ("30m", 6_000, 0.03),
+            ("1h", 12_000, 0.03),
+            ("6h", 72_000, 0.012),
+            ("3d", 864_000, 0.004),
+            ("30d", 8_640_000, 0.00125),
+        ]),
+        _ => windows(&[
+            ("5m", 1_000, 0.0),
+            ("30m", 6_000, 0.0),
+            ("1h", 12_000, 0.0001),
+            ("6h", 72_000, 0.0001),
+            ("3d", 864_000, 0.0001),
+            ("30d", 8_640_000, 0.0002),
+        ]),
     };
-    let latency = windows(&[("5m", 1_000, 0.0), ("30m", 6_000, 0.001), ("1h", 12_000, 0.001),
-        ("6h", 72_000, 0.001), ("3d", 864_000, 0.001), ("30d", 8_640_000, 0.002)]);
+    let latency = windows(&[
+        ("5m", 1_000, 0.0),
+        ("30m", 6_000, 0.001),
+        ("1h", 12_000, 0.001),
+        ("6h", 72_000, 0.001),
+        ("3d", 864_000, 0.001),
+        ("30d", 8_640_000, 0.002),
+    ]);
     json!({"slos": [
         {"name": "availability", "target": 0.999, "windows": avail},
         {"name": "latency", "target": 0.99, "windows": latency},
@@ -123,7 +149,10 @@ fn slo_body(s: Scenario) -> serde_json::Value {
 
 async fn health(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
     let _ = s;
-    (StatusCode::OK, Json(json!({"status": "ok", "version": "1.4.2"})))
+    (
+        StatusCode::OK,
+        Json(json!({"status": "ok", "version": "1.4.2"})),
+    )
 }
 
 async fn detailed(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
@@ -132,7 +161,11 @@ async fn detailed(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
     } else {
         json!({"status": "ok"})
     };
-    let status = if *s == Scenario::Degraded { "degraded" } else { "ok" };
+    let status = if *s == Scenario::Degraded {
+        "degraded"
+    } else {
+        "ok"
+    };
     Json(json!({
         "status": status,
         "components": {
@@ -170,20 +203,33 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 fn host_outputs(dir: &Path, host: &str, mem_used: f64, disks: &[(&str, f64)]) -> Result<PathBuf> {
     let out = dir.join("hosts").join(host);
-    write(&out.join("uptime"), " 09:00:01 up 41 days,  2:17,  1 user,  load average: 0.42, 0.38, 0.35\n")?;
+    write(
+        &out.join("uptime"),
+        " 09:00:01 up 41 days,  2:17,  1 user,  load average: 0.42, 0.38, 0.35\n",
+    )?;
     let total: u64 = 8 * 1024 * 1024 * 1024;
     let avail = (total as f64 * (1.0 - mem_used)) as u64;
     write(
         &out.join("free"),
-        &format!("               total        used        free      shared  buff/cache   available\nMem:      {total}  {}  {}     1048576  {}  {avail}\nSwap:              0           0           0\n",
-            total - avail, avail / 2, avail / 2),
+        &format!(
+            "               total        used        free      shared  buff/cache   available\nMem:      {total}  {}  {}     1048576  {}  {avail}\nSwap:              0           0           0\n",
+            total - avail,
+            avail / 2,
+            avail / 2
+        ),
     )?;
-    let mut df = String::from("Filesystem     1-blocks        Used   Available Capacity Mounted on\n");
+    let mut df =
+        String::from("Filesystem     1-blocks        Used   Available Capacity Mounted on\n");
     df.push_str("tmpfs          838860800      1048576   837812224       1% /run\n");
     for (i, (m, f)) in disks.iter().enumerate() {
         let size: u64 = 50 * 1024 * 1024 * 1024;
         let used = (size as f64 * f) as u64;
-        df.push_str(&format!("/dev/nvme0n1p{} {size} {used} {} {:.0}% {m}\n", i + 1, size - used, f * 100.0));
+        df.push_str(&format!(
+            "/dev/nvme0n1p{} {size} {used} {} {:.0}% {m}\n",
+            i + 1,
+            size - used,
+            f * 100.0
+        ));
     }
     write(&out.join("df"), &df)?;
     write(&out.join("nproc"), "2\n")?;
@@ -197,7 +243,10 @@ fn make_bin(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(&bin)?;
     for prog in ["uptime", "free", "df", "nproc"] {
         let p = bin.join(prog);
-        write(&p, &format!("#!/bin/sh\nexec cat \"$AGENTLAB_SANDBOX_HOST/{prog}\"\n"))?;
+        write(
+            &p,
+            &format!("#!/bin/sh\nexec cat \"$AGENTLAB_SANDBOX_HOST/{prog}\"\n"),
+        )?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok(bin)
@@ -205,7 +254,10 @@ fn make_bin(dir: &Path) -> Result<PathBuf> {
 
 #[cfg(not(unix))]
 fn make_bin(_dir: &Path) -> Result<PathBuf> {
-    Err(Error::new(ErrorKind::Unsupported, "the sandbox needs a Unix system"))
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "the sandbox needs a Unix system",
+    ))
 }
 
 fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
@@ -218,12 +270,19 @@ fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
             for i in 0..5 {
                 let body = json!({"session_id": format!("s-{day}-{i}"), "agent": "researcher",
                     "messages": [{"role": "user", "content": "hello"}], "created": d.to_string()});
-                write(&root.join(format!("sessions/{day}/session-{i:03}.json")), &body.to_string())?;
+                write(
+                    &root.join(format!("sessions/{day}/session-{i:03}.json")),
+                    &body.to_string(),
+                )?;
             }
         }
         let mut csv = String::from("run_id,started_at,agent,status,duration_ms\n");
         for i in 0..40 {
-            csv.push_str(&format!("r-{day}-{i},{d}T0{}:00:00Z,researcher,ok,{}\n", i % 10, 900 + i * 7));
+            csv.push_str(&format!(
+                "r-{day}-{i},{d}T0{}:00:00Z,researcher,ok,{}\n",
+                i % 10,
+                900 + i * 7
+            ));
         }
         write(&root.join(format!("telemetry/{day}/runs.csv")), &csv)?;
     }
@@ -233,7 +292,9 @@ fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
 impl Sandbox {
     /// Start a sandbox for `scenario`.
     pub async fn start(scenario: Scenario) -> Result<Sandbox> {
-        let dir = tempfile::Builder::new().prefix("agentlab-sandbox-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("agentlab-sandbox-")
+            .tempdir()?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let app = Router::new()
@@ -253,13 +314,25 @@ impl Sandbox {
 
         let root = backups(dir.path(), scenario)?;
         let bin = make_bin(dir.path())?;
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()));
-        let mut cfg = Config::new(BaseUrl::parse(&format!("http://{addr}")).map_err(Error::config)?);
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+        );
+        let mut cfg =
+            Config::new(BaseUrl::parse(&format!("http://{addr}")).map_err(Error::config)?);
         cfg.environment = format!("sandbox-{scenario}");
         cfg.service.timeout = crate::config::Dur(std::time::Duration::from_secs(2));
-        cfg.slos = vec![SloConfig::new("availability", 0.999), SloConfig::new("latency", 0.99)];
+        cfg.slos = vec![
+            SloConfig::new("availability", 0.999),
+            SloConfig::new("latency", 0.99),
+        ];
         cfg.backups = Some(BackupsConfig::new(StoreKind::Fs, Some(root)));
-        let web2_app = if scenario == Scenario::DiskFull { 0.96 } else { 0.52 };
+        let web2_app = if scenario == Scenario::DiskFull {
+            0.96
+        } else {
+            0.52
+        };
         for (name, mem, disks) in [
             ("web-1", 0.61, vec![("/", 0.41), ("/app", 0.37)]),
             ("web-2", 0.58, vec![("/", 0.44), ("/app", web2_app)]),
@@ -268,7 +341,10 @@ impl Sandbox {
             let mut h = HostConfig::new(name, HostAddress::Local);
             h.env = BTreeMap::from([
                 ("PATH".to_string(), path.clone()),
-                ("AGENTLAB_SANDBOX_HOST".to_string(), out.display().to_string()),
+                (
+                    "AGENTLAB_SANDBOX_HOST".to_string(),
+                    out.display().to_string(),
+                ),
             ]);
             cfg.hosts.push(h);
         }

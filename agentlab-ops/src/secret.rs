@@ -60,9 +60,7 @@ impl Secret {
 pub fn parse_env_ref(s: &str) -> Option<&str> {
     let name = s.trim().strip_prefix("${")?.strip_suffix('}')?;
     let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     ok.then_some(name)
 }
@@ -146,7 +144,10 @@ mod tests {
 
     #[test]
     fn env_refs() {
-        assert_eq!(parse_env_ref("${SLACK_WEBHOOK_URL}"), Some("SLACK_WEBHOOK_URL"));
+        assert_eq!(
+            parse_env_ref("${SLACK_WEBHOOK_URL}"),
+            Some("SLACK_WEBHOOK_URL")
+        );
         assert_eq!(parse_env_ref("https://hooks"), None);
         assert_eq!(parse_env_ref("${1X}"), None);
         assert!(Secret::from_env_ref("inline-value").is_err());

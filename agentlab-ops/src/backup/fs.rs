@@ -40,7 +40,9 @@ impl FsBackupStore {
 }
 
 fn io_err(e: std::io::Error, op: &'static str, key: &str) -> Error {
-    Error::from(e).with_operation(op).with_context("key", key.to_string())
+    Error::from(e)
+        .with_operation(op)
+        .with_context("key", key.to_string())
 }
 
 enum Pending {
@@ -52,7 +54,10 @@ fn meta_of(key: String, md: &std::fs::Metadata) -> ObjectMeta {
     ObjectMeta {
         key,
         size: md.len(),
-        last_modified: md.modified().ok().map(chrono::DateTime::<chrono::Utc>::from),
+        last_modified: md
+            .modified()
+            .ok()
+            .map(chrono::DateTime::<chrono::Utc>::from),
     }
 }
 
@@ -83,7 +88,10 @@ impl BackupStore for FsBackupStore {
                             Ok(rd) => rd,
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                             Err(e) => {
-                                return Some((Err(io_err(e, "backup.list", &key_prefix)), (stack, prefix)));
+                                return Some((
+                                    Err(io_err(e, "backup.list", &key_prefix)),
+                                    (stack, prefix),
+                                ));
                             }
                         };
                         let mut entries = Vec::new();
@@ -97,8 +105,15 @@ impl BackupStore for FsBackupStore {
                                     let key = format!("{key_prefix}{name}");
                                     let md = match tokio::fs::metadata(ent.path()).await {
                                         Ok(m) => m,
-                                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                                        Err(e) => return Some((Err(io_err(e, "backup.list", &key)), (stack, prefix))),
+                                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                                            continue;
+                                        }
+                                        Err(e) => {
+                                            return Some((
+                                                Err(io_err(e, "backup.list", &key)),
+                                                (stack, prefix),
+                                            ));
+                                        }
                                     };
                                     if md.is_dir() {
                                         let k = format!("{key}/");
@@ -107,11 +122,17 @@ impl BackupStore for FsBackupStore {
                                             entries.push((k.clone(), Pending::Dir(ent.path(), k)));
                                         }
                                     } else if key.starts_with(&prefix) {
-                                        entries.push((key.clone(), Pending::File(meta_of(key, &md))));
+                                        entries
+                                            .push((key.clone(), Pending::File(meta_of(key, &md))));
                                     }
                                 }
                                 Ok(None) => break,
-                                Err(e) => return Some((Err(io_err(e, "backup.list", &key_prefix)), (stack, prefix))),
+                                Err(e) => {
+                                    return Some((
+                                        Err(io_err(e, "backup.list", &key_prefix)),
+                                        (stack, prefix),
+                                    ));
+                                }
                             }
                         }
                         // Sorting directories as "name/" gives S3's key order.
@@ -130,15 +151,19 @@ impl BackupStore for FsBackupStore {
             .await
             .map_err(|e| io_err(e, "backup.head", key))?;
         if md.is_dir() {
-            return Err(Error::new(ErrorKind::NotFound, "no such object (a directory)")
-                .with_operation("backup.head")
-                .with_context("key", key.to_string()));
+            return Err(
+                Error::new(ErrorKind::NotFound, "no such object (a directory)")
+                    .with_operation("backup.head")
+                    .with_context("key", key.to_string()),
+            );
         }
         Ok(meta_of(key.to_string(), &md))
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream> {
-        self.head(key).await.map_err(|e| e.with_operation("backup.get"))?;
+        self.head(key)
+            .await
+            .map_err(|e| e.with_operation("backup.get"))?;
         let f = tokio::fs::File::open(self.path(key))
             .await
             .map_err(|e| io_err(e, "backup.get", key))?;

@@ -46,7 +46,8 @@ impl MemoryBackupStore {
     }
     /// Insert without recording a call (test setup).
     pub fn insert(&self, key: &str, data: impl Into<Bytes>) {
-        self.objects().insert(key.to_string(), (data.into(), Utc::now()));
+        self.objects()
+            .insert(key.to_string(), (data.into(), Utc::now()));
     }
     /// Remove an object (test setup).
     pub fn remove(&self, key: &str) -> bool {

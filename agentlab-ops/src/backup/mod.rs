@@ -111,8 +111,10 @@ pub struct PrefixSummary {
 /// Check a key: non-empty, relative, no empty or `.`/`..` segments, no NUL.
 pub fn validate_key(key: &str) -> Result<()> {
     let bad = |why: &str| {
-        Err(Error::new(ErrorKind::ConfigInvalid, format!("invalid key: {why}"))
-            .with_context("key", key.to_string()))
+        Err(
+            Error::new(ErrorKind::ConfigInvalid, format!("invalid key: {why}"))
+                .with_context("key", key.to_string()),
+        )
     };
     if key.is_empty() {
         return bad("empty");
@@ -153,7 +155,11 @@ mod tests {
     fn keys() {
         assert!(validate_key("sessions/20261129/a.json").is_ok());
         for k in ["", "/abs", "a//b", "a/../b", "a/./b", "a/"] {
-            assert_eq!(validate_key(k).unwrap_err().kind(), ErrorKind::ConfigInvalid, "{k}");
+            assert_eq!(
+                validate_key(k).unwrap_err().kind(),
+                ErrorKind::ConfigInvalid,
+                "{k}"
+            );
         }
         assert!(validate_prefix("sessions/").is_ok());
         assert!(validate_prefix("").is_ok());

@@ -91,7 +91,12 @@ impl MemoryHost {
         for (i, (mount, frac)) in disks.iter().enumerate() {
             let size: u64 = 100 * 1024 * 1024 * 1024;
             let u = (size as f64 * frac) as u64;
-            df.push_str(&format!("/dev/vd{} {size} {u} {} {:.0}% {mount}\n", (b'a' + i as u8) as char, size - u, frac * 100.0));
+            df.push_str(&format!(
+                "/dev/vd{} {size} {u} {} {:.0}% {mount}\n",
+                (b'a' + i as u8) as char,
+                size - u,
+                frac * 100.0
+            ));
         }
         self.respond("df", &["-P", "-B1"], 0, &df);
         self.respond("nproc", &[], 0, "4\n");
@@ -137,7 +142,12 @@ impl RemoteHost for MemoryHost {
         let key: Vec<String> = std::iter::once(cmd.program.clone())
             .chain(cmd.args.iter().cloned())
             .collect();
-        if let Some(o) = self.exact.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(o) = self
+            .exact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(o.clone());
         }
         if let Some(o) = self
@@ -155,12 +165,26 @@ impl RemoteHost for MemoryHost {
             "printf" if !cmd.args.is_empty() => Ok(out(0, printf(&cmd.args[0], &cmd.args[1..]))),
             "sleep" => {
                 let secs: f64 = cmd.args.first().and_then(|a| a.parse().ok()).unwrap_or(0.0);
-                match tokio::time::timeout(timeout, tokio::time::sleep(Duration::from_secs_f64(secs))).await {
+                match tokio::time::timeout(
+                    timeout,
+                    tokio::time::sleep(Duration::from_secs_f64(secs)),
+                )
+                .await
+                {
                     Ok(()) => Ok(out(0, "")),
-                    Err(_) => Err(ctx(Error::new(ErrorKind::Timeout, format!("sleep did not finish within {}", crate::config::format_duration(timeout))))),
+                    Err(_) => Err(ctx(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "sleep did not finish within {}",
+                            crate::config::format_duration(timeout)
+                        ),
+                    ))),
                 }
             }
-            p => Err(ctx(Error::new(ErrorKind::NotFound, format!("{p}: command not found")))),
+            p => Err(ctx(Error::new(
+                ErrorKind::NotFound,
+                format!("{p}: command not found"),
+            ))),
         }
     }
 }

@@ -65,7 +65,9 @@ impl Cmd {
         std::iter::once(self.program.as_str())
             .chain(self.args.iter().map(String::as_str))
             .map(|s| {
-                if s.is_empty() || s.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>()*?".contains(c)) {
+                if s.is_empty()
+                    || s.contains(|c: char| c.is_whitespace() || "'\"$`\\;&|<>()*?".contains(c))
+                {
                     format!("'{}'", s.replace('\'', "'\\''"))
                 } else {
                     s.to_string()
@@ -108,10 +110,20 @@ impl CmdOutput {
             }
             t[s..].to_string()
         };
-        let code = self.status.map_or("a signal".to_string(), |c| format!("exit code {c}"));
+        let code = self
+            .status
+            .map_or("a signal".to_string(), |c| format!("exit code {c}"));
         Err(Error::new(
             ErrorKind::Unexpected,
-            format!("{} ended with {code}{}", cmd.program, if tail.is_empty() { String::new() } else { format!(": {tail}") }),
+            format!(
+                "{} ended with {code}{}",
+                cmd.program,
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
+            ),
         )
         .with_operation("host.run")
         .with_context("host", host.to_string()))

@@ -58,9 +58,12 @@ pub struct DiskUsage {
 
 fn parse_err(what: &str, why: impl Into<String>, text: &str) -> Error {
     let snippet: String = text.trim().chars().take(80).collect();
-    Error::new(ErrorKind::InvalidResponse, format!("cannot parse {what} output: {}", why.into()))
-        .with_operation("host.parse")
-        .with_context("output", snippet)
+    Error::new(
+        ErrorKind::InvalidResponse,
+        format!("cannot parse {what} output: {}", why.into()),
+    )
+    .with_operation("host.parse")
+    .with_context("output", snippet)
 }
 
 /// Parse `uptime`.
@@ -107,7 +110,10 @@ pub fn parse_uptime(text: &str) -> Result<Uptime> {
 
 /// " 14:33:31 up 3 days,  2:01,  1 user,  " → seconds.
 fn parse_up(s: &str) -> Option<u64> {
-    let rest = s.split_once(" up ").map(|(_, r)| r).or_else(|| s.strip_prefix("up "))?;
+    let rest = s
+        .split_once(" up ")
+        .map(|(_, r)| r)
+        .or_else(|| s.strip_prefix("up "))?;
     let mut secs = 0u64;
     let mut any = false;
     for part in rest.split(',') {
@@ -158,8 +164,20 @@ pub fn parse_free(text: &str) -> Result<MemoryUsage> {
         .skip(1)
         .map(|v| v.parse::<u64>())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| parse_err("free", "non-numeric value on the Mem: line (run free -b)", text))?;
-    let col = |name: &str| header.iter().position(|h| h == name).and_then(|i| vals.get(i)).copied();
+        .map_err(|_| {
+            parse_err(
+                "free",
+                "non-numeric value on the Mem: line (run free -b)",
+                text,
+            )
+        })?;
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .and_then(|i| vals.get(i))
+            .copied()
+    };
     let total = col("total").ok_or_else(|| parse_err("free", "no total column", text))?;
     if total == 0 {
         return Err(parse_err("free", "total memory is 0", text));
@@ -183,7 +201,9 @@ pub fn parse_free(text: &str) -> Result<MemoryUsage> {
 }
 
 /// Filesystems that say nothing about real disk space.
-const PSEUDO: &[&str] = &["tmpfs", "devtmpfs", "udev", "none", "overlay", "shm", "proc", "sysfs", "cgroup", "devfs"];
+const PSEUDO: &[&str] = &[
+    "tmpfs", "devtmpfs", "udev", "none", "overlay", "shm", "proc", "sysfs", "cgroup", "devfs",
+];
 
 /// Parse `df -P -B1` (or `df -P -k`, detected from the header: `1024-blocks`).
 pub fn parse_df(text: &str) -> Result<Vec<DiskUsage>> {
@@ -212,7 +232,11 @@ pub fn parse_df(text: &str) -> Result<Vec<DiskUsage>> {
             continue;
         }
         if fields.len() < 6 {
-            return Err(parse_err("df", format!("short line {:?}", line.trim()), text));
+            return Err(parse_err(
+                "df",
+                format!("short line {:?}", line.trim()),
+                text,
+            ));
         }
         let num = |i: usize| -> Result<u64> {
             fields[i]
@@ -234,11 +258,19 @@ pub fn parse_df(text: &str) -> Result<Vec<DiskUsage>> {
             total,
             used,
             available,
-            used_ratio: if denom == 0 { 0.0 } else { used as f64 / denom as f64 },
+            used_ratio: if denom == 0 {
+                0.0
+            } else {
+                used as f64 / denom as f64
+            },
         });
     }
     if let Some(dev) = carry {
-        return Err(parse_err("df", format!("device {dev:?} without values"), text));
+        return Err(parse_err(
+            "df",
+            format!("device {dev:?} without values"),
+            text,
+        ));
     }
     Ok(out)
 }
@@ -250,15 +282,39 @@ mod tests {
     #[test]
     fn uptime_variants() {
         let cases = [
-            (" 14:33:31 up 3 days,  2:01,  1 user,  load average: 0.52, 0.58, 0.59", Some(3 * 86400 + 2 * 3600 + 60), 0.52),
-            (" 10:00:00 up 5 min,  0 users,  load average: 0.00, 0.01, 0.05", Some(300), 0.0),
-            (" 14:33:31 up 1 day, 47 min,  3 users,  load average: 1.00, 2.00, 3.00", Some(86400 + 47 * 60), 1.0),
+            (
+                " 14:33:31 up 3 days,  2:01,  1 user,  load average: 0.52, 0.58, 0.59",
+                Some(3 * 86400 + 2 * 3600 + 60),
+                0.52,
+            ),
+            (
+                " 10:00:00 up 5 min,  0 users,  load average: 0.00, 0.01, 0.05",
+                Some(300),
+                0.0,
+            ),
+            (
+                " 14:33:31 up 1 day, 47 min,  3 users,  load average: 1.00, 2.00, 3.00",
+                Some(86400 + 47 * 60),
+                1.0,
+            ),
             // busybox: no users field
-            (" 14:33:31 up  2:01,  load average: 0.10, 0.20, 0.30", Some(2 * 3600 + 60), 0.1),
+            (
+                " 14:33:31 up  2:01,  load average: 0.10, 0.20, 0.30",
+                Some(2 * 3600 + 60),
+                0.1,
+            ),
             // BSD / macOS
-            ("14:33  up 12 days, 3 hrs, 2 users, load averages: 1.90 2.05 2.10", Some(12 * 86400 + 3 * 3600), 1.9),
+            (
+                "14:33  up 12 days, 3 hrs, 2 users, load averages: 1.90 2.05 2.10",
+                Some(12 * 86400 + 3 * 3600),
+                1.9,
+            ),
             // decimal commas
-            (" 14:33:31 up 7 min,  1 user,  load average: 0,52, 0,58, 0,59", Some(420), 0.52),
+            (
+                " 14:33:31 up 7 min,  1 user,  load average: 0,52, 0,58, 0,59",
+                Some(420),
+                0.52,
+            ),
         ];
         for (text, up, one) in cases {
             let u = parse_uptime(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -289,12 +345,18 @@ mod tests {
         let d = parse_df(text).unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].mount, "/");
-        assert_eq!(d[1].filesystem, "/dev/mapper/very-long-volume-group-name-data");
+        assert_eq!(
+            d[1].filesystem,
+            "/dev/mapper/very-long-volume-group-name-data"
+        );
         assert_eq!(d[1].mount, "/srv/app data");
         assert!((d[1].used_ratio - 0.95).abs() < 1e-9);
         let k = "Filesystem     1024-blocks    Used Available Capacity Mounted on\n/dev/root          1000     500       500      50% /\n";
         assert_eq!(parse_df(k).unwrap()[0].total, 1_024_000);
         assert!(parse_df("garbage").is_err());
-        assert!(parse_df("Filesystem 1-blocks Used Available Capacity Mounted on\n/dev/x 1 2\n").is_err());
+        assert!(
+            parse_df("Filesystem 1-blocks Used Available Capacity Mounted on\n/dev/x 1 2\n")
+                .is_err()
+        );
     }
 }

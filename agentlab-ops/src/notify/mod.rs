@@ -69,17 +69,36 @@ impl Notifier for SlackNotifier {
                 .await
                 // Never the reqwest message: it contains the webhook URL.
                 .map_err(|e| {
-                    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
+                    let kind = if e.is_timeout() {
+                        ErrorKind::Timeout
+                    } else {
+                        ErrorKind::Unavailable
+                    };
                     Error::new(kind, "cannot reach the Slack webhook").set_temporary(true)
                 })?;
             let status = r.status().as_u16();
             match status {
                 200..=299 => Ok(()),
-                429 => Err(Error::new(ErrorKind::RateLimited, "Slack rate limit (HTTP 429)")),
-                500..=599 => Err(Error::new(ErrorKind::Unavailable, format!("Slack answered HTTP {status}"))),
-                404 | 410 => Err(Error::new(ErrorKind::NotFound, format!("webhook rejected (HTTP {status}): revoked or wrong"))),
-                403 => Err(Error::new(ErrorKind::PermissionDenied, "webhook rejected (HTTP 403)")),
-                _ => Err(Error::new(ErrorKind::InvalidResponse, format!("Slack answered HTTP {status}"))),
+                429 => Err(Error::new(
+                    ErrorKind::RateLimited,
+                    "Slack rate limit (HTTP 429)",
+                )),
+                500..=599 => Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("Slack answered HTTP {status}"),
+                )),
+                404 | 410 => Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("webhook rejected (HTTP {status}): revoked or wrong"),
+                )),
+                403 => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    "webhook rejected (HTTP 403)",
+                )),
+                _ => Err(Error::new(
+                    ErrorKind::InvalidResponse,
+                    format!("Slack answered HTTP {status}"),
+                )),
             }
         })
         .await

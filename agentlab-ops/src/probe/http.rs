@@ -153,4 +153,3 @@ impl HealthProbe for HttpProbe {
         Ok(r)
     }
 }
-

@@ -169,32 +169,35 @@ pub fn assess(resp: &ProbeResponse, want_components: bool) -> HealthStatus {
 }
 
 fn parse_components(v: &serde_json::Value) -> std::result::Result<Vec<ComponentHealth>, String> {
-    let one = |name: String, v: &serde_json::Value| -> std::result::Result<ComponentHealth, String> {
-        let (status, detail) = match v {
-            serde_json::Value::String(s) => (s.clone(), None),
-            serde_json::Value::Bool(b) => ((if *b { "ok" } else { "down" }).to_string(), None),
-            serde_json::Value::Object(m) => {
-                let s = match m.get("status") {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(serde_json::Value::Bool(b)) => (if *b { "ok" } else { "down" }).to_string(),
-                    _ => return Err(format!("component {name} has no \"status\"")),
-                };
-                let d = m
-                    .get("message")
-                    .or_else(|| m.get("detail"))
-                    .and_then(|d| d.as_str())
-                    .map(str::to_string);
-                (s, d)
-            }
-            _ => return Err(format!("component {name} has an unexpected value")),
+    let one =
+        |name: String, v: &serde_json::Value| -> std::result::Result<ComponentHealth, String> {
+            let (status, detail) = match v {
+                serde_json::Value::String(s) => (s.clone(), None),
+                serde_json::Value::Bool(b) => ((if *b { "ok" } else { "down" }).to_string(), None),
+                serde_json::Value::Object(m) => {
+                    let s = match m.get("status") {
+                        Some(serde_json::Value::String(s)) => s.clone(),
+                        Some(serde_json::Value::Bool(b)) => {
+                            (if *b { "ok" } else { "down" }).to_string()
+                        }
+                        _ => return Err(format!("component {name} has no \"status\"")),
+                    };
+                    let d = m
+                        .get("message")
+                        .or_else(|| m.get("detail"))
+                        .and_then(|d| d.as_str())
+                        .map(str::to_string);
+                    (s, d)
+                }
+                _ => return Err(format!("component {name} has an unexpected value")),
+            };
+            Ok(ComponentHealth {
+                healthy: status_is_good(&status),
+                name,
+                status,
+                detail,
+            })
         };
-        Ok(ComponentHealth {
-            healthy: status_is_good(&status),
-            name,
-            status,
-            detail,
-        })
-    };
     match v {
         serde_json::Value::Object(m) => m.iter().map(|(k, v)| one(k.clone(), v)).collect(),
         serde_json::Value::Array(a) => a
@@ -236,14 +239,20 @@ mod tests {
     #[test]
     fn components_in_both_shapes() {
         let h = assess(
-            &resp(200, r#"{"status":"ok","components":{"db":{"status":"ok"},"llm":{"status":"degraded","message":"slow"}}}"#),
+            &resp(
+                200,
+                r#"{"status":"ok","components":{"db":{"status":"ok"},"llm":{"status":"degraded","message":"slow"}}}"#,
+            ),
             true,
         );
         assert!(!h.healthy);
         assert_eq!(h.components.len(), 2);
         assert!(h.problems.iter().any(|p| p.contains("llm is degraded")));
         let h = assess(
-            &resp(200, r#"{"status":"ok","checks":[{"name":"disk","status":"pass"}]}"#),
+            &resp(
+                200,
+                r#"{"status":"ok","checks":[{"name":"disk","status":"pass"}]}"#,
+            ),
             true,
         );
         assert!(h.healthy, "{:?}", h.problems);
@@ -251,16 +260,25 @@ mod tests {
 
     #[test]
     fn garbage_is_a_problem_not_a_panic() {
-        for body in ["<html>oops</html>", "", "[1,2]", r#"{"uptime": 3}"#, r#"{"status": 7}"#,
-            r#"{"status":"ok","components":42}"#, r#"{"status":"ok","components":{"db":[]}}"#] {
+        for body in [
+            "<html>oops</html>",
+            "",
+            "[1,2]",
+            r#"{"uptime": 3}"#,
+            r#"{"status": 7}"#,
+            r#"{"status":"ok","components":42}"#,
+            r#"{"status":"ok","components":{"db":[]}}"#,
+        ] {
             let h = assess(&resp(200, body), true);
             assert!(!h.healthy, "{body}");
             assert!(!h.problems.is_empty());
         }
-        assert!(assess(&resp(200, r#"{"status":"ok"}"#), true)
-            .problems
-            .iter()
-            .any(|p| p.contains("no components")));
+        assert!(
+            assess(&resp(200, r#"{"status":"ok"}"#), true)
+                .problems
+                .iter()
+                .any(|p| p.contains("no components"))
+        );
         assert!(assess(&resp(500, r#"{"status":"ok"}"#), false).problems[0].contains("HTTP 500"));
     }
 }

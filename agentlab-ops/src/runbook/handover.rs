@@ -84,7 +84,8 @@ pub struct HandoverPayload {
 pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
     env.execute("handover", &opts.run, |run| async move {
         // 1. The latest morning report, or a fresh one.
-        let max_age = chrono::Duration::from_std(opts.max_report_age).unwrap_or(chrono::Duration::hours(12));
+        let max_age =
+            chrono::Duration::from_std(opts.max_report_age).unwrap_or(chrono::Duration::hours(12));
         let journaled = match &env.journal {
             Some(j) => j.latest("morning_check", env.name()).ok().flatten(),
             None => None,
@@ -93,13 +94,20 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
         let morning = match journaled {
             Some(r) => {
                 run.check("morning_report", None, async {
-                    let s = format!("journaled run {} from {}", r.run_id, r.started_at.format("%H:%M UTC"));
+                    let s = format!(
+                        "journaled run {} from {}",
+                        r.run_id,
+                        r.started_at.format("%H:%M UTC")
+                    );
                     Ok(Checked::pass(r, s))
                 })
                 .await?
             }
             None => {
-                let mo = MorningOptions::default().run(RunOptions { dry_run: opts.run.dry_run, ..RunOptions::default() });
+                let mo = MorningOptions::default().run(RunOptions {
+                    dry_run: opts.run.dry_run,
+                    ..RunOptions::default()
+                });
                 run.check("morning_report", None, async {
                     let r = morning_check(env, &mo).await;
                     let s = format!("fresh morning check {} ({})", r.run_id, r.verdict.as_str());
@@ -117,13 +125,20 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
                 if let Some(j) = &env.journal {
                     let since = Utc::now() - chrono::Duration::hours(24);
                     j.scan(|r| {
-                        if r.environment == env.name() && r.started_at >= since && r.verdict == Verdict::Failed {
+                        if r.environment == env.name()
+                            && r.started_at >= since
+                            && r.verdict == Verdict::Failed
+                        {
                             failed.push(r);
                         }
                     })?;
                 }
                 let n = failed.len();
-                Ok(Checked::with(failed, if n == 0 { Outcome::Pass } else { Outcome::Warn }, format!("{n} failed runs in the last 24h")))
+                Ok(Checked::with(
+                    failed,
+                    if n == 0 { Outcome::Pass } else { Outcome::Warn },
+                    format!("{n} failed runs in the last 24h"),
+                ))
             })
             .await?;
 
@@ -142,7 +157,11 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
                     Some(Zone::Red) => "Red",
                     _ => "Unknown",
                 };
-                let budget = p.slos.iter().filter_map(|s| s.budget_remaining).reduce(f64::min);
+                let budget = p
+                    .slos
+                    .iter()
+                    .filter_map(|s| s.budget_remaining)
+                    .reduce(f64::min);
                 (zone, budget, p.active_alerts)
             }
             None => ("Unknown", None, 0),
@@ -150,7 +169,11 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
         let active_alerts = alerts_firing + morning.escalations.len();
         let cfg = &env.config.handover;
         let mut md = String::new();
-        let _ = writeln!(md, "# Daily Handover - {}", Utc::now().format("%a %b %e %Y %H:%M UTC"));
+        let _ = writeln!(
+            md,
+            "# Daily Handover - {}",
+            Utc::now().format("%a %b %e %Y %H:%M UTC")
+        );
         let _ = writeln!(md, "\n## Current Status");
         let _ = writeln!(md, "- **Environment**: {}", env.name());
         let _ = writeln!(md, "- **SLO Status**: {zone}");
@@ -158,22 +181,55 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
         let _ = writeln!(
             md,
             "- **Error Budget**: {}",
-            budget.map_or("unknown".to_string(), |b| format!("{:.1}% remaining", b * 100.0))
+            budget.map_or("unknown".to_string(), |b| format!(
+                "{:.1}% remaining",
+                b * 100.0
+            ))
         );
-        let _ = writeln!(md, "- **Morning check**: {} ({}, {})", morning.verdict.as_str(), morning.run_id, morning.started_at.format("%Y-%m-%d %H:%M UTC"));
+        let _ = writeln!(
+            md,
+            "- **Morning check**: {} ({}, {})",
+            morning.verdict.as_str(),
+            morning.run_id,
+            morning.started_at.format("%Y-%m-%d %H:%M UTC")
+        );
         let _ = writeln!(md, "\n## Outstanding Items");
         let mut any = false;
         for e in &morning.escalations {
-            let _ = writeln!(md, "- {}: {} (observed {}, threshold {}), owner: on-call, ETA: TBD", e.criterion, crate::report::md_escape(&e.message), e.observed, e.threshold);
+            let _ = writeln!(
+                md,
+                "- {}: {} (observed {}, threshold {}), owner: on-call, ETA: TBD",
+                e.criterion,
+                crate::report::md_escape(&e.message),
+                e.observed,
+                e.threshold
+            );
             any = true;
         }
         for r in &failed_runs {
-            let why = r.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
-            let _ = writeln!(md, "- {} run {} failed: {}, owner: on-call, ETA: TBD", r.runbook, r.run_id, crate::report::md_escape(&why));
+            let why = r
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "- {} run {} failed: {}, owner: on-call, ETA: TBD",
+                r.runbook,
+                r.run_id,
+                crate::report::md_escape(&why)
+            );
             any = true;
         }
         for i in cfg.outstanding.iter().chain(&opts.outstanding) {
-            let _ = writeln!(md, "- {}: {}, {}, {}", i.issue, or_tbd(&i.status), or_tbd(&i.owner), or_tbd(&i.eta));
+            let _ = writeln!(
+                md,
+                "- {}: {}, {}, {}",
+                i.issue,
+                or_tbd(&i.status),
+                or_tbd(&i.owner),
+                or_tbd(&i.eta)
+            );
             any = true;
         }
         if !any {
@@ -190,10 +246,24 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
         let _ = writeln!(md, "\n## On-call Contact");
         let primary = opts.primary.clone().or_else(|| cfg.primary.clone());
         let backup = opts.backup.clone().or_else(|| cfg.backup.clone());
-        let _ = writeln!(md, "- **Primary**: {}", primary.as_deref().unwrap_or("(not set: [handover] primary)"));
-        let _ = writeln!(md, "- **Backup**: {}", backup.as_deref().unwrap_or("(not set: [handover] backup)"));
+        let _ = writeln!(
+            md,
+            "- **Primary**: {}",
+            primary
+                .as_deref()
+                .unwrap_or("(not set: [handover] primary)")
+        );
+        let _ = writeln!(
+            md,
+            "- **Backup**: {}",
+            backup.as_deref().unwrap_or("(not set: [handover] backup)")
+        );
         if primary.is_none() || backup.is_none() {
-            run.finding(Severity::Warning, "handover", "on-call contacts are not set");
+            run.finding(
+                Severity::Warning,
+                "handover",
+                "on-call contacts are not set",
+            );
         }
         let md = crate::secret::redact(&md);
 
@@ -201,16 +271,29 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
         let mut posted = false;
         if opts.notify {
             match env.notifier.clone() {
-                None => run.finding(Severity::Warning, "notify", "--notify given but no [notify] configured"),
+                None => run.finding(
+                    Severity::Warning,
+                    "notify",
+                    "--notify given but no [notify] configured",
+                ),
                 Some(n) => {
                     let text = md.clone();
                     let r = run
-                        .change("notify", format!("post the handover to {}", n.describe()), async move { n.notify(&text).await }, None)
+                        .change(
+                            "notify",
+                            format!("post the handover to {}", n.describe()),
+                            async move { n.notify(&text).await },
+                            None,
+                        )
                         .await;
                     match r {
                         Ok(Some(())) => posted = true,
                         Ok(None) => {}
-                        Err(e) => run.finding(Severity::Warning, "notify", format!("handover not posted: {e}")),
+                        Err(e) => run.finding(
+                            Severity::Warning,
+                            "notify",
+                            format!("handover not posted: {e}"),
+                        ),
                     }
                 }
             }

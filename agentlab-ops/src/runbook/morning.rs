@@ -180,8 +180,16 @@ async fn health_check(
             let c = if h.healthy {
                 Checked::pass(
                     h.clone(),
-                    format!("HTTP {} in {} ms{retried}{}", h.http_status, h.latency_ms,
-                        if h.components.is_empty() { String::new() } else { format!(", {} components ok", h.components.len()) }),
+                    format!(
+                        "HTTP {} in {} ms{retried}{}",
+                        h.http_status,
+                        h.latency_ms,
+                        if h.components.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} components ok", h.components.len())
+                        }
+                    ),
                 )
             } else {
                 Checked::with(h.clone(), Outcome::Fail, h.problems.join("; "))
@@ -199,16 +207,31 @@ async fn health_check(
                         c.name.clone(),
                         c.status.clone(),
                         "ok",
-                        format!("component {} is {}{}", c.name, c.status,
-                            c.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()),
+                        format!(
+                            "component {} is {}{}",
+                            c.name,
+                            c.status,
+                            c.detail
+                                .as_ref()
+                                .map(|d| format!(" ({d})"))
+                                .unwrap_or_default()
+                        ),
                     );
                 }
-                let other: Vec<&String> = h.problems.iter().filter(|p| !p.starts_with("component ")).collect();
+                let other: Vec<&String> = h
+                    .problems
+                    .iter()
+                    .filter(|p| !p.starts_with("component "))
+                    .collect();
                 if !other.is_empty() || failing.is_empty() {
                     run.escalate(
                         "service_unhealthy",
                         path.clone(),
-                        other.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "),
+                        other
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
                         "HTTP 2xx with a healthy status",
                         format!("{path} reports the service unhealthy"),
                     );
@@ -269,7 +292,13 @@ async fn slo_check(env: &Environment, run: &Run, t: Option<Duration>) -> Vec<Slo
     match r {
         Ok(statuses) => {
             if statuses.is_empty() {
-                run.escalate("slo_inconclusive", "slo", "no objectives", "at least one", "no SLO could be evaluated");
+                run.escalate(
+                    "slo_inconclusive",
+                    "slo",
+                    "no objectives",
+                    "at least one",
+                    "no SLO could be evaluated",
+                );
             }
             for s in &statuses {
                 match s.zone {
@@ -284,7 +313,14 @@ async fn slo_check(env: &Environment, run: &Run, t: Option<Duration>) -> Vec<Slo
                         "slo_inconclusive",
                         s.name.clone(),
                         s.reason.clone(),
-                        format!("{} events with counts for the period", env.config.slos.iter().find(|c| c.name == s.name).map_or(100, |c| c.min_events)),
+                        format!(
+                            "{} events with counts for the period",
+                            env.config
+                                .slos
+                                .iter()
+                                .find(|c| c.name == s.name)
+                                .map_or(100, |c| c.min_events)
+                        ),
                         format!("SLO {} cannot be judged", s.name),
                     ),
                     _ => {}
@@ -302,15 +338,30 @@ async fn slo_check(env: &Environment, run: &Run, t: Option<Duration>) -> Vec<Slo
             statuses
         }
         Err(e) => {
-            run.escalate("slo_unavailable", "slo", e.to_string(), "SLO data", "SLO status could not be read");
+            run.escalate(
+                "slo_unavailable",
+                "slo",
+                e.to_string(),
+                "SLO data",
+                "SLO status could not be read",
+            );
             Vec::new()
         }
     }
 }
 
-async fn backup_check(env: &Environment, run: &Run, date: NaiveDate, t: Option<Duration>) -> Vec<DatasetBackup> {
+async fn backup_check(
+    env: &Environment,
+    run: &Run,
+    date: NaiveDate,
+    t: Option<Duration>,
+) -> Vec<DatasetBackup> {
     let Some(store) = env.backups.clone() else {
-        run.skip("backups", crate::report::Action::Read, "no [backups] configured");
+        run.skip(
+            "backups",
+            crate::report::Action::Read,
+            "no [backups] configured",
+        );
         return Vec::new();
     };
     let datasets = env.datasets();
@@ -339,8 +390,18 @@ async fn backup_check(env: &Environment, run: &Run, date: NaiveDate, t: Option<D
                     Err(e) => errors.push((d, e.to_string())),
                 }
             }
-            let missing: Vec<&str> = out.iter().filter(|b| !b.present).map(|b| b.dataset.as_str()).collect();
-            let outcome = if errors.is_empty() && missing.is_empty() { Outcome::Pass } else if !errors.is_empty() { Outcome::Error } else { Outcome::Fail };
+            let missing: Vec<&str> = out
+                .iter()
+                .filter(|b| !b.present)
+                .map(|b| b.dataset.as_str())
+                .collect();
+            let outcome = if errors.is_empty() && missing.is_empty() {
+                Outcome::Pass
+            } else if !errors.is_empty() {
+                Outcome::Error
+            } else {
+                Outcome::Fail
+            };
             let mut summary = out
                 .iter()
                 .map(|b| format!("{} {} objects ({} bytes)", b.dataset, b.objects, b.bytes))
@@ -349,7 +410,11 @@ async fn backup_check(env: &Environment, run: &Run, date: NaiveDate, t: Option<D
             for (d, e) in &errors {
                 summary.push_str(&format!("; {d}: {e}"));
             }
-            Ok(Checked::with((out, errors), outcome, format!("{}: {summary}", store.describe())))
+            Ok(Checked::with(
+                (out, errors),
+                outcome,
+                format!("{}: {summary}", store.describe()),
+            ))
         })
         .await;
     match r {
@@ -364,18 +429,35 @@ async fn backup_check(env: &Environment, run: &Run, date: NaiveDate, t: Option<D
                 );
             }
             for (d, e) in errors {
-                run.escalate("backup_check_failed", d.clone(), e, "a readable store", format!("backups of {d} could not be listed"));
+                run.escalate(
+                    "backup_check_failed",
+                    d.clone(),
+                    e,
+                    "a readable store",
+                    format!("backups of {d} could not be listed"),
+                );
             }
             out
         }
         Err(e) => {
-            run.escalate("backup_check_failed", store.describe(), e.to_string(), "a readable store", "backups could not be checked");
+            run.escalate(
+                "backup_check_failed",
+                store.describe(),
+                e.to_string(),
+                "a readable store",
+                "backups could not be checked",
+            );
             Vec::new()
         }
     }
 }
 
-async fn host_check(env: &Environment, run: &Run, h: &HostEntry, t: Option<Duration>) -> HostResult {
+async fn host_check(
+    env: &Environment,
+    run: &Run,
+    h: &HostEntry,
+    t: Option<Duration>,
+) -> HostResult {
     let name = h.config.name.clone();
     let max = env.config.thresholds.resource_max.0;
     let load_max = env.config.thresholds.load_per_cpu_max;
@@ -399,31 +481,67 @@ async fn host_check(env: &Environment, run: &Run, h: &HostEntry, t: Option<Durat
                 pct(u.memory.used_ratio),
                 pct(worst_disk)
             );
-            let outcome = if high.is_empty() { Outcome::Pass } else { Outcome::Fail };
+            let outcome = if high.is_empty() {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            };
             Ok(Checked::with(u, outcome, summary))
         })
         .await;
     match r {
         Ok(u) => {
             if u.memory.used_ratio > max {
-                run.escalate("resource_high", format!("{name}:memory"), pct(u.memory.used_ratio), pct(max), format!("memory on {name} above {}", pct(max)));
+                run.escalate(
+                    "resource_high",
+                    format!("{name}:memory"),
+                    pct(u.memory.used_ratio),
+                    pct(max),
+                    format!("memory on {name} above {}", pct(max)),
+                );
             }
             for d in &u.disks {
                 if d.used_ratio > max {
-                    run.escalate("resource_high", format!("{name}:{}", d.mount), pct(d.used_ratio), pct(max), format!("disk {} on {name} above {}", d.mount, pct(max)));
+                    run.escalate(
+                        "resource_high",
+                        format!("{name}:{}", d.mount),
+                        pct(d.used_ratio),
+                        pct(max),
+                        format!("disk {} on {name} above {}", d.mount, pct(max)),
+                    );
                 }
             }
             if let (Some(lim), Some(cpus)) = (load_max, u.cpus.filter(|c| *c > 0)) {
                 let per = u.uptime.load.five / cpus as f64;
                 if per > lim {
-                    run.escalate("resource_high", format!("{name}:load"), format!("{per:.2} per CPU"), format!("{lim:.2} per CPU"), format!("load on {name} is high"));
+                    run.escalate(
+                        "resource_high",
+                        format!("{name}:load"),
+                        format!("{per:.2} per CPU"),
+                        format!("{lim:.2} per CPU"),
+                        format!("load on {name} is high"),
+                    );
                 }
             }
-            HostResult { host: name, usage: Some(u), error: None }
+            HostResult {
+                host: name,
+                usage: Some(u),
+                error: None,
+            }
         }
         Err(e) => {
-            run.escalate("host_unreachable", name.clone(), e.to_string(), "resource usage readable", format!("resource usage of {name} could not be read"));
-            HostResult { host: name, usage: None, error: Some(crate::secret::redact(&e.to_string())) }
+            run.escalate(
+                "host_unreachable",
+                name.clone(),
+                e.to_string(),
+                "resource usage readable",
+                format!("resource usage of {name} could not be read"),
+            );
+            HostResult {
+                host: name,
+                usage: None,
+                error: Some(crate::secret::redact(&e.to_string())),
+            }
         }
     }
 }

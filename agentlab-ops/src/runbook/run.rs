@@ -214,11 +214,17 @@ impl std::fmt::Debug for Run {
 pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default());
-    format!("{}-{:06x}", Utc::now().format("%Y%m%dT%H%M%S"), h.finish() & 0xff_ffff)
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!(
+        "{}-{:06x}",
+        Utc::now().format("%Y%m%dT%H%M%S"),
+        h.finish() & 0xff_ffff
+    )
 }
 
 impl Run {
@@ -296,25 +302,31 @@ impl Run {
         let ms = start.elapsed().as_millis() as u64;
         match result {
             Ok(c) => {
-                self.push(Some(seq), Check {
-                    name: name.to_string(),
-                    action: Action::Read,
-                    outcome: c.outcome,
-                    summary: redact(&c.summary),
-                    duration_ms: ms,
-                    error: None,
-                });
+                self.push(
+                    Some(seq),
+                    Check {
+                        name: name.to_string(),
+                        action: Action::Read,
+                        outcome: c.outcome,
+                        summary: redact(&c.summary),
+                        duration_ms: ms,
+                        error: None,
+                    },
+                );
                 Ok(c.value)
             }
             Err(e) => {
-                self.push(Some(seq), Check {
-                    name: name.to_string(),
-                    action: Action::Read,
-                    outcome: Outcome::Error,
-                    summary: redact(&e.to_string()),
-                    duration_ms: ms,
-                    error: Some(redacted_info(&e)),
-                });
+                self.push(
+                    Some(seq),
+                    Check {
+                        name: name.to_string(),
+                        action: Action::Read,
+                        outcome: Outcome::Error,
+                        summary: redact(&e.to_string()),
+                        duration_ms: ms,
+                        error: Some(redacted_info(&e)),
+                    },
+                );
                 Err(e)
             }
         }
@@ -335,14 +347,17 @@ impl Run {
     {
         let plan = plan.into();
         if self.inner.dry_run {
-            self.push(None, Check {
-                name: name.to_string(),
-                action: Action::Change,
-                outcome: Outcome::Planned,
-                summary: redact(&plan),
-                duration_ms: 0,
-                error: None,
-            });
+            self.push(
+                None,
+                Check {
+                    name: name.to_string(),
+                    action: Action::Change,
+                    outcome: Outcome::Planned,
+                    summary: redact(&plan),
+                    duration_ms: 0,
+                    error: None,
+                },
+            );
             return Ok(None);
         }
         let seq = self.begin(name);
@@ -351,28 +366,34 @@ impl Run {
         let ms = start.elapsed().as_millis() as u64;
         match result {
             Ok(v) => {
-                self.push(Some(seq), Check {
-                    name: name.to_string(),
-                    action: Action::Change,
-                    outcome: Outcome::Pass,
-                    summary: redact(&plan),
-                    duration_ms: ms,
-                    error: None,
-                });
+                self.push(
+                    Some(seq),
+                    Check {
+                        name: name.to_string(),
+                        action: Action::Change,
+                        outcome: Outcome::Pass,
+                        summary: redact(&plan),
+                        duration_ms: ms,
+                        error: None,
+                    },
+                );
                 if let Some(u) = undo {
                     self.state().undo.push(u);
                 }
                 Ok(Some(v))
             }
             Err(e) => {
-                self.push(Some(seq), Check {
-                    name: name.to_string(),
-                    action: Action::Change,
-                    outcome: Outcome::Error,
-                    summary: redact(&format!("{plan}: {e}")),
-                    duration_ms: ms,
-                    error: Some(redacted_info(&e)),
-                });
+                self.push(
+                    Some(seq),
+                    Check {
+                        name: name.to_string(),
+                        action: Action::Change,
+                        outcome: Outcome::Error,
+                        summary: redact(&format!("{plan}: {e}")),
+                        duration_ms: ms,
+                        error: Some(redacted_info(&e)),
+                    },
+                );
                 Err(e)
             }
         }
@@ -380,18 +401,26 @@ impl Run {
 
     /// Record a step that was not run, with the reason.
     pub fn skip(&self, name: &str, action: Action, reason: impl Into<String>) {
-        self.push(None, Check {
-            name: name.to_string(),
-            action,
-            outcome: Outcome::Skipped,
-            summary: redact(&reason.into()),
-            duration_ms: 0,
-            error: None,
-        });
+        self.push(
+            None,
+            Check {
+                name: name.to_string(),
+                action,
+                outcome: Outcome::Skipped,
+                summary: redact(&reason.into()),
+                duration_ms: 0,
+                error: None,
+            },
+        );
     }
 
     /// Record a finding.
-    pub fn finding(&self, severity: Severity, subject: impl Into<String>, message: impl Into<String>) {
+    pub fn finding(
+        &self,
+        severity: Severity,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.state().findings.push(Finding {
             severity,
             subject: redact(&subject.into()),
@@ -433,27 +462,36 @@ impl Run {
             let start = Instant::now();
             let r = match tokio::time::timeout(self.inner.undo_timeout, (u.f)()).await {
                 Ok(r) => r,
-                Err(_) => Err(Error::new(ErrorKind::Timeout, "undo did not finish in time")),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    "undo did not finish in time",
+                )),
             };
             let ms = start.elapsed().as_millis() as u64;
             match r {
-                Ok(()) => self.push(None, Check {
-                    name: u.name.clone(),
-                    action: Action::Undo,
-                    outcome: Outcome::Pass,
-                    summary: "undone".into(),
-                    duration_ms: ms,
-                    error: None,
-                }),
-                Err(e) => {
-                    self.push(None, Check {
+                Ok(()) => self.push(
+                    None,
+                    Check {
                         name: u.name.clone(),
                         action: Action::Undo,
-                        outcome: Outcome::Error,
-                        summary: redact(&e.to_string()),
+                        outcome: Outcome::Pass,
+                        summary: "undone".into(),
                         duration_ms: ms,
-                        error: Some(redacted_info(&e)),
-                    });
+                        error: None,
+                    },
+                ),
+                Err(e) => {
+                    self.push(
+                        None,
+                        Check {
+                            name: u.name.clone(),
+                            action: Action::Undo,
+                            outcome: Outcome::Error,
+                            summary: redact(&e.to_string()),
+                            duration_ms: ms,
+                            error: Some(redacted_info(&e)),
+                        },
+                    );
                     self.state().findings.push(Finding {
                         severity: Severity::Critical,
                         subject: u.name.clone(),
@@ -559,16 +597,26 @@ mod tests {
     async fn dry_run_plans_changes_without_running_them() {
         let ran = Arc::new(AtomicU32::new(0));
         let r2 = ran.clone();
-        let report = execute("t", "env", &RunOptions::default().dry_run(true), |run| async move {
-            let v = run
-                .change("restart", "restart agent-lab on web-1", async move {
-                    r2.fetch_add(1, Ordering::SeqCst);
-                    Ok(1)
-                }, None)
-                .await?;
-            assert!(v.is_none());
-            Ok(serde_json::Value::Null)
-        })
+        let report = execute(
+            "t",
+            "env",
+            &RunOptions::default().dry_run(true),
+            |run| async move {
+                let v = run
+                    .change(
+                        "restart",
+                        "restart agent-lab on web-1",
+                        async move {
+                            r2.fetch_add(1, Ordering::SeqCst);
+                            Ok(1)
+                        },
+                        None,
+                    )
+                    .await?;
+                assert!(v.is_none());
+                Ok(serde_json::Value::Null)
+            },
+        )
         .await;
         assert_eq!(ran.load(Ordering::SeqCst), 0);
         assert_eq!(report.checks[0].outcome, Outcome::Planned);
@@ -583,13 +631,18 @@ mod tests {
         let report = execute("t", "env", &RunOptions::default(), |run| async move {
             for name in ["a", "b"] {
                 let l = l.clone();
-                run.change(name, format!("do {name}"), async { Ok(()) }, Some(Undo::on_failure(
-                    format!("undo {name}"),
-                    move || async move {
-                        l.lock().unwrap().push(name);
-                        Ok(())
-                    },
-                )))
+                run.change(
+                    name,
+                    format!("do {name}"),
+                    async { Ok(()) },
+                    Some(Undo::on_failure(
+                        format!("undo {name}"),
+                        move || async move {
+                            l.lock().unwrap().push(name);
+                            Ok(())
+                        },
+                    )),
+                )
                 .await?;
             }
             Err::<serde_json::Value, _>(Error::new(ErrorKind::Unexpected, "boom"))
@@ -597,21 +650,37 @@ mod tests {
         .await;
         assert_eq!(*log.lock().unwrap(), vec!["b", "a"]);
         assert_eq!(report.verdict, Verdict::Failed);
-        let undos: Vec<_> = report.checks.iter().filter(|c| c.action == Action::Undo).collect();
+        let undos: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.action == Action::Undo)
+            .collect();
         assert_eq!(undos.len(), 2);
 
         // On success: on_failure undos do not run, always undos do.
         let log2 = Arc::new(Mutex::new(Vec::new()));
         let (l1, l2) = (log2.clone(), log2.clone());
         let report = execute("t", "env", &RunOptions::default(), |run| async move {
-            run.change("flag", "set flag", async { Ok(()) }, Some(Undo::always("clear flag", move || async move {
-                l1.lock().unwrap().push("clear");
-                Ok(())
-            }))).await?;
-            run.change("x", "x", async { Ok(()) }, Some(Undo::on_failure("undo x", move || async move {
-                l2.lock().unwrap().push("x");
-                Ok(())
-            }))).await?;
+            run.change(
+                "flag",
+                "set flag",
+                async { Ok(()) },
+                Some(Undo::always("clear flag", move || async move {
+                    l1.lock().unwrap().push("clear");
+                    Ok(())
+                })),
+            )
+            .await?;
+            run.change(
+                "x",
+                "x",
+                async { Ok(()) },
+                Some(Undo::on_failure("undo x", move || async move {
+                    l2.lock().unwrap().push("x");
+                    Ok(())
+                })),
+            )
+            .await?;
             Ok(serde_json::Value::Null)
         })
         .await;
@@ -625,18 +694,30 @@ mod tests {
         let undone = Arc::new(AtomicBool::new(false));
         let u = undone.clone();
         let t2 = token.clone();
-        let report = execute("t", "env", &RunOptions::default().cancel_on(token), |run| async move {
-            run.change("flag", "set", async { Ok(()) }, Some(Undo::always("clear", move || async move {
-                u.store(true, Ordering::SeqCst);
-                Ok(())
-            }))).await?;
-            t2.cancel();
-            run.check("slow", None, async {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                Ok(Checked::pass((), "done"))
-            }).await?;
-            Ok(serde_json::Value::Null)
-        })
+        let report = execute(
+            "t",
+            "env",
+            &RunOptions::default().cancel_on(token),
+            |run| async move {
+                run.change(
+                    "flag",
+                    "set",
+                    async { Ok(()) },
+                    Some(Undo::always("clear", move || async move {
+                        u.store(true, Ordering::SeqCst);
+                        Ok(())
+                    })),
+                )
+                .await?;
+                t2.cancel();
+                run.check("slow", None, async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(Checked::pass((), "done"))
+                })
+                .await?;
+                Ok(serde_json::Value::Null)
+            },
+        )
         .await;
         assert!(undone.load(Ordering::SeqCst));
         assert_eq!(report.verdict, Verdict::Failed);

@@ -5,6 +5,7 @@
 //! alerts as in the Google SRE workbook: for a 30-day period, page when the 1h and 5m burn
 //! rates both exceed 14.4, page when 6h and 30m both exceed 6, ticket when 3d and 6h both exceed
 //! 1. (For other periods the same budget fractions — 2%, 5%, 10% — give the thresholds.)
+//!
 //! No data or too little traffic is [`Zone::Inconclusive`], never green.
 
 mod source;
@@ -195,7 +196,9 @@ pub fn burn_rate(spec: &SloSpec, counts: &Counts) -> Option<f64> {
 
 /// Budget remaining for `counts` over the period.
 pub fn budget_remaining(spec: &SloSpec, counts: &Counts) -> Option<f64> {
-    counts.error_ratio().map(|e| (spec.budget() - e) / spec.budget())
+    counts
+        .error_ratio()
+        .map(|e| (spec.budget() - e) / spec.budget())
 }
 
 /// Evaluate one objective from its data (`None`: the source has no data for it).
@@ -229,7 +232,10 @@ pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
     let remaining = period_counts.and_then(|c| budget_remaining(spec, &c));
     let firing = |s: AlertSeverity| alerts.iter().find(|a| a.firing && a.severity == s);
     let (zone, reason) = if data.is_none() {
-        (Zone::Inconclusive, "no data from the SLI source".to_string())
+        (
+            Zone::Inconclusive,
+            "no data from the SLI source".to_string(),
+        )
     } else if period_counts.is_none() {
         (
             Zone::Inconclusive,
@@ -238,20 +244,45 @@ pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
     } else if total < spec.min_events {
         (
             Zone::Inconclusive,
-            format!("{total} events in {}, fewer than {}", format_duration(spec.period), spec.min_events),
+            format!(
+                "{total} events in {}, fewer than {}",
+                format_duration(spec.period),
+                spec.min_events
+            ),
         )
     } else if let Some(r) = remaining.filter(|r| *r <= 0.0) {
-        (Zone::Red, format!("error budget exhausted ({:.1}% left)", r * 100.0))
+        (
+            Zone::Red,
+            format!("error budget exhausted ({:.1}% left)", r * 100.0),
+        )
     } else if let Some(a) = firing(AlertSeverity::Page) {
-        (Zone::Red, format!("page burn: {} and {} above {}×", a.long_window, a.short_window, a.threshold))
+        (
+            Zone::Red,
+            format!(
+                "page burn: {} and {} above {}×",
+                a.long_window, a.short_window, a.threshold
+            ),
+        )
     } else if let Some(r) = remaining.filter(|r| *r < 0.5) {
-        (Zone::Yellow, format!("{:.1}% of the error budget left", r * 100.0))
+        (
+            Zone::Yellow,
+            format!("{:.1}% of the error budget left", r * 100.0),
+        )
     } else if let Some(a) = firing(AlertSeverity::Ticket) {
-        (Zone::Yellow, format!("ticket burn: {} and {} above {}×", a.long_window, a.short_window, a.threshold))
+        (
+            Zone::Yellow,
+            format!(
+                "ticket burn: {} and {} above {}×",
+                a.long_window, a.short_window, a.threshold
+            ),
+        )
     } else {
         (
             Zone::Green,
-            format!("{:.1}% of the error budget left", remaining.unwrap_or(1.0) * 100.0),
+            format!(
+                "{:.1}% of the error budget left",
+                remaining.unwrap_or(1.0) * 100.0
+            ),
         )
     };
     SloStatus {
@@ -288,7 +319,9 @@ impl SloEvaluator {
             return data
                 .iter()
                 .map(|d| match d.target {
-                    Some(t) if t > 0.0 && t < 1.0 => evaluate(&SloSpec::new(d.name.clone(), t), Some(d)),
+                    Some(t) if t > 0.0 && t < 1.0 => {
+                        evaluate(&SloSpec::new(d.name.clone(), t), Some(d))
+                    }
                     _ => SloStatus {
                         reason: "the source gives no valid target and none is configured".into(),
                         ..evaluate(&SloSpec::new(d.name.clone(), 0.999), None)
@@ -336,7 +369,10 @@ mod tests {
         let spec = SloSpec::new("a", 0.999);
         assert!((spec.budget() - 0.001).abs() < 1e-12);
         // 0.05% errors: half the budget left, burn rate 0.5.
-        let c = Counts { good: 999_500, total: 1_000_000 };
+        let c = Counts {
+            good: 999_500,
+            total: 1_000_000,
+        };
         assert!((budget_remaining(&spec, &c).unwrap() - 0.5).abs() < 1e-9);
         assert!((burn_rate(&spec, &c).unwrap() - 0.5).abs() < 1e-9);
         assert_eq!(Counts { good: 0, total: 0 }.error_ratio(), None);
@@ -347,8 +383,14 @@ mod tests {
         let d = SliData {
             name: "a".into(),
             target: None,
-            windows: w(&[(M5, 1000, 1000), (M30, 6000, 6000), (H1, 12_000, 12_000),
-                (H6, 72_000, 72_000), (D3, 863_900, 864_000), (D30, 8_639_000, 8_640_000)]),
+            windows: w(&[
+                (M5, 1000, 1000),
+                (M30, 6000, 6000),
+                (H1, 12_000, 12_000),
+                (H6, 72_000, 72_000),
+                (D3, 863_900, 864_000),
+                (D30, 8_639_000, 8_640_000),
+            ]),
         };
         let s = evaluate(&SloSpec::new("a", 0.999), Some(&d));
         assert_eq!(s.zone, Zone::Green, "{}", s.reason);
@@ -358,17 +400,37 @@ mod tests {
     #[test]
     fn page_burn_needs_both_windows() {
         // 2% errors in 1h and 5m: burn 20 > 14.4 → page; budget is still mostly there.
-        let mut windows = w(&[(M5, 980, 1000), (H1, 11_760, 12_000), (M30, 6000, 6000),
-            (H6, 72_000, 72_000), (D3, 864_000, 864_000), (D30, 8_639_000, 8_640_000)]);
+        let mut windows = w(&[
+            (M5, 980, 1000),
+            (H1, 11_760, 12_000),
+            (M30, 6000, 6000),
+            (H6, 72_000, 72_000),
+            (D3, 864_000, 864_000),
+            (D30, 8_639_000, 8_640_000),
+        ]);
         let spec = SloSpec::new("a", 0.999);
-        let d = SliData { name: "a".into(), target: None, windows: windows.clone() };
+        let d = SliData {
+            name: "a".into(),
+            target: None,
+            windows: windows.clone(),
+        };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Red, "{}", s.reason);
         assert!(s.alerts[0].firing);
         assert!(s.reason.contains("14.4"));
         // The short window has recovered: no page (the workbook's reset condition).
-        windows.insert(Duration::from_secs(M5), Counts { good: 1000, total: 1000 });
-        let d = SliData { name: "a".into(), target: None, windows };
+        windows.insert(
+            Duration::from_secs(M5),
+            Counts {
+                good: 1000,
+                total: 1000,
+            },
+        );
+        let d = SliData {
+            name: "a".into(),
+            target: None,
+            windows,
+        };
         let s = evaluate(&spec, Some(&d));
         assert!(!s.alerts[0].firing);
         assert_eq!(s.zone, Zone::Green, "{}", s.reason);
@@ -378,13 +440,27 @@ mod tests {
     fn ticket_burn_is_yellow_and_low_budget_is_yellow() {
         let spec = SloSpec::new("a", 0.999);
         // 3d and 6h at 0.15% errors: burn 1.5 > 1 → ticket.
-        let d = SliData { name: "a".into(), target: None, windows: w(&[(M5, 1000, 1000), (M30, 6000, 6000),
-            (H1, 12_000, 12_000), (H6, 99_850, 100_000), (D3, 998_500, 1_000_000), (D30, 9_999_000, 10_000_000)]) };
+        let d = SliData {
+            name: "a".into(),
+            target: None,
+            windows: w(&[
+                (M5, 1000, 1000),
+                (M30, 6000, 6000),
+                (H1, 12_000, 12_000),
+                (H6, 99_850, 100_000),
+                (D3, 998_500, 1_000_000),
+                (D30, 9_999_000, 10_000_000),
+            ]),
+        };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Yellow, "{}", s.reason);
         assert!(s.alerts[2].firing);
         // 40% budget left, no burn.
-        let d = SliData { name: "a".into(), target: None, windows: w(&[(D30, 9_994_000, 10_000_000)]) };
+        let d = SliData {
+            name: "a".into(),
+            target: None,
+            windows: w(&[(D30, 9_994_000, 10_000_000)]),
+        };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Yellow);
         assert!((s.budget_remaining.unwrap() - 0.4).abs() < 1e-9);
@@ -392,7 +468,11 @@ mod tests {
 
     #[test]
     fn exhausted_is_red() {
-        let d = SliData { name: "a".into(), target: None, windows: w(&[(D30, 9_980_000, 10_000_000)]) };
+        let d = SliData {
+            name: "a".into(),
+            target: None,
+            windows: w(&[(D30, 9_980_000, 10_000_000)]),
+        };
         let s = evaluate(&SloSpec::new("a", 0.999), Some(&d));
         assert_eq!(s.zone, Zone::Red);
         assert!(s.budget_remaining.unwrap() < 0.0);
@@ -402,17 +482,29 @@ mod tests {
     fn no_data_or_little_traffic_is_inconclusive() {
         let spec = SloSpec::new("a", 0.999);
         assert_eq!(evaluate(&spec, None).zone, Zone::Inconclusive);
-        let d = SliData { name: "a".into(), target: None, windows: w(&[(D30, 50, 50)]) };
+        let d = SliData {
+            name: "a".into(),
+            target: None,
+            windows: w(&[(D30, 50, 50)]),
+        };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Inconclusive);
         assert!(s.reason.contains("fewer than 100"));
-        let d = SliData { name: "a".into(), target: None, windows: w(&[(H1, 5000, 5000)]) };
+        let d = SliData {
+            name: "a".into(),
+            target: None,
+            windows: w(&[(H1, 5000, 5000)]),
+        };
         assert_eq!(evaluate(&spec, Some(&d)).zone, Zone::Inconclusive);
     }
 
     #[test]
     fn evaluator_uses_source_targets_without_config() {
-        let d = SliData { name: "latency".into(), target: Some(0.99), windows: w(&[(D30, 9_990, 10_000)]) };
+        let d = SliData {
+            name: "latency".into(),
+            target: Some(0.99),
+            windows: w(&[(D30, 9_990, 10_000)]),
+        };
         let out = SloEvaluator::new(vec![]).evaluate(&[d]);
         assert_eq!(out[0].target, 0.99);
         assert_eq!(out[0].zone, Zone::Green);

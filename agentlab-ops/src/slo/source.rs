@@ -61,7 +61,8 @@ impl SloSource for HttpSloSource {
             .with_operation("slo.fetch")
             .with_context("url", r.url));
         }
-        parse_slo_json(&r.body).map_err(|e| e.with_operation("slo.fetch").with_context("url", r.url))
+        parse_slo_json(&r.body)
+            .map_err(|e| e.with_operation("slo.fetch").with_context("url", r.url))
     }
 }
 
@@ -104,11 +105,13 @@ pub fn parse_slo_json(body: &str) -> Result<Vec<SliData>> {
                 .ok_or_else(|| bad(format!("slo {name}: no \"windows\" object")))?;
             let mut windows = BTreeMap::new();
             for (k, c) in wins {
-                let len = parse_duration(k)
-                    .map_err(|e| bad(format!("slo {name}: window {k:?}: {e}")))?;
+                let len =
+                    parse_duration(k).map_err(|e| bad(format!("slo {name}: window {k:?}: {e}")))?;
                 let num = |f: &str| {
                     c.get(f).and_then(|x| x.as_u64()).ok_or_else(|| {
-                        bad(format!("slo {name}: window {k}: \"{f}\" is missing or not a count"))
+                        bad(format!(
+                            "slo {name}: window {k}: \"{f}\" is missing or not a count"
+                        ))
                     })
                 };
                 let (good, total) = (num("good")?, num("total")?);
@@ -183,7 +186,8 @@ mod tests {
         let a = parse_slo_json(r#"{"slos":[{"name":"availability","target":0.999,"windows":{"5m":{"good":9,"total":10},"30d":{"good":99,"total":100}}}]}"#).unwrap();
         assert_eq!(a[0].windows.len(), 2);
         assert_eq!(a[0].target, Some(0.999));
-        let b = parse_slo_json(r#"{"slos":{"latency":{"windows":{"1h":{"good":1,"total":1}}}}}"#).unwrap();
+        let b = parse_slo_json(r#"{"slos":{"latency":{"windows":{"1h":{"good":1,"total":1}}}}}"#)
+            .unwrap();
         assert_eq!(b[0].name, "latency");
     }
 
@@ -193,9 +197,18 @@ mod tests {
             ("nope", "not JSON"),
             ("{}", "no \"slos\""),
             (r#"{"slos":[{"windows":{}}]}"#, "no \"name\""),
-            (r#"{"slos":[{"name":"a","windows":{"5x":{"good":1,"total":1}}}]}"#, "window \"5x\""),
-            (r#"{"slos":[{"name":"a","windows":{"5m":{"good":1}}}]}"#, "\"total\""),
-            (r#"{"slos":[{"name":"a","windows":{"5m":{"good":2,"total":1}}}]}"#, "exceeds"),
+            (
+                r#"{"slos":[{"name":"a","windows":{"5x":{"good":1,"total":1}}}]}"#,
+                "window \"5x\"",
+            ),
+            (
+                r#"{"slos":[{"name":"a","windows":{"5m":{"good":1}}}]}"#,
+                "\"total\"",
+            ),
+            (
+                r#"{"slos":[{"name":"a","windows":{"5m":{"good":2,"total":1}}}]}"#,
+                "exceeds",
+            ),
         ] {
             let e = parse_slo_json(body).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidResponse);

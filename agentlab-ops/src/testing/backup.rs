@@ -11,7 +11,7 @@ fn fail(check: &str, msg: String) -> Error {
 }
 
 async fn keys(store: &dyn BackupStore, prefix: &str) -> Result<Vec<String>> {
-    Ok(store.list(prefix).map_ok(|m| m.key).try_collect().await?)
+    store.list(prefix).map_ok(|m| m.key).try_collect().await
 }
 
 /// Put then get gives the same bytes, empty and binary objects included.
@@ -25,11 +25,17 @@ pub async fn put_get_roundtrip(store: &dyn BackupStore, prefix: &str) -> Result<
         store.put(&key, data.clone()).await?;
         let got = store.get_bytes(&key).await?;
         if got != data {
-            return Err(fail("put_get_roundtrip", format!("{key}: {} bytes back, {} put", got.len(), data.len())));
+            return Err(fail(
+                "put_get_roundtrip",
+                format!("{key}: {} bytes back, {} put", got.len(), data.len()),
+            ));
         }
         let head = store.head(&key).await?;
         if head.size != data.len() as u64 || head.key != key {
-            return Err(fail("put_get_roundtrip", format!("head of {key} says {} bytes", head.size)));
+            return Err(fail(
+                "put_get_roundtrip",
+                format!("head of {key} says {} bytes", head.size),
+            ));
         }
     }
     Ok(())
@@ -46,7 +52,10 @@ pub async fn large_object_streams(store: &dyn BackupStore, prefix: &str) -> Resu
         got.extend_from_slice(&chunk);
     }
     if got != data {
-        return Err(fail("large_object_streams", format!("{} bytes back of {}", got.len(), data.len())));
+        return Err(fail(
+            "large_object_streams",
+            format!("{} bytes back of {}", got.len(), data.len()),
+        ));
     }
     Ok(())
 }
@@ -60,12 +69,29 @@ pub async fn missing_is_not_found(store: &dyn BackupStore, prefix: &str) -> Resu
     ] {
         match r {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                if !e.context().iter().any(|(k, v)| *k == "key" && v.contains("nothing-here")) {
-                    return Err(fail("missing_is_not_found", format!("{op}: key not in context: {e}")));
+                if !e
+                    .context()
+                    .iter()
+                    .any(|(k, v)| *k == "key" && v.contains("nothing-here"))
+                {
+                    return Err(fail(
+                        "missing_is_not_found",
+                        format!("{op}: key not in context: {e}"),
+                    ));
                 }
             }
-            Err(e) => return Err(fail("missing_is_not_found", format!("{op}: kind {} ({e})", e.kind()))),
-            Ok(()) => return Err(fail("missing_is_not_found", format!("{op} of a missing key succeeded"))),
+            Err(e) => {
+                return Err(fail(
+                    "missing_is_not_found",
+                    format!("{op}: kind {} ({e})", e.kind()),
+                ));
+            }
+            Ok(()) => {
+                return Err(fail(
+                    "missing_is_not_found",
+                    format!("{op} of a missing key succeeded"),
+                ));
+            }
         }
     }
     Ok(())
@@ -76,24 +102,44 @@ pub async fn list_prefix_in_order(store: &dyn BackupStore, prefix: &str) -> Resu
     let base = format!("{prefix}ls/");
     let names = ["a/1", "a/10", "a/2", "a.txt", "ab/x", "b/1", "a/deep/er/z"];
     for n in names {
-        store.put(&format!("{base}{n}"), Bytes::from_static(b"x")).await?;
+        store
+            .put(&format!("{base}{n}"), Bytes::from_static(b"x"))
+            .await?;
     }
     let got = keys(store, &format!("{base}a/")).await?;
-    let want: Vec<String> = ["a/1", "a/10", "a/2", "a/deep/er/z"].iter().map(|n| format!("{base}{n}")).collect();
+    let want: Vec<String> = ["a/1", "a/10", "a/2", "a/deep/er/z"]
+        .iter()
+        .map(|n| format!("{base}{n}"))
+        .collect();
     if got != want {
-        return Err(fail("list_prefix_in_order", format!("list a/ gave {got:?}, want {want:?}")));
+        return Err(fail(
+            "list_prefix_in_order",
+            format!("list a/ gave {got:?}, want {want:?}"),
+        ));
     }
     let got = keys(store, &format!("{base}a")).await?;
-    let want: Vec<String> = ["a.txt", "a/1", "a/10", "a/2", "a/deep/er/z", "ab/x"].iter().map(|n| format!("{base}{n}")).collect();
+    let want: Vec<String> = ["a.txt", "a/1", "a/10", "a/2", "a/deep/er/z", "ab/x"]
+        .iter()
+        .map(|n| format!("{base}{n}"))
+        .collect();
     if got != want {
-        return Err(fail("list_prefix_in_order", format!("list a gave {got:?}, want {want:?}")));
+        return Err(fail(
+            "list_prefix_in_order",
+            format!("list a gave {got:?}, want {want:?}"),
+        ));
     }
     let all = keys(store, &base).await?;
     if all.len() != names.len() {
-        return Err(fail("list_prefix_in_order", format!("{} keys listed, {} put", all.len(), names.len())));
+        return Err(fail(
+            "list_prefix_in_order",
+            format!("{} keys listed, {} put", all.len(), names.len()),
+        ));
     }
     if !keys(store, &format!("{base}zzz/")).await?.is_empty() {
-        return Err(fail("list_prefix_in_order", "a prefix with no objects listed something".into()));
+        return Err(fail(
+            "list_prefix_in_order",
+            "a prefix with no objects listed something".into(),
+        ));
     }
     let sum = store.summarize(&format!("{base}a/")).await?;
     if sum.objects != 4 || sum.bytes != 4 {
@@ -113,18 +159,37 @@ pub async fn overwrite_replaces(store: &dyn BackupStore, prefix: &str) -> Result
     }
     let n = keys(store, &format!("{prefix}ow/")).await?.len();
     if n != 1 {
-        return Err(fail("overwrite_replaces", format!("{n} objects after overwrite")));
+        return Err(fail(
+            "overwrite_replaces",
+            format!("{n} objects after overwrite"),
+        ));
     }
     Ok(())
 }
 
 /// Invalid keys are `config_invalid` errors, never files outside the store.
 pub async fn invalid_keys_rejected(store: &dyn BackupStore, prefix: &str) -> Result<()> {
-    for key in ["", "/etc/passwd", "a//b", "../escape", &format!("{prefix}x/../../escape")] {
+    for key in [
+        "",
+        "/etc/passwd",
+        "a//b",
+        "../escape",
+        &format!("{prefix}x/../../escape"),
+    ] {
         match store.put(key, Bytes::from_static(b"x")).await {
             Err(e) if e.kind() == ErrorKind::ConfigInvalid => {}
-            Err(e) => return Err(fail("invalid_keys_rejected", format!("{key:?}: kind {}", e.kind()))),
-            Ok(()) => return Err(fail("invalid_keys_rejected", format!("{key:?} was accepted"))),
+            Err(e) => {
+                return Err(fail(
+                    "invalid_keys_rejected",
+                    format!("{key:?}: kind {}", e.kind()),
+                ));
+            }
+            Ok(()) => {
+                return Err(fail(
+                    "invalid_keys_rejected",
+                    format!("{key:?} was accepted"),
+                ));
+            }
         }
     }
     Ok(())

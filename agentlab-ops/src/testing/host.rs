@@ -36,7 +36,10 @@ pub async fn runs_and_captures(host: &dyn RemoteHost) -> Result<()> {
 pub async fn nonzero_exit_is_reported(host: &dyn RemoteHost) -> Result<()> {
     let out = host.run(&Cmd::new("false")).await?;
     if out.status != Some(1) {
-        return Err(fail("nonzero_exit_is_reported", format!("status {:?}", out.status)));
+        return Err(fail(
+            "nonzero_exit_is_reported",
+            format!("status {:?}", out.status),
+        ));
     }
     Ok(())
 }
@@ -44,11 +47,18 @@ pub async fn nonzero_exit_is_reported(host: &dyn RemoteHost) -> Result<()> {
 /// Arguments arrive verbatim, one per argument.
 pub async fn arguments_are_verbatim(host: &dyn RemoteHost) -> Result<()> {
     let out = host
-        .run(&Cmd::new("printf").arg("<%s>\\n").args(NASTY_ARGS.iter().copied()))
+        .run(
+            &Cmd::new("printf")
+                .arg("<%s>\\n")
+                .args(NASTY_ARGS.iter().copied()),
+        )
         .await?;
     let want: String = NASTY_ARGS.iter().map(|a| format!("<{a}>\n")).collect();
     if !out.success() || out.stdout != want {
-        return Err(fail("arguments_are_verbatim", format!("got {:?}, want {want:?}", out.stdout)));
+        return Err(fail(
+            "arguments_are_verbatim",
+            format!("got {:?}, want {want:?}", out.stdout),
+        ));
     }
     Ok(())
 }
@@ -57,13 +67,26 @@ pub async fn arguments_are_verbatim(host: &dyn RemoteHost) -> Result<()> {
 pub async fn missing_program_is_not_found(host: &dyn RemoteHost) -> Result<()> {
     match host.run(&Cmd::new("agentlab-ops-no-such-program")).await {
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            if !e.context().iter().any(|(k, v)| *k == "host" && v == host.name()) {
-                return Err(fail("missing_program_is_not_found", format!("host not in context: {e}")));
+            if !e
+                .context()
+                .iter()
+                .any(|(k, v)| *k == "host" && v == host.name())
+            {
+                return Err(fail(
+                    "missing_program_is_not_found",
+                    format!("host not in context: {e}"),
+                ));
             }
             Ok(())
         }
-        Err(e) => Err(fail("missing_program_is_not_found", format!("kind {} ({e})", e.kind()))),
-        Ok(o) => Err(fail("missing_program_is_not_found", format!("succeeded: {o:?}"))),
+        Err(e) => Err(fail(
+            "missing_program_is_not_found",
+            format!("kind {} ({e})", e.kind()),
+        )),
+        Ok(o) => Err(fail(
+            "missing_program_is_not_found",
+            format!("succeeded: {o:?}"),
+        )),
     }
 }
 
@@ -71,26 +94,36 @@ pub async fn missing_program_is_not_found(host: &dyn RemoteHost) -> Result<()> {
 pub async fn timeout_is_enforced(host: &dyn RemoteHost) -> Result<()> {
     let start = Instant::now();
     let r = host
-        .run(&Cmd::new("sleep").arg("10").timeout(Duration::from_millis(300)))
+        .run(
+            &Cmd::new("sleep")
+                .arg("10")
+                .timeout(Duration::from_millis(300)),
+        )
         .await;
     let took = start.elapsed();
     match r {
         Err(e) if e.kind() == ErrorKind::Timeout && took < Duration::from_secs(5) => Ok(()),
-        Err(e) => Err(fail("timeout_is_enforced", format!("kind {} after {took:?}", e.kind()))),
+        Err(e) => Err(fail(
+            "timeout_is_enforced",
+            format!("kind {} after {took:?}", e.kind()),
+        )),
         Ok(o) => Err(fail("timeout_is_enforced", format!("finished: {o:?}"))),
     }
 }
 
 /// Concurrent commands on one host all answer correctly.
 pub async fn concurrent_commands(host: &dyn RemoteHost) -> Result<()> {
-    let outs = futures::future::join_all((0..8).map(|i| async move {
-        (i, host.run(&Cmd::new("echo").arg(format!("n{i}"))).await)
-    }))
+    let outs = futures::future::join_all(
+        (0..8).map(|i| async move { (i, host.run(&Cmd::new("echo").arg(format!("n{i}"))).await) }),
+    )
     .await;
     for (i, o) in outs {
         let o = o?;
         if o.stdout != format!("n{i}\n") {
-            return Err(fail("concurrent_commands", format!("command {i} got {:?}", o.stdout)));
+            return Err(fail(
+                "concurrent_commands",
+                format!("command {i} got {:?}", o.stdout),
+            ));
         }
     }
     Ok(())

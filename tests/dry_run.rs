@@ -1,0 +1,98 @@
+//! Dry-run: reads run, changes are planned and not executed — asserted on the doubles' calls.
+
+use agentlab_ops::runbook::{HandoverOptions, HandoverPayload, handover};
+use agentlab_ops::{
+    Environment, ErrorKind, MemoryNotifier, MemoryProbe, Outcome, RunOptions, Verdict,
+};
+use serde_json::json;
+
+fn env(notifier: MemoryNotifier, journal: &std::path::Path) -> Environment {
+    let probe = MemoryProbe::new();
+    probe.respond_json("/health", json!({"status": "ok"}));
+    probe.respond_json(
+        "/health/detailed",
+        json!({"status": "ok", "components": {"db": "ok"}}),
+    );
+    Environment::builder("dry")
+        .probe(probe)
+        .notifier(notifier)
+        .journal(journal)
+        .configure(|c| {
+            c.handover.primary = Some("Ada +1-555-0100".into());
+            c.handover.backup = Some("Grace +1-555-0101".into());
+        })
+        .build()
+}
+
+#[tokio::test]
+async fn dry_run_plans_the_post_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = MemoryNotifier::new();
+    let e = env(n.clone(), &dir.path().join("j.jsonl"));
+    let r = handover(
+        &e,
+        &HandoverOptions::default()
+            .notify(true)
+            .run(RunOptions::default().dry_run(true)),
+    )
+    .await;
+    assert!(n.sent.is_empty(), "{:?}", n.sent.all());
+    let c = r.check("notify").unwrap();
+    assert_eq!(c.outcome, Outcome::Planned);
+    assert!(c.summary.contains("post the handover"));
+    assert!(r.dry_run);
+    let p: HandoverPayload = r.payload_as().unwrap();
+    assert!(!p.posted);
+    assert!(p.markdown.contains("# Daily Handover"));
+
+    // For real: posted once, with the template.
+    let r = handover(&e, &HandoverOptions::default().notify(true)).await;
+    assert_eq!(n.sent.len(), 1);
+    assert!(n.sent.all()[0].contains("## On-call Contact"));
+    assert_eq!(r.check("notify").unwrap().outcome, Outcome::Pass);
+}
+
+#[tokio::test]
+async fn a_failed_post_is_a_warning_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = MemoryNotifier::new();
+    n.faults
+        .fail_always(ErrorKind::Unavailable, "slack is down");
+    let e = env(n.clone(), &dir.path().join("j.jsonl"));
+    let r = handover(&e, &HandoverOptions::default().notify(true)).await;
+    assert_eq!(r.verdict, Verdict::Healthy);
+    assert_eq!(r.check("notify").unwrap().outcome, Outcome::Error);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.message.contains("slack is down"))
+    );
+}
+
+#[tokio::test]
+async fn handover_reuses_the_journaled_morning_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(MemoryNotifier::new(), &dir.path().join("j.jsonl"));
+    let first = handover(&e, &HandoverOptions::default()).await;
+    let p1: HandoverPayload = first.payload_as().unwrap();
+    let second = handover(&e, &HandoverOptions::default()).await;
+    let p2: HandoverPayload = second.payload_as().unwrap();
+    // The first ran a fresh morning check (journaled); the second reused it.
+    assert_eq!(p1.source_run, p2.source_run);
+    assert!(
+        second
+            .check("morning_report")
+            .unwrap()
+            .summary
+            .starts_with("journaled run")
+    );
+    let stats = e.journal.as_ref().unwrap().stats(None).unwrap();
+    let count = |n: &str| {
+        stats
+            .runbooks
+            .iter()
+            .find(|r| r.runbook == n)
+            .map_or(0, |r| r.runs)
+    };
+    assert_eq!((count("morning_check"), count("handover")), (1, 2));
+}

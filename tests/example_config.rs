@@ -10,5 +10,8 @@ fn example_config_parses() {
     assert_eq!(c.slos.len(), 2);
     assert_eq!(c.hosts[0].mounts, vec!["/", "/app"]);
     assert_eq!(c.handover.schedule.len(), 1);
-    assert_eq!(c.notify.as_ref().unwrap().slack_webhook_url.var(), "SLACK_WEBHOOK_URL");
+    assert_eq!(
+        c.notify.as_ref().unwrap().slack_webhook_url.var(),
+        "SLACK_WEBHOOK_URL"
+    );
 }

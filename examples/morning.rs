@@ -13,7 +13,7 @@ async fn main() -> agentlab_ops::Result<()> {
         .unwrap_or("healthy")
         .parse()?;
     let sandbox = Sandbox::start(scenario).await?;
-    let env = sandbox.environment()?;
+    let env = sandbox.environment().await?;
 
     let report = morning_check(
         &env,

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, and every test of every crate.
-# Used as-is by CI (.ci/run) and documented in the README.
+# The whole test suite: formatting, lints, and every test of every crate, with the real
+# servers the backends are tested against (an S3-compatible server and sshd on 127.0.0.1)
+# started first and torn down at the end, even when tests fail. Used as-is by CI.
+#
+# AGENTLAB_OPS_SKIP_REAL=1 skips starting the servers and the tests that need them (they say
+# what they skipped) — for quick local runs only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,5 +14,22 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+if [ "${AGENTLAB_OPS_SKIP_REAL:-}" != "1" ]; then
+    ./scripts/setup-test-deps.sh
+    # shellcheck source=scripts/test-servers.sh
+    source scripts/test-servers.sh
+    trap stop_test_servers EXIT
+    start_test_servers
+fi
+
 echo "== cargo test"
 cargo test --workspace
+
+if [ "${AGENTLAB_OPS_SKIP_REAL:-}" != "1" ]; then
+    # No ssh control master may outlive the tests.
+    if pgrep -af 'ssh .*-M .*ssh-connection' | grep -v pgrep; then
+        echo "FAIL: ssh control master processes left behind" >&2
+        exit 1
+    fi
+    echo "== no ssh control master left behind"
+fi

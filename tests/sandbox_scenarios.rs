@@ -6,7 +6,7 @@ use agentlab_ops::{Outcome, RunOptions, Sandbox, Scenario, Verdict, Zone};
 
 async fn check(s: Scenario) -> agentlab_ops::Report {
     let sb = Sandbox::start(s).await.unwrap();
-    let env = sb.environment().unwrap();
+    let env = sb.environment().await.unwrap();
     morning_check(
         &env,
         &MorningOptions::default().run(RunOptions::default().without_journal()),
@@ -100,7 +100,7 @@ async fn a_stopped_sandbox_is_reported_not_crashed() {
     cfg.service.attempts = 1;
     sb.stop();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let env = agentlab_ops::Environment::from_config(cfg).unwrap();
+    let env = agentlab_ops::Environment::from_config(cfg).await.unwrap();
     let r = morning_check(
         &env,
         &MorningOptions::default().run(RunOptions::default().without_journal()),

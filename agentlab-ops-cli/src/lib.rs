@@ -220,7 +220,7 @@ async fn target(g: &Global) -> Result<Target, i32> {
     match Config::load(g.config.as_deref()) {
         Err(e) => Err(fail(e)),
         Ok(Some(cfg)) => Ok(Target {
-            env: Environment::from_config(cfg).map_err(fail)?,
+            env: Environment::from_config(cfg).await.map_err(fail)?,
             _sandbox: None,
             note: None,
         }),
@@ -238,7 +238,7 @@ async fn start_sandbox(scenario: Scenario, note: String) -> Result<Target, i32> 
     let sb = Sandbox::start(scenario)
         .await
         .map_err(|e| fail(format!("cannot start the sandbox: {e}")))?;
-    let env = sb.environment().map_err(fail)?;
+    let env = sb.environment().await.map_err(fail)?;
     let note = format!("{note} at {}", sb.base_url());
     Ok(Target {
         env,

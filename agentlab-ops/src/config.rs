@@ -39,6 +39,12 @@ pub struct Config {
     /// Hosts the service runs on.
     #[serde(default)]
     pub hosts: Vec<HostConfig>,
+    /// Defaults for SSH hosts.
+    #[serde(default)]
+    pub ssh: SshConfig,
+    /// Fan-out over hosts.
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// Escalation thresholds.
     #[serde(default)]
     pub thresholds: Thresholds,
@@ -139,6 +145,8 @@ pub enum StoreKind {
     Fs,
     /// In memory (tests and demos).
     Memory,
+    /// An S3 bucket (or any S3-compatible store: MinIO, Ceph, moto).
+    S3,
 }
 
 /// `[backups]`.
@@ -154,6 +162,37 @@ pub struct BackupsConfig {
     /// Datasets expected every night, each under `<dataset>/<YYYYMMDD>/`.
     #[serde(default = "d_datasets")]
     pub datasets: Vec<String>,
+    /// Bucket (store = "s3").
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket (store = "s3"), e.g. `"agent-lab/"`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Region (store = "s3"; default from the AWS chain).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (store = "s3").
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing, needed by most S3-compatible stores.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Timeout of one request.
+    #[serde(default = "d_store_timeout")]
+    pub timeout: Dur,
+    /// Attempts for temporary failures.
+    #[serde(default = "d_attempts")]
+    pub attempts: u32,
+    /// Concurrent requests for bulk work (verification, backups).
+    #[serde(default = "d_store_concurrency")]
+    pub concurrency: usize,
+}
+
+fn d_store_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn d_store_concurrency() -> usize {
+    16
 }
 
 fn d_datasets() -> Vec<String> {
@@ -179,6 +218,15 @@ pub struct HostConfig {
     /// Timeout of one command.
     #[serde(default = "d_cmd_timeout")]
     pub command_timeout: Dur,
+    /// SSH private key (default: `[ssh] identity_file`, then the ssh client's defaults).
+    #[serde(default)]
+    pub identity_file: Option<PathBuf>,
+    /// known_hosts file (default: `[ssh] known_hosts`, then `~/.ssh/known_hosts`).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// At most this many commands at once on this host (default `[ssh] max_concurrent`).
+    #[serde(default)]
+    pub max_concurrent: Option<usize>,
 }
 
 impl HostConfig {
@@ -190,6 +238,9 @@ impl HostConfig {
             env: BTreeMap::new(),
             mounts: Vec::new(),
             command_timeout: d_cmd_timeout(),
+            identity_file: None,
+            known_hosts: None,
+            max_concurrent: None,
         }
     }
 }
@@ -213,6 +264,14 @@ impl BackupsConfig {
             store,
             path,
             datasets: d_datasets(),
+            bucket: None,
+            prefix: None,
+            region: None,
+            endpoint_url: None,
+            force_path_style: false,
+            timeout: d_store_timeout(),
+            attempts: d_attempts(),
+            concurrency: d_store_concurrency(),
         }
     }
 }
@@ -222,6 +281,149 @@ fn d_address() -> HostAddress {
 }
 fn d_cmd_timeout() -> Dur {
     Dur(Duration::from_secs(30))
+}
+
+/// How strictly SSH host keys are checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum HostKeyCheck {
+    /// The key must be in known_hosts already (default): unknown or changed keys are errors.
+    #[default]
+    Strict,
+    /// Accept and record unknown keys; changed keys are still errors.
+    AcceptNew,
+}
+
+/// `[ssh]`: defaults for every `ssh://` host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SshConfig {
+    /// Private key.
+    #[serde(default)]
+    pub identity_file: Option<PathBuf>,
+    /// known_hosts file.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// Host-key policy.
+    #[serde(default)]
+    pub host_key_check: HostKeyCheck,
+    /// ssh_config file to use (`"/dev/null"` to ignore `~/.ssh/config`).
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
+    /// Connection timeout.
+    #[serde(default = "d_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Commands at once per host (sshd's MaxSessions defaults to 10).
+    #[serde(default = "d_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Where control sockets go (short path: unix sockets are limited to 108 bytes).
+    #[serde(default)]
+    pub control_dir: Option<PathBuf>,
+}
+
+fn d_connect_timeout() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn d_max_concurrent() -> usize {
+    10
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig {
+            identity_file: None,
+            known_hosts: None,
+            host_key_check: HostKeyCheck::Strict,
+            config_file: None,
+            connect_timeout: d_connect_timeout(),
+            max_concurrent: d_max_concurrent(),
+            control_dir: None,
+        }
+    }
+}
+
+/// A failure budget: stop starting new hosts after this many failures (like SSM's MaxErrors).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FailureBudget {
+    /// At most this many failed hosts.
+    Count(usize),
+    /// At most this fraction of the hosts.
+    Fraction(f64),
+}
+
+impl FailureBudget {
+    /// Failures allowed among `hosts` hosts.
+    pub fn allowed(self, hosts: usize) -> usize {
+        match self {
+            FailureBudget::Count(n) => n,
+            FailureBudget::Fraction(f) => (f * hosts as f64).floor() as usize,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FailureBudget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a count (2) or a percentage (\"10%\")")
+        })? {
+            Raw::N(n) => Ok(FailureBudget::Count(n as usize)),
+            Raw::S(s) => match s.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
+                Some(Ok(p)) if (0.0..=100.0).contains(&p) => Ok(FailureBudget::Fraction(p / 100.0)),
+                _ => s
+                    .trim()
+                    .parse::<usize>()
+                    .map(FailureBudget::Count)
+                    .map_err(|_| {
+                        serde::de::Error::custom(format!(
+                            "invalid failure budget {s:?}: a count or \"10%\""
+                        ))
+                    }),
+            },
+        }
+    }
+}
+
+impl Serialize for FailureBudget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            FailureBudget::Count(n) => s.serialize_u64(*n as u64),
+            FailureBudget::Fraction(f) => s.collect_str(&format_args!("{}%", f * 100.0)),
+        }
+    }
+}
+
+/// `[fleet]`: running one operation on many hosts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FleetConfig {
+    /// Hosts worked on at once.
+    #[serde(default = "d_fleet_concurrency")]
+    pub concurrency: usize,
+    /// Failures tolerated before changes stop (reads always cover every host).
+    #[serde(default)]
+    pub failure_budget: Option<FailureBudget>,
+}
+
+fn d_fleet_concurrency() -> usize {
+    128
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            concurrency: d_fleet_concurrency(),
+            failure_budget: None,
+        }
+    }
 }
 
 /// `[thresholds]`: escalation criteria from the spec.
@@ -683,6 +885,8 @@ impl Config {
             slos: Vec::new(),
             backups: None,
             hosts: Vec::new(),
+            ssh: SshConfig::default(),
+            fleet: FleetConfig::default(),
             thresholds: Thresholds::default(),
             notify: None,
             journal: JournalConfig::default(),
@@ -751,6 +955,12 @@ impl Config {
         let err = |field: String, msg: String| {
             Err(Error::config(format!("{origin}: {field}: {msg}")).with_operation("config.load"))
         };
+        if self.fleet.concurrency == 0 {
+            return err("fleet.concurrency".into(), "must be at least 1".into());
+        }
+        if self.ssh.max_concurrent == 0 {
+            return err("ssh.max_concurrent".into(), "must be at least 1".into());
+        }
         let mut names = std::collections::HashSet::new();
         for (i, h) in self.hosts.iter().enumerate() {
             if h.name.trim().is_empty() {
@@ -781,6 +991,39 @@ impl Config {
         if let Some(b) = &self.backups {
             if b.store == StoreKind::Fs && b.path.is_none() {
                 return err("backups.path".into(), "required when store = \"fs\"".into());
+            }
+            if b.store == StoreKind::S3 {
+                match &b.bucket {
+                    None => {
+                        return err(
+                            "backups.bucket".into(),
+                            "required when store = \"s3\"".into(),
+                        );
+                    }
+                    Some(n) if n.len() < 3 || n.len() > 63 => {
+                        return err(
+                            "backups.bucket".into(),
+                            format!("bucket name {n:?} must be 3 to 63 characters"),
+                        );
+                    }
+                    _ => {}
+                }
+                if let Some(u) = &b.endpoint_url {
+                    if let Err(m) = BaseUrl::parse(u) {
+                        return err("backups.endpoint_url".into(), m);
+                    }
+                }
+                if let Some(p) = b.prefix.as_deref().filter(|p| !p.is_empty()) {
+                    if !p.ends_with('/') || crate::backup::validate_prefix(p).is_err() {
+                        return err(
+                            "backups.prefix".into(),
+                            format!("prefix {p:?} must be relative and end with '/'"),
+                        );
+                    }
+                }
+            }
+            if b.concurrency == 0 {
+                return err("backups.concurrency".into(), "must be at least 1".into());
             }
             for (i, d) in b.datasets.iter().enumerate() {
                 if d.is_empty() || d.contains('/') || d.contains("..") {

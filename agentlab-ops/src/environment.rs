@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::backup::{BackupStore, FsBackupStore, MemoryBackupStore};
 use crate::config::{BaseUrl, Config, HostAddress, HostConfig, StoreKind, Thresholds};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::host::{LocalHost, RemoteHost};
 use crate::journal::Journal;
 use crate::notify::{Notifier, SlackNotifier};
@@ -46,7 +46,7 @@ pub struct Environment {
 
 impl Environment {
     /// Build real backends from a config.
-    pub fn from_config(config: Config) -> Result<Environment> {
+    pub async fn from_config(config: Config) -> Result<Environment> {
         let probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::from_config(&config.service)?);
         let slo_source: Arc<dyn SloSource> = Arc::new(HttpSloSource::new(
             probe.clone(),
@@ -62,6 +62,20 @@ impl Environment {
                     Arc::new(FsBackupStore::new(path)?)
                 }
                 StoreKind::Memory => Arc::new(MemoryBackupStore::new()),
+                #[cfg(feature = "s3")]
+                StoreKind::S3 => Arc::new(
+                    crate::backup::S3BackupStore::connect(crate::backup::S3Options::from_config(
+                        b,
+                    )?)
+                    .await?,
+                ),
+                #[cfg(not(feature = "s3"))]
+                StoreKind::S3 => {
+                    return Err(Error::new(
+                        crate::error::ErrorKind::Unsupported,
+                        "backups: built without the \"s3\" feature",
+                    ));
+                }
             }),
         };
         let mut hosts = Vec::new();
@@ -72,13 +86,16 @@ impl Environment {
                         .with_env(h.env.clone())
                         .with_timeout(h.command_timeout.0),
                 ),
+                #[cfg(feature = "ssh")]
+                HostAddress::Ssh { .. } => Arc::new(crate::host::SshHost::new(
+                    h.name.clone(),
+                    crate::host::SshOptions::from_config(h, &config)?,
+                )),
+                #[cfg(not(feature = "ssh"))]
                 HostAddress::Ssh { .. } => {
                     return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "hosts: {}: SSH hosts are not supported by this build yet",
-                            h.name
-                        ),
+                        crate::error::ErrorKind::Unsupported,
+                        format!("hosts: {}: built without the \"ssh\" feature", h.name),
                     )
                     .with_operation("environment.build"));
                 }

@@ -118,6 +118,15 @@ impl Error {
         self
     }
 
+    /// Add a key/value pair of context unless that key is already there.
+    pub fn with_context_once(self, key: &'static str, value: impl Into<String>) -> Self {
+        if self.context.iter().any(|(k, _)| *k == key) {
+            self
+        } else {
+            self.with_context(key, value)
+        }
+    }
+
     /// Mark as temporary (worth retrying) or not.
     pub fn set_temporary(mut self, temporary: bool) -> Self {
         self.temporary = temporary;

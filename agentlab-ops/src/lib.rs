@@ -12,7 +12,7 @@
 //! use agentlab_ops::{Config, Environment, runbook::{MorningOptions, morning_check}};
 //! # async fn demo() -> agentlab_ops::Result<()> {
 //! let config = Config::from_file("agentlab-ops.toml".as_ref())?;
-//! let env = Environment::from_config(config)?;
+//! let env = Environment::from_config(config).await?;
 //! let report = morning_check(&env, &MorningOptions::default()).await;
 //! println!("{}", report.to_text(false));
 //! std::process::exit(report.verdict.exit_code());

@@ -245,7 +245,10 @@ fn make_bin(dir: &Path) -> Result<PathBuf> {
         let p = bin.join(prog);
         write(
             &p,
-            &format!("#!/bin/sh\nexec cat \"$AGENTLAB_SANDBOX_HOST/{prog}\"\n"),
+            // AGENTLAB_SANDBOX_DELAY (seconds) makes the host slow, for failure tests.
+            &format!(
+                "#!/bin/sh\n[ -n \"$AGENTLAB_SANDBOX_DELAY\" ] && sleep \"$AGENTLAB_SANDBOX_DELAY\"\nexec cat \"$AGENTLAB_SANDBOX_HOST/{prog}\"\n"
+            ),
         )?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
     }
@@ -380,8 +383,8 @@ impl Sandbox {
         &mut self.config
     }
     /// A real environment over the sandbox (HTTP probe, filesystem store, local hosts).
-    pub fn environment(&self) -> Result<Environment> {
-        Environment::from_config(self.config.clone())
+    pub async fn environment(&self) -> Result<Environment> {
+        Environment::from_config(self.config.clone()).await
     }
     /// Stop serving.
     pub fn stop(&mut self) {

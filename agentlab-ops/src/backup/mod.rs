@@ -5,9 +5,13 @@
 
 mod fs;
 mod memory;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use fs::FsBackupStore;
 pub use memory::{MemoryBackupStore, StoreCall};
+#[cfg(feature = "s3")]
+pub use s3::{S3BackupStore, S3Options, map_sdk_error};
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -5,13 +5,18 @@
 //! calls); SSH arrives with its own backend. [`resource_usage`] runs `uptime`, `free -b` and
 //! `df -P -B1` concurrently and parses them into a typed [`ResourceUsage`].
 
+pub mod fleet;
 mod local;
 mod memory;
 pub mod parse;
+#[cfg(feature = "ssh")]
+mod ssh;
 
 pub use local::LocalHost;
 pub use memory::MemoryHost;
 pub use parse::{DiskUsage, LoadAverage, MemoryUsage, Uptime};
+#[cfg(feature = "ssh")]
+pub use ssh::{SshHost, SshOptions};
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -199,7 +204,7 @@ pub async fn resource_usage(host: &dyn RemoteHost, mounts: &[String]) -> Result<
         run(Cmd::new("df").args(["-P", "-B1"])),
         run(Cmd::new("nproc")),
     );
-    let ctx = |e: Error| e.with_context("host", name.clone());
+    let ctx = |e: Error| e.with_context_once("host", name.clone());
     let uptime = parse::parse_uptime(&up.map_err(ctx)?.stdout).map_err(ctx)?;
     let memory = parse::parse_free(&free.map_err(ctx)?.stdout).map_err(ctx)?;
     let mut disks = parse::parse_df(&df.map_err(ctx)?.stdout).map_err(ctx)?;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::backup::{BackupStoreExt, PrefixSummary, day_prefix};
 use crate::environment::{Environment, HostEntry};
 use crate::error::Result;
+use crate::host::fleet::{FleetOptions, HostOutcome, fan_out};
 use crate::host::{ResourceUsage, resource_usage};
 use crate::probe::{HealthStatus, assess};
 use crate::report::{Outcome, Report};
@@ -102,8 +103,23 @@ pub async fn morning_check(env: &Environment, opts: &MorningOptions) -> Report {
             health_check(env, &run, "health_detailed", true, t),
             slo_check(env, &run, t),
             backup_check(env, &run, date, t),
-            join_all(env.hosts.iter().map(|h| host_check(env, &run, h, t))),
+            fan_out(
+                &env.hosts,
+                FleetOptions::new(env.config.fleet.concurrency),
+                |h| {
+                    let run = &run;
+                    async move { Ok::<_, crate::Error>(host_check(env, run, h, t).await) }
+                },
+            ),
         );
+        let hosts: Vec<HostResult> = hosts
+            .hosts
+            .into_iter()
+            .filter_map(|(_, o)| match o {
+                HostOutcome::Done(r) => Some(r),
+                _ => None,
+            })
+            .collect();
         let active_alerts = slos
             .iter()
             .map(|s| s.alerts.iter().filter(|a| a.firing).count())

@@ -1,0 +1,361 @@
+//! Hosts over SSH (the `openssh` crate, native multiplexing).
+//!
+//! One multiplexed master connection per host, opened on first use, reused by every command and
+//! closed by [`RemoteHost::close`] (or on drop). Host keys are checked strictly by default
+//! against the configured known_hosts: an unknown or changed key is an `unauthenticated` error
+//! that says host-key verification failed for that host. A per-host semaphore keeps concurrent
+//! commands under sshd's `MaxSessions`. Arguments are escaped by the crate (`.arg()`), never
+//! concatenated into a shell string.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::config::{Config, HostAddress, HostConfig, HostKeyCheck};
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::{Cmd, CmdOutput, RemoteHost};
+
+/// Settings of one SSH host.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SshOptions {
+    /// Login user (the ssh default when None).
+    pub user: Option<String>,
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Private key.
+    pub identity_file: Option<PathBuf>,
+    /// known_hosts file.
+    pub known_hosts: Option<PathBuf>,
+    /// Host-key policy.
+    pub host_key_check: HostKeyCheck,
+    /// ssh_config file (`/dev/null` to ignore the user's).
+    pub config_file: Option<PathBuf>,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
+    /// Default timeout of a command.
+    pub command_timeout: Duration,
+    /// Concurrent commands.
+    pub max_concurrent: usize,
+    /// Directory for control sockets.
+    pub control_dir: PathBuf,
+}
+
+impl SshOptions {
+    /// Options for `host:port` with defaults.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        SshOptions {
+            user: None,
+            host: host.into(),
+            port,
+            identity_file: None,
+            known_hosts: None,
+            host_key_check: HostKeyCheck::Strict,
+            config_file: None,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(30),
+            max_concurrent: 10,
+            control_dir: std::env::temp_dir(),
+        }
+    }
+
+    /// From a `[[hosts]]` entry and the `[ssh]` defaults.
+    pub fn from_config(h: &HostConfig, cfg: &Config) -> Result<Self> {
+        let HostAddress::Ssh { user, host, port } = &h.address else {
+            return Err(Error::config(format!(
+                "hosts: {}: not an ssh:// address",
+                h.name
+            )));
+        };
+        let s = &cfg.ssh;
+        Ok(SshOptions {
+            user: user.clone(),
+            host: host.clone(),
+            port: *port,
+            identity_file: h.identity_file.clone().or_else(|| s.identity_file.clone()),
+            known_hosts: h.known_hosts.clone().or_else(|| s.known_hosts.clone()),
+            host_key_check: s.host_key_check,
+            config_file: s.config_file.clone(),
+            connect_timeout: s.connect_timeout.0,
+            command_timeout: h.command_timeout.0,
+            max_concurrent: h.max_concurrent.unwrap_or(s.max_concurrent).max(1),
+            control_dir: s.control_dir.clone().unwrap_or_else(std::env::temp_dir),
+        })
+    }
+}
+
+/// A host reached over SSH.
+#[derive(Debug)]
+pub struct SshHost {
+    name: String,
+    opts: SshOptions,
+    session: Mutex<Option<Arc<Session>>>,
+    permits: Semaphore,
+}
+
+impl SshHost {
+    /// A host; nothing connects until the first command.
+    pub fn new(name: impl Into<String>, opts: SshOptions) -> Self {
+        let permits = Semaphore::new(opts.max_concurrent.max(1));
+        SshHost {
+            name: name.into(),
+            opts,
+            session: Mutex::new(None),
+            permits,
+        }
+    }
+
+    fn target(&self) -> String {
+        let o = &self.opts;
+        let user = o.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
+        format!("ssh://{user}{}:{}", o.host, o.port)
+    }
+
+    fn ctx(&self, e: Error) -> Error {
+        e.with_operation("host.run")
+            .with_context("host", self.name.clone())
+            .with_context("address", self.target())
+    }
+
+    /// The control socket of the open master connection, if any (to check it is gone after
+    /// [`RemoteHost::close`]).
+    pub async fn control_socket(&self) -> Option<PathBuf> {
+        self.session
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| s.control_socket().to_path_buf())
+    }
+
+    async fn connect(&self) -> Result<Session> {
+        let o = &self.opts;
+        let mut b = SessionBuilder::default();
+        b.port(o.port)
+            .connect_timeout(o.connect_timeout)
+            .server_alive_interval(Duration::from_secs(15))
+            .control_directory(&o.control_dir)
+            .known_hosts_check(match o.host_key_check {
+                HostKeyCheck::Strict => KnownHosts::Strict,
+                HostKeyCheck::AcceptNew => KnownHosts::Add,
+            });
+        if let Some(u) = &o.user {
+            b.user(u.clone());
+        }
+        if let Some(k) = &o.identity_file {
+            b.keyfile(k);
+        }
+        if let Some(k) = &o.known_hosts {
+            b.user_known_hosts_file(k);
+        }
+        if let Some(c) = &o.config_file {
+            b.config_file(c);
+        }
+        std::fs::create_dir_all(&o.control_dir).map_err(|e| {
+            Error::from(e).with_context("control_dir", o.control_dir.display().to_string())
+        })?;
+        let budget = o.connect_timeout + Duration::from_secs(5);
+        match tokio::time::timeout(budget, b.connect_mux(&o.host)).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(self.map_connect_error(e)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "could not connect to {} within {}",
+                    self.target(),
+                    crate::config::format_duration(budget)
+                ),
+            )),
+        }
+    }
+
+    fn map_connect_error(&self, e: openssh::Error) -> Error {
+        let detail = match &e {
+            openssh::Error::Connect(io) | openssh::Error::Master(io) => io.to_string(),
+            other => other.to_string(),
+        };
+        let lower = detail.to_ascii_lowercase();
+        let target = self.target();
+        let (kind, msg) = if lower.contains("host key verification failed")
+            || lower.contains("remote host identification has changed")
+            || lower.contains("host key is known")
+            || lower.contains("no matching host key")
+        {
+            (
+                ErrorKind::Unauthenticated,
+                format!(
+                    "host-key verification failed for {target}: {}",
+                    detail.trim()
+                ),
+            )
+        } else if lower.contains("permission denied") {
+            (
+                ErrorKind::Unauthenticated,
+                format!("authentication failed for {target}: {}", detail.trim()),
+            )
+        } else if lower.contains("connection refused") {
+            (
+                ErrorKind::Unavailable,
+                format!("connection refused by {target}"),
+            )
+        } else if lower.contains("timed out") {
+            (
+                ErrorKind::Timeout,
+                format!("connecting to {target} timed out"),
+            )
+        } else if lower.contains("could not resolve") {
+            (
+                ErrorKind::NotFound,
+                format!("cannot resolve {target}: {}", detail.trim()),
+            )
+        } else {
+            (
+                ErrorKind::Unavailable,
+                format!("cannot connect to {target}: {}", detail.trim()),
+            )
+        };
+        Error::new(kind, msg).with_source(e)
+    }
+
+    async fn session(&self) -> Result<Arc<Session>> {
+        let mut guard = self.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(self.connect().await?);
+        *guard = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Forget a broken master so the next command reconnects.
+    async fn drop_if_dead(&self, s: &Arc<Session>) -> bool {
+        if s.check().await.is_ok() {
+            return false;
+        }
+        let mut guard = self.session.lock().await;
+        if guard.as_ref().is_some_and(|g| Arc::ptr_eq(g, s)) {
+            guard.take();
+        }
+        true
+    }
+}
+
+#[async_trait::async_trait]
+impl RemoteHost for SshHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn address(&self) -> String {
+        self.target()
+    }
+
+    async fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
+        let timeout = cmd.timeout.unwrap_or(self.opts.command_timeout);
+        let start = Instant::now();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.ctx(Error::new(ErrorKind::Cancelled, "host closed")))?;
+        let session = self.session().await.map_err(|e| self.ctx(e))?;
+        let fut = async {
+            // sshd may still count a just-closed channel against MaxSessions: opening a new
+            // one then fails before anything runs, so it is safe to try again shortly.
+            let mut delay = Duration::from_millis(20);
+            let mut tries = 0;
+            loop {
+                let r = session
+                    .command(cmd.program.as_str())
+                    .args(cmd.args.iter().map(String::as_str))
+                    .stdin(Stdio::null())
+                    .output()
+                    .await;
+                match r {
+                    Err(openssh::Error::SshMux(_))
+                        if tries < 6 && session.check().await.is_ok() =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                    r => return r,
+                }
+            }
+        };
+        let left = timeout.saturating_sub(start.elapsed());
+        match tokio::time::timeout(left, fut).await {
+            Ok(Ok(out)) => {
+                let code = out.status.code();
+                if code == Some(127) && out.stdout.is_empty() {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    if stderr.contains("not found") || stderr.is_empty() {
+                        return Err(self.ctx(Error::new(
+                            ErrorKind::NotFound,
+                            format!("{}: command not found", cmd.program),
+                        )));
+                    }
+                }
+                Ok(CmdOutput {
+                    status: code,
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                    duration: start.elapsed(),
+                })
+            }
+            Ok(Err(e)) => {
+                let dead = self.drop_if_dead(&session).await;
+                let err = if dead {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("connection to {} lost: {e}", self.target()),
+                    )
+                } else {
+                    match &e {
+                        // The crate reports a remote exit code 127 as an error.
+                        openssh::Error::Remote(_) => Error::new(
+                            ErrorKind::NotFound,
+                            format!("{}: command not found", cmd.program),
+                        ),
+                        _ => Error::new(
+                            ErrorKind::Unavailable,
+                            format!("{} failed: {e}", cmd.program),
+                        )
+                        .set_temporary(false),
+                    }
+                };
+                Err(self.ctx(err.with_source(e)))
+            }
+            Err(_) => Err(self.ctx(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{} did not finish within {}; its channel was closed",
+                    cmd.program,
+                    crate::config::format_duration(timeout)
+                ),
+            ))),
+        }
+    }
+
+    async fn close(&self) -> Result<()> {
+        let s = self.session.lock().await.take();
+        if let Some(s) = s {
+            match Arc::try_unwrap(s) {
+                Ok(s) => s.close().await.map_err(|e| {
+                    self.ctx(Error::new(
+                        ErrorKind::Unexpected,
+                        format!("closing the master connection: {e}"),
+                    ))
+                })?,
+                // Still used by a command in flight: dropping our handle lets the last user's drop
+                // shut the master down.
+                Err(_still_shared) => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what the test suite needs on a fresh machine; quick no-op when already there.
+#   - Debian's openssh-server and openssh-client (a real sshd on 127.0.0.1, the ssh client)
+#   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+    echo "== installing openssh-server (apt)"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client >/dev/null
+fi
+
+VENV=.venv-test
+if ! [ -x "$VENV/bin/moto_server" ] || ! cmp -s scripts/requirements-test.txt "$VENV/.requirements"; then
+    echo "== installing moto server and boto3 into $VENV (pip)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-test.txt
+    cp scripts/requirements-test.txt "$VENV/.requirements"
+fi

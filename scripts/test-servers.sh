@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Start the real servers the tests use, on free loopback ports, with throwaway keys:
+#   - moto (S3-compatible) server
+#   - Debian's sshd, listening on two ports (two "hosts")
+# Usage: source scripts/test-servers.sh; start_test_servers; ...; stop_test_servers
+# Exports AGENTLAB_TEST_S3_ENDPOINT, AGENTLAB_TEST_SSH_DIR, AGENTLAB_TEST_SSH_PORTS,
+# AGENTLAB_TEST_SSH_USER and fake AWS credentials (the tests' S3 uses the standard chain).
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+start_test_servers() {
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    AGENTLAB_TEST_DIR="$(mktemp -d /tmp/agentlab-test.XXXXXX)"
+    export AGENTLAB_TEST_DIR
+    local D="$AGENTLAB_TEST_DIR"
+
+    # --- S3: moto server
+    local s3port
+    s3port="$(free_port)"
+    "$root/.venv-test/bin/moto_server" -H 127.0.0.1 -p "$s3port" >"$D/moto.log" 2>&1 &
+    echo $! >"$D/moto.pid"
+    export AGENTLAB_TEST_S3_ENDPOINT="http://127.0.0.1:$s3port"
+    export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+    export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+
+    # --- SSH: sshd on two ports with throwaway keys
+    local sd="$D/ssh"
+    mkdir -p "$sd/home"
+    ssh-keygen -q -t ed25519 -N '' -f "$sd/host_ed25519"
+    ssh-keygen -q -t ed25519 -N '' -f "$sd/client_ed25519"
+    cp "$sd/client_ed25519.pub" "$sd/authorized_keys"
+    chmod 600 "$sd/authorized_keys" "$sd"/*_ed25519
+    local p1 p2
+    p1="$(free_port)"
+    p2="$(free_port)"
+    : >"$sd/known_hosts"
+    for p in "$p1" "$p2"; do
+        echo "[127.0.0.1]:$p $(cut -d' ' -f1,2 "$sd/host_ed25519.pub")" >>"$sd/known_hosts"
+    done
+    cat >"$sd/sshd_config" <<CFG
+Port $p1
+Port $p2
+ListenAddress 127.0.0.1
+HostKey $sd/host_ed25519
+PidFile $sd/sshd.pid
+AuthorizedKeysFile $sd/authorized_keys
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+MaxSessions 64
+MaxStartups 64:30:128
+SetEnv HOME=$sd/home
+CFG
+    install -d -m 0755 /run/sshd 2>/dev/null || true
+    /usr/sbin/sshd -t -f "$sd/sshd_config"
+    /usr/sbin/sshd -f "$sd/sshd_config" -D -e >"$sd/sshd.log" 2>&1 &
+    echo $! >"$sd/sshd.bgpid"
+    export AGENTLAB_TEST_SSH_DIR="$sd" AGENTLAB_TEST_SSH_PORTS="$p1 $p2" AGENTLAB_TEST_SSH_USER="$(id -un)"
+
+    # --- wait until both answer (30 s at most)
+    local i
+    for i in $(seq 1 150); do
+        if curl -sf -o /dev/null "$AGENTLAB_TEST_S3_ENDPOINT/moto-api/" &&
+            (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null; then
+            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1 and :$p2"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "test servers did not start; logs:" >&2
+    cat "$D/moto.log" "$sd/sshd.log" >&2 || true
+    return 1
+}
+
+stop_test_servers() {
+    local D="${AGENTLAB_TEST_DIR:-}"
+    [ -n "$D" ] && [ -d "$D" ] || return 0
+    for f in "$D/moto.pid" "$D/ssh/sshd.bgpid"; do
+        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+    # sshd's per-connection children, if a test left one.
+    pkill -f "sshd.*$D" 2>/dev/null || true
+    rm -rf "$D"
+}

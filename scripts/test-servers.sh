@@ -81,8 +81,16 @@ CFG
 stop_test_servers() {
     local D="${AGENTLAB_TEST_DIR:-}"
     [ -n "$D" ] && [ -d "$D" ] || return 0
+    local f pid i
     for f in "$D/moto.pid" "$D/ssh/sshd.bgpid"; do
-        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+        [ -f "$f" ] || continue
+        pid="$(cat "$f")"
+        kill "$pid" 2>/dev/null || continue
+        for i in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
     done
     # sshd's per-connection children, if a test left one.
     pkill -f "sshd.*$D" 2>/dev/null || true

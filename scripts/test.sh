@@ -27,7 +27,7 @@ cargo test --workspace
 
 if [ "${AGENTLAB_OPS_SKIP_REAL:-}" != "1" ]; then
     # No ssh control master may outlive the tests.
-    if pgrep -af 'ssh .*-M .*ssh-connection' | grep -v pgrep; then
+    if pgrep -af 'ssh .*-M .*ssh-connection|mux\]' | grep -v pgrep; then
         echo "FAIL: ssh control master processes left behind" >&2
         exit 1
     fi

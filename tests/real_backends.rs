@@ -124,14 +124,17 @@ async fn ssh_host_conformance_and_clean_close() {
     }
     let needle = cd.path().display().to_string();
     assert_eq!(processes_mentioning(&needle).len(), 1, "exactly one master");
+    let pid = host.master_pid().await.expect("master pid");
     host.close().await.unwrap();
     host.close().await.unwrap(); // idempotent
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        processes_mentioning(&needle).is_empty(),
-        "{:?}",
-        processes_mentioning(&needle)
-    );
+    common::wait_gone(pid).await;
+    assert!(processes_mentioning(&needle).is_empty());
+    // A host dropped without close() ends its master too.
+    let host = s.ssh_host("ssh-dropped", s.ssh_ports[0], cd.path());
+    host.run(&Cmd::new("true")).await.unwrap();
+    let pid = host.master_pid().await.expect("master pid");
+    drop(host);
+    common::wait_gone(pid).await;
 }
 
 #[tokio::test]
@@ -391,4 +394,9 @@ async fn morning_check_on_real_backends_and_a_host_dying_mid_run() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let left = processes_mentioning(&cd.path().display().to_string());
     assert!(left.is_empty(), "ssh masters left: {left:?}");
+    assert!(
+        common::stray_masters().is_empty(),
+        "{:?}",
+        common::stray_masters()
+    );
 }

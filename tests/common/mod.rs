@@ -252,3 +252,22 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// Wait (up to 5 s) for a process to be gone; panic otherwise.
+pub async fn wait_gone(pid: u32) {
+    for _ in 0..100 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "ssh master {pid} still running: {:?}",
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+    );
+}
+
+/// ssh masters that were told to stop but still run (`ssh: ... [stopped mux]`).
+pub fn stray_masters() -> Vec<String> {
+    processes_mentioning("[stopped mux]")
+}

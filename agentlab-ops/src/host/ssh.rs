@@ -344,18 +344,54 @@ impl RemoteHost for SshHost {
     async fn close(&self) -> Result<()> {
         let s = self.session.lock().await.take();
         if let Some(s) = s {
-            match Arc::try_unwrap(s) {
-                Ok(s) => s.close().await.map_err(|e| {
-                    self.ctx(Error::new(
-                        ErrorKind::Unexpected,
-                        format!("closing the master connection: {e}"),
-                    ))
-                })?,
-                // Still used by a command in flight: dropping our handle lets the last user's drop
-                // shut the master down.
-                Err(_still_shared) => {}
-            }
+            // `Session::close` only asks the master to stop listening, which leaves it running
+            // as "ssh: [stopped mux]", still connected: ask it to exit instead.
+            terminate_master(s.control_socket()).await;
+            drop(s);
         }
         Ok(())
+    }
+}
+
+impl SshHost {
+    /// The pid of the master connection process, if connected.
+    pub async fn master_pid(&self) -> Option<u32> {
+        let ctl = self.control_socket().await?;
+        let mut c = openssh_mux_client::Connection::connect(&ctl).await.ok()?;
+        c.send_alive_check().await.ok().map(|p| p.get())
+    }
+}
+
+/// `ssh -S <ctl> -O exit`: the master closes its connection and exits.
+async fn terminate_master(ctl: &std::path::Path) {
+    let cmd = tokio::process::Command::new("ssh")
+        .arg("-F")
+        .arg("/dev/null")
+        .arg("-S")
+        .arg(ctl)
+        .args(["-O", "exit", "agentlab-ops"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(5), cmd).await;
+}
+
+impl Drop for SshHost {
+    fn drop(&mut self) {
+        // Closed without `close()`: end the master anyway (synchronously; it takes milliseconds).
+        if let Some(s) = self.session.get_mut().take() {
+            let _ = std::process::Command::new("ssh")
+                .arg("-F")
+                .arg("/dev/null")
+                .arg("-S")
+                .arg(s.control_socket())
+                .args(["-O", "exit", "agentlab-ops"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }

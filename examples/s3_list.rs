@@ -24,12 +24,19 @@ async fn main() -> agentlab_ops::Result<()> {
     let start = Instant::now();
     let (count, bytes) = store
         .list(prefix)
-        .try_fold((0u64, 0u64), |(n, b), m| async move { Ok((n + 1, b + m.size)) })
+        .try_fold(
+            (0u64, 0u64),
+            |(n, b), m| async move { Ok((n + 1, b + m.size)) },
+        )
         .await?;
     let secs = start.elapsed().as_secs_f64();
     let peak_kb = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
         .unwrap_or_default();
     println!("{count} {bytes} {secs:.3} {peak_kb}");
     Ok(())

@@ -18,7 +18,9 @@ async fn main() -> agentlab_ops::Result<()> {
         std::process::exit(2);
     };
     let n: usize = n.parse().expect("N");
-    let HostAddress::Ssh { user, host, port } = HostAddress::parse(addr).map_err(agentlab_ops::Error::config)? else {
+    let HostAddress::Ssh { user, host, port } =
+        HostAddress::parse(addr).map_err(agentlab_ops::Error::config)?
+    else {
         unreachable!("parse gives ssh addresses for ssh:// input")
     };
     let mut o = SshOptions::new(host, port);
@@ -41,7 +43,11 @@ async fn main() -> agentlab_ops::Result<()> {
     let sequential = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    let results: Vec<_> = futures::stream::iter(0..n).map(|_| h.run(&cmd)).buffer_unordered(10).collect().await;
+    let results: Vec<_> = futures::stream::iter(0..n)
+        .map(|_| h.run(&cmd))
+        .buffer_unordered(10)
+        .collect()
+        .await;
     for r in results {
         r?.check("bench", &cmd)?;
     }

@@ -96,3 +96,17 @@ async fn handover_reuses_the_journaled_morning_report() {
     };
     assert_eq!((count("morning_check"), count("handover")), (1, 2));
 }
+
+/// The runbooks' futures can be spawned (the Python and Lua bindings run them on a shared
+/// multi-thread runtime).
+#[test]
+fn runbook_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let env = Environment::builder("send").build();
+    let m = agentlab_ops::runbook::MorningOptions::default();
+    let f = agentlab_ops::runbook::morning_check(&env, &m);
+    is_send(&f);
+    let h = HandoverOptions::default();
+    let f = handover(&env, &h);
+    is_send(&f);
+}

@@ -22,11 +22,18 @@ async fn production_example_builds_s3_and_ssh_backends() {
     let text = include_str!("../examples/production.toml");
     let c = Config::from_toml_str(text, "examples/production.toml").unwrap();
     let b = c.backups.as_ref().unwrap();
-    assert_eq!((b.store, b.bucket.as_deref(), b.prefix.as_deref()), (StoreKind::S3, Some("agent-lab-backups"), Some("nightly/")));
+    assert_eq!(
+        (b.store, b.bucket.as_deref(), b.prefix.as_deref()),
+        (StoreKind::S3, Some("agent-lab-backups"), Some("nightly/"))
+    );
     assert_eq!(c.fleet.failure_budget, Some(FailureBudget::Fraction(0.1)));
     assert_eq!(
         c.hosts[1].address,
-        HostAddress::Ssh { user: Some("deploy".into()), host: "10.0.1.12".into(), port: 22 }
+        HostAddress::Ssh {
+            user: Some("deploy".into()),
+            host: "10.0.1.12".into(),
+            port: 22
+        }
     );
     // Building connects to nothing yet (SSH and S3 are lazy): only the secret must resolve.
     let env = {
@@ -34,7 +41,10 @@ async fn production_example_builds_s3_and_ssh_backends() {
         c.notify = None;
         agentlab_ops::Environment::from_config(c).await.unwrap()
     };
-    assert_eq!(env.backups.as_ref().unwrap().describe(), "s3://agent-lab-backups/nightly/");
+    assert_eq!(
+        env.backups.as_ref().unwrap().describe(),
+        "s3://agent-lab-backups/nightly/"
+    );
     assert_eq!(env.hosts[0].host.address(), "ssh://deploy@10.0.1.11:22");
 }
 
@@ -42,13 +52,24 @@ async fn production_example_builds_s3_and_ssh_backends() {
 fn s3_and_ssh_config_errors_name_the_field() {
     for (snippet, field) in [
         ("[backups]\nstore = \"s3\"\n", "backups.bucket"),
-        ("[backups]\nstore = \"s3\"\nbucket = \"ab\"\n", "backups.bucket"),
-        ("[backups]\nstore = \"s3\"\nbucket = \"abc\"\nprefix = \"/abs\"\n", "backups.prefix"),
+        (
+            "[backups]\nstore = \"s3\"\nbucket = \"ab\"\n",
+            "backups.bucket",
+        ),
+        (
+            "[backups]\nstore = \"s3\"\nbucket = \"abc\"\nprefix = \"/abs\"\n",
+            "backups.prefix",
+        ),
         ("[ssh]\nhost_key_check = \"yolo\"\n", "ssh.host_key_check"),
-        ("[fleet]\nfailure_budget = \"lots\"\n", "fleet.failure_budget"),
+        (
+            "[fleet]\nfailure_budget = \"lots\"\n",
+            "fleet.failure_budget",
+        ),
     ] {
         let text = format!("[service]\nbase_url = \"http://x\"\n{snippet}");
-        let m = Config::from_toml_str(&text, "e.toml").unwrap_err().to_string();
+        let m = Config::from_toml_str(&text, "e.toml")
+            .unwrap_err()
+            .to_string();
         assert!(m.contains(field), "{snippet}: {m}");
     }
 }

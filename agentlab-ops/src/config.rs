@@ -186,6 +186,102 @@ pub struct BackupsConfig {
     /// Concurrent requests for bulk work (verification, backups).
     #[serde(default = "d_store_concurrency")]
     pub concurrency: usize,
+    /// Host the data is read from by `backup take` (default: the first host).
+    #[serde(default)]
+    pub source_host: Option<String>,
+    /// The service's data directory on that host.
+    #[serde(default = "d_data_dir")]
+    pub data_dir: String,
+    /// Datasets beyond the built-in `sessions` and `telemetry`.
+    #[serde(default, rename = "dataset")]
+    pub custom_datasets: Vec<DatasetConfig>,
+    /// Integrity sample: `"all"`, a count (`"200"`) or a percentage (`"10%"`).
+    #[serde(default = "d_sample")]
+    pub sample: String,
+    /// Trend: a day smaller than the 7-day median by more than this is a finding.
+    #[serde(default = "d_drop")]
+    pub trend_drop_max: Ratio,
+    /// Trend: a day larger than the 7-day median by more than this fraction is a finding.
+    #[serde(default = "d_spike")]
+    pub trend_spike_max: f64,
+}
+
+/// `[[backups.dataset]]`: a dataset besides the built-in ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DatasetConfig {
+    /// Name (the first key segment in the store).
+    pub name: String,
+    /// File or directory, relative to `data_dir` or absolute.
+    pub path: String,
+    /// File name pattern inside a directory (`*.json`).
+    #[serde(default = "d_pattern")]
+    pub pattern: String,
+    /// Format checked by integrity verification.
+    #[serde(default)]
+    pub format: DataFormat,
+}
+
+/// Formats integrity verification understands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DataFormat {
+    /// Each object is one JSON document.
+    Json,
+    /// Header line, then rows with as many columns.
+    Csv,
+    /// Only the checksum is checked.
+    #[default]
+    Any,
+}
+
+impl BackupsConfig {
+    /// The datasets to back up and verify, built-ins resolved.
+    pub fn dataset_specs(&self) -> std::result::Result<Vec<DatasetConfig>, String> {
+        self.datasets
+            .iter()
+            .map(|name| {
+                if let Some(c) = self.custom_datasets.iter().find(|c| &c.name == name) {
+                    return Ok(c.clone());
+                }
+                match name.as_str() {
+                    "sessions" => Ok(DatasetConfig {
+                        name: name.clone(),
+                        path: "sessions".into(),
+                        pattern: "*.json".into(),
+                        format: DataFormat::Json,
+                    }),
+                    "telemetry" => Ok(DatasetConfig {
+                        name: name.clone(),
+                        path: "runs.csv".into(),
+                        pattern: "*".into(),
+                        format: DataFormat::Csv,
+                    }),
+                    other => Err(format!(
+                        "unknown dataset {other:?}: describe it in a [[backups.dataset]] table (name, path, pattern, format)"
+                    )),
+                }
+            })
+            .collect()
+    }
+}
+
+fn d_data_dir() -> String {
+    "/app/data".into()
+}
+fn d_pattern() -> String {
+    "*".into()
+}
+fn d_sample() -> String {
+    "10%".into()
+}
+fn d_drop() -> Ratio {
+    Ratio(0.3)
+}
+fn d_spike() -> f64 {
+    1.0
 }
 
 fn d_store_timeout() -> Dur {
@@ -272,6 +368,12 @@ impl BackupsConfig {
             timeout: d_store_timeout(),
             attempts: d_attempts(),
             concurrency: d_store_concurrency(),
+            source_host: None,
+            data_dir: d_data_dir(),
+            custom_datasets: Vec::new(),
+            sample: d_sample(),
+            trend_drop_max: d_drop(),
+            trend_spike_max: d_spike(),
         }
     }
 }
@@ -1021,6 +1123,12 @@ impl Config {
                         );
                     }
                 }
+            }
+            if let Err(m) = b.dataset_specs() {
+                return err("backups.datasets".into(), m);
+            }
+            if let Err(m) = crate::runbook::backup::Sample::parse(&b.sample) {
+                return err("backups.sample".into(), m);
             }
             if b.concurrency == 0 {
                 return err("backups.concurrency".into(), "must be at least 1".into());

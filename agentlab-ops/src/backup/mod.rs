@@ -4,6 +4,7 @@
 //! and streamed in key order, so memory stays flat in the number of objects.
 
 mod fs;
+pub mod manifest;
 mod memory;
 #[cfg(feature = "s3")]
 mod s3;

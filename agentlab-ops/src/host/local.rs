@@ -38,6 +38,18 @@ impl LocalHost {
 
 #[async_trait::async_trait]
 impl RemoteHost for LocalHost {
+    async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
+        tokio::fs::read(path)
+            .await
+            .map(bytes::Bytes::from)
+            .map_err(|e| {
+                Error::from(e)
+                    .with_operation("host.read_file")
+                    .with_context("host", self.name.clone())
+                    .with_context("path", path.to_string())
+            })
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

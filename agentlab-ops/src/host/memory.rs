@@ -14,6 +14,7 @@ use crate::host::{Cmd, CmdOutput, RemoteHost};
 pub struct MemoryHost {
     name: String,
     exact: Arc<Mutex<HashMap<Vec<String>, CmdOutput>>>,
+    files: Arc<Mutex<std::collections::BTreeMap<String, bytes::Bytes>>>,
     by_program: Arc<Mutex<HashMap<String, CmdOutput>>>,
     /// Commands run, in order.
     pub calls: CallLog<Cmd>,
@@ -37,6 +38,7 @@ impl MemoryHost {
         MemoryHost {
             name: name.into(),
             exact: Arc::default(),
+            files: Arc::default(),
             by_program: Arc::default(),
             calls: CallLog::default(),
             faults: Faults::default(),
@@ -103,6 +105,33 @@ impl MemoryHost {
         self
     }
 
+    /// Put a file on the host (for `read_file` and `list_files`).
+    pub fn put_file(&self, path: &str, data: impl Into<bytes::Bytes>) -> &Self {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_string(), data.into());
+        self
+    }
+
+    /// Remove a file from the host; whether it was there.
+    pub fn remove_file(&self, path: &str) -> bool {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path)
+            .is_some()
+    }
+
+    /// A file's contents.
+    pub fn file(&self, path: &str) -> Option<bytes::Bytes> {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned()
+    }
+
     /// Default timeout of a command.
     pub fn with_timeout(mut self, t: Duration) -> Self {
         self.default_timeout = t;
@@ -118,6 +147,55 @@ impl RemoteHost for MemoryHost {
     fn address(&self) -> String {
         format!("memory:{}", self.name)
     }
+    async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
+        self.calls.push(Cmd::new("cat").args(["--", path]));
+        self.faults
+            .apply("host.read_file")
+            .await
+            .map_err(|e| e.with_context("host", self.name.clone()))?;
+        self.file(path).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("{path}: no such file"))
+                .with_operation("host.read_file")
+                .with_context("host", self.name.clone())
+                .with_context("path", path.to_string())
+        })
+    }
+
+    async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {
+        self.calls.push(Cmd::new("find").args([
+            dir,
+            "-maxdepth",
+            "1",
+            "-type",
+            "f",
+            "-name",
+            pattern,
+        ]));
+        self.faults
+            .apply("host.list_files")
+            .await
+            .map_err(|e| e.with_context("host", self.name.clone()))?;
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        Ok(files
+            .keys()
+            .filter(|p| {
+                let name = if *p == dir {
+                    p.rsplit('/').next().unwrap_or(p)
+                } else if let Some(rest) = p.strip_prefix(&prefix) {
+                    if rest.contains('/') {
+                        return false;
+                    }
+                    rest
+                } else {
+                    return false;
+                };
+                glob_match(pattern, name)
+            })
+            .cloned()
+            .collect())
+    }
+
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
         self.calls.push(cmd.clone());
         let ctx = |e: Error| {
@@ -227,5 +305,66 @@ fn printf(format: &str, args: &[String]) -> String {
         if !used || i >= args.len() {
             return outp;
         }
+    }
+}
+
+/// Shell-style `*` and `?` matching, as `find -name` does.
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.json", "a.json"));
+        assert!(!glob_match("*.json", "a.json.tmp"));
+        assert!(glob_match("*", "runs.csv"));
+        assert!(glob_match("s?.csv", "s1.csv"));
+    }
+
+    #[tokio::test]
+    async fn files_list_and_read() {
+        let h = MemoryHost::new("m");
+        h.put_file("/d/sessions/a.json", "{}")
+            .put_file("/d/sessions/b.txt", "x")
+            .put_file("/d/sessions/sub/c.json", "{}")
+            .put_file("/d/runs.csv", "a\n");
+        assert_eq!(
+            h.list_files("/d/sessions", "*.json").await.unwrap(),
+            vec!["/d/sessions/a.json"]
+        );
+        assert_eq!(
+            h.list_files("/d/runs.csv", "*").await.unwrap(),
+            vec!["/d/runs.csv"]
+        );
+        assert_eq!(h.read_file("/d/runs.csv").await.unwrap(), "a\n");
+        assert_eq!(
+            h.read_file("/nope").await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
     }
 }

@@ -150,6 +150,31 @@ pub trait RemoteHost: Send + Sync + Debug {
     fn address(&self) -> String;
     /// Run a command.
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput>;
+    /// Read a whole file, byte for byte. A missing file is `not_found`.
+    async fn read_file(&self, path: &str) -> Result<bytes::Bytes>;
+    /// Regular files directly in `dir` whose name matches the shell `pattern` (`*.json`), or
+    /// `dir` itself when it is a matching file; sorted. A missing path gives an empty list.
+    async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {
+        let cmd = Cmd::new("find").args([dir, "-maxdepth", "1", "-type", "f", "-name", pattern]);
+        let out = self.run(&cmd).await?;
+        if !out.success() {
+            if out.stderr.contains("No such file") {
+                return Ok(Vec::new());
+            }
+            return Err(out
+                .check(self.name(), &cmd)
+                .err()
+                .unwrap_or_else(|| Error::new(ErrorKind::Unexpected, "find failed")));
+        }
+        let mut files: Vec<String> = out
+            .stdout
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        files.sort();
+        Ok(files)
+    }
     /// Release connections. Idempotent.
     async fn close(&self) -> Result<()> {
         Ok(())
@@ -169,6 +194,12 @@ impl<T: RemoteHost + ?Sized> RemoteHost for Arc<T> {
     }
     async fn close(&self) -> Result<()> {
         (**self).close().await
+    }
+    async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
+        (**self).read_file(path).await
+    }
+    async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {
+        (**self).list_files(dir, pattern).await
     }
 }
 

@@ -341,6 +341,54 @@ impl RemoteHost for SshHost {
         }
     }
 
+    async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.ctx(Error::new(ErrorKind::Cancelled, "host closed")))?;
+        let session = self.session().await.map_err(|e| self.ctx(e))?;
+        let fut = async {
+            session
+                .command("cat")
+                .arg("--")
+                .arg(path)
+                .stdin(Stdio::null())
+                .output()
+                .await
+        };
+        let out = match tokio::time::timeout(self.opts.command_timeout, fut).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                return Err(self.ctx(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("reading {path}: {e}"),
+                )));
+            }
+            Err(_) => {
+                return Err(self.ctx(Error::new(
+                    ErrorKind::Timeout,
+                    format!("reading {path} timed out"),
+                )));
+            }
+        };
+        if out.status.success() {
+            return Ok(bytes::Bytes::from(out.stdout));
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let kind = if stderr.contains("No such file") {
+            ErrorKind::NotFound
+        } else if stderr.contains("Permission denied") {
+            ErrorKind::PermissionDenied
+        } else {
+            ErrorKind::Unexpected
+        };
+        Err(self.ctx(
+            Error::new(kind, format!("cannot read {path}: {stderr}"))
+                .with_context("path", path.to_string()),
+        ))
+    }
+
     async fn close(&self) -> Result<()> {
         let s = self.session.lock().await.take();
         if let Some(s) = s {

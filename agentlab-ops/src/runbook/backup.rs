@@ -1,0 +1,992 @@
+//! The spec's **Backup Verification** runbook, and the backup it verifies.
+//!
+//! [`take_backup`] copies each dataset from a host to the store under `<dataset>/<YYYYMMDD>/`,
+//! with bounded concurrency, then writes the manifest (every key, size and SHA-256) last.
+//! [`verify_backups`] checks a day in ordered levels, as restic `check` and `pg_verifybackup`
+//! do: presence → completeness → integrity (a seeded, reproducible sample: checksum and format)
+//! → size trend against the 7-day median → optionally a restore test into a scratch directory.
+//! A bad object is a finding naming its key and reason, never an abort of the run.
+
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::NaiveDate;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::backup::manifest::{self, ManifestEntry, ManifestHeader, manifest_key, sha256_hex};
+use crate::backup::{BackupStore, BackupStoreExt, day_prefix};
+use crate::config::{DataFormat, DatasetConfig};
+use crate::environment::Environment;
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::RemoteHost;
+use crate::report::{Outcome, Report, Severity};
+use crate::runbook::run::{Checked, Run, RunOptions};
+
+/// Which objects the integrity level reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sample {
+    /// Every object.
+    All,
+    /// This many objects.
+    Count(u64),
+    /// This fraction of the objects.
+    Fraction(f64),
+}
+
+impl Sample {
+    /// `"all"`, `"200"` or `"10%"`.
+    pub fn parse(s: &str) -> std::result::Result<Sample, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("all") {
+            return Ok(Sample::All);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            return match p.trim().parse::<f64>() {
+                Ok(p) if (0.0..=100.0).contains(&p) => Ok(Sample::Fraction(p / 100.0)),
+                _ => Err(format!(
+                    "invalid sample {s:?}: a percentage between 0% and 100%"
+                )),
+            };
+        }
+        t.parse::<u64>().map(Sample::Count).map_err(|_| {
+            format!("invalid sample {s:?}: \"all\", a count (200) or a percentage (10%)")
+        })
+    }
+}
+
+/// Progress of a long operation, for a progress bar.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Units done.
+    pub done: Arc<AtomicU64>,
+    /// Units expected (0 while unknown).
+    pub total: Arc<AtomicU64>,
+}
+
+/// Options of [`take_backup`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TakeOptions {
+    /// Date of the backup (default: today, UTC).
+    pub date: Option<NaiveDate>,
+    /// Host to read from (default: `[backups] source_host`, else the first host).
+    pub host: Option<String>,
+    /// Run options.
+    pub run: RunOptions,
+}
+
+impl TakeOptions {
+    /// Back up as of this date.
+    pub fn date(mut self, d: NaiveDate) -> Self {
+        self.date = Some(d);
+        self
+    }
+    /// Read from this host.
+    pub fn host(mut self, h: impl Into<String>) -> Self {
+        self.host = Some(h.into());
+        self
+    }
+    /// Set run options.
+    pub fn run(mut self, r: RunOptions) -> Self {
+        self.run = r;
+        self
+    }
+}
+
+/// Options of [`verify_backups`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Day to verify (default: today, UTC).
+    pub date: Option<NaiveDate>,
+    /// Integrity sample (default: `[backups] sample`).
+    pub sample: Option<Sample>,
+    /// Seed of the sample: the same seed picks the same objects.
+    pub seed: u64,
+    /// Also restore the sample into a scratch directory and validate it there.
+    pub restore_test: bool,
+    /// Progress counter (objects read).
+    pub progress: Option<Progress>,
+    /// Run options.
+    pub run: RunOptions,
+}
+
+impl VerifyOptions {
+    /// Verify this day.
+    pub fn date(mut self, d: NaiveDate) -> Self {
+        self.date = Some(d);
+        self
+    }
+    /// Read this sample.
+    pub fn sample(mut self, s: Sample) -> Self {
+        self.sample = Some(s);
+        self
+    }
+    /// Seed of the sample.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Restore the sample into a scratch directory too.
+    pub fn restore_test(mut self, on: bool) -> Self {
+        self.restore_test = on;
+        self
+    }
+    /// Set run options.
+    pub fn run(mut self, r: RunOptions) -> Self {
+        self.run = r;
+        self
+    }
+}
+
+/// One dataset's backup, as taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakenDataset {
+    /// Dataset.
+    pub dataset: String,
+    /// Objects written.
+    pub objects: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// The manifest's key.
+    pub manifest: String,
+}
+
+/// The verdict of one level for one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelResult {
+    /// `presence`, `completeness`, `integrity`, `trend`, `restore`.
+    pub level: String,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// One line.
+    pub summary: String,
+    /// Problems found at this level.
+    pub problems: u64,
+}
+
+/// One dataset's verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetVerification {
+    /// Dataset.
+    pub dataset: String,
+    /// Objects in the manifest.
+    pub objects: u64,
+    /// Bytes in the manifest.
+    pub bytes: u64,
+    /// Levels in order.
+    pub levels: Vec<LevelResult>,
+}
+
+/// The payload of a verification report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyPayload {
+    /// `YYYYMMDD`.
+    pub date: String,
+    /// The store.
+    pub store: String,
+    /// Per dataset.
+    pub datasets: Vec<DatasetVerification>,
+}
+
+fn store_of(env: &Environment) -> Result<Arc<dyn BackupStore>> {
+    env.backups
+        .clone()
+        .ok_or_else(|| Error::config("no [backups] configured").with_operation("backup"))
+}
+
+fn specs(env: &Environment) -> Result<Vec<DatasetConfig>> {
+    match &env.config.backups {
+        None => Err(Error::config("no [backups] configured").with_operation("backup")),
+        Some(b) => b
+            .dataset_specs()
+            .map_err(|m| Error::config(format!("backups.datasets: {m}"))),
+    }
+}
+
+fn concurrency(env: &Environment) -> usize {
+    env.config
+        .backups
+        .as_ref()
+        .map_or(16, |b| b.concurrency.max(1))
+}
+
+/// Copy every dataset from a host into the store, manifest last.
+pub async fn take_backup(env: &Environment, opts: &TakeOptions) -> Report {
+    let date = opts.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    env.execute("backup_take", &opts.run, |run| async move {
+        let store = store_of(env)?;
+        let specs = specs(env)?;
+        let cfg = env.config.backups.as_ref().ok_or_else(|| Error::config("no [backups]"))?;
+        let wanted = opts.host.clone().or_else(|| cfg.source_host.clone());
+        let host = match &wanted {
+            Some(n) => env.hosts.iter().find(|h| &h.config.name == n).ok_or_else(|| {
+                Error::config(format!("backups.source_host: no host named {n:?} in [[hosts]]"))
+            })?,
+            None => env
+                .hosts
+                .first()
+                .ok_or_else(|| Error::config("backup take needs a [[hosts]] entry to read the data from"))?,
+        };
+        let mut taken = Vec::new();
+        for spec in &specs {
+            let path = if spec.path.starts_with('/') {
+                spec.path.clone()
+            } else {
+                format!("{}/{}", cfg.data_dir.trim_end_matches('/'), spec.path)
+            };
+            let files = run
+                .check(&format!("list:{}", spec.name), None, async {
+                    let f = host.host.list_files(&path, &spec.pattern).await?;
+                    let n = f.len();
+                    Ok(Checked::with(f, if n == 0 { Outcome::Warn } else { Outcome::Pass }, format!("{n} files in {}:{path}", host.config.name)))
+                })
+                .await?;
+            if files.is_empty() {
+                run.finding(Severity::Warning, spec.name.clone(), format!("no files match {path}/{}", spec.pattern));
+            }
+            let prefix = day_prefix(&spec.name, date);
+            let plan = format!("copy {} files from {}:{path} to {}{prefix}, then write the manifest", files.len(), host.config.name, store.describe());
+            let source = format!("{}:{path}", host.config.name);
+            let r = run
+                .change(&format!("backup:{}", spec.name), plan, copy_dataset(host.host.as_ref(), store.as_ref(), spec, &files, &prefix, &source, date, concurrency(env)), None)
+                .await?;
+            if let Some(t) = r {
+                taken.push(t);
+            }
+        }
+        Ok(serde_json::json!({ "date": date.format("%Y%m%d").to_string(), "store": store.describe(), "datasets": taken }))
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_dataset(
+    host: &dyn RemoteHost,
+    store: &dyn BackupStore,
+    spec: &DatasetConfig,
+    files: &[String],
+    prefix: &str,
+    source: &str,
+    date: NaiveDate,
+    concurrency: usize,
+) -> Result<TakenDataset> {
+    let mut entries: Vec<ManifestEntry> = stream::iter(files.iter())
+        .map(|path| async move {
+            let data = host.read_file(path).await?;
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let key = format!("{prefix}{name}");
+            let entry = ManifestEntry {
+                key: key.clone(),
+                size: data.len() as u64,
+                sha256: sha256_hex(&data),
+            };
+            store.put(&key, data).await?;
+            Ok::<_, Error>(entry)
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let header = ManifestHeader {
+        manifest_version: 1,
+        dataset: spec.name.clone(),
+        date: date.format("%Y%m%d").to_string(),
+        created_at: chrono::Utc::now(),
+        source: source.to_string(),
+        count: entries.len() as u64,
+        bytes: entries.iter().map(|e| e.size).sum(),
+    };
+    let key = manifest_key(&spec.name, date);
+    store
+        .put(&key, manifest::render(&header, &mut entries))
+        .await?;
+    Ok(TakenDataset {
+        dataset: spec.name.clone(),
+        objects: header.count,
+        bytes: header.bytes,
+        manifest: key,
+    })
+}
+
+/// Why an object's content is wrong, if it is.
+pub fn validate_format(format: DataFormat, data: &[u8]) -> std::result::Result<(), String> {
+    match format {
+        DataFormat::Any => Ok(()),
+        DataFormat::Json => serde_json::from_slice::<serde::de::IgnoredAny>(data)
+            .map(|_| ())
+            .map_err(|e| format!("invalid JSON: {e}")),
+        DataFormat::Csv => validate_csv(data),
+    }
+}
+
+/// A header, then every row with as many columns (quotes understood).
+fn validate_csv(data: &[u8]) -> std::result::Result<(), String> {
+    let text = std::str::from_utf8(data).map_err(|e| format!("CSV is not UTF-8: {e}"))?;
+    if text.trim().is_empty() {
+        return Err("CSV is empty".into());
+    }
+    let (mut cols, mut in_quotes, mut row, mut header_cols) = (1usize, false, 1usize, None);
+    let mut chars = text.chars().peekable();
+    let mut line_has_content = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                chars.next();
+            }
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => cols += 1,
+            '\n' if !in_quotes => {
+                if line_has_content {
+                    match header_cols {
+                        None => header_cols = Some(cols),
+                        Some(h) if h != cols => {
+                            return Err(format!("row {row} has {cols} columns, the header has {h}"));
+                        }
+                        _ => {}
+                    }
+                }
+                row += 1;
+                cols = 1;
+                line_has_content = false;
+            }
+            '\r' if !in_quotes => {}
+            _ => line_has_content = true,
+        }
+        if c == ',' || c == '"' {
+            line_has_content = true;
+        }
+    }
+    if in_quotes {
+        return Err("unterminated quoted field at the end (truncated?)".into());
+    }
+    if line_has_content {
+        if let Some(h) = header_cols {
+            if h != cols {
+                return Err(format!(
+                    "row {row} has {cols} columns, the header has {h} (truncated?)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A stable pseudo-random rank of a key under a seed (FNV-1a then a mixer).
+fn rank(seed: u64, key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for b in key.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// Verify one day's backups, level by level.
+pub async fn verify_backups(env: &Environment, opts: &VerifyOptions) -> Report {
+    let date = opts.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    env.execute("backup_verify", &opts.run, |run| async move {
+        let store = store_of(env)?;
+        let specs = specs(env)?;
+        let cfg = env
+            .config
+            .backups
+            .as_ref()
+            .ok_or_else(|| Error::config("no [backups]"))?;
+        let sample = match opts.sample {
+            Some(s) => s,
+            None => Sample::parse(&cfg.sample).map_err(Error::config)?,
+        };
+        let mut out = Vec::new();
+        for spec in &specs {
+            out.push(verify_dataset(env, &run, store.as_ref(), spec, date, sample, opts).await);
+        }
+        let p = VerifyPayload {
+            date: date.format("%Y%m%d").to_string(),
+            store: store.describe(),
+            datasets: out,
+        };
+        Ok(serde_json::to_value(p).unwrap_or_default())
+    })
+    .await
+}
+
+fn level(name: &str, outcome: Outcome, summary: impl Into<String>, problems: u64) -> LevelResult {
+    LevelResult {
+        level: name.into(),
+        outcome,
+        summary: summary.into(),
+        problems,
+    }
+}
+
+async fn verify_dataset(
+    env: &Environment,
+    run: &Run,
+    store: &dyn BackupStore,
+    spec: &DatasetConfig,
+    date: NaiveDate,
+    sample: Sample,
+    opts: &VerifyOptions,
+) -> DatasetVerification {
+    let ds = spec.name.clone();
+    let day = date.format("%Y%m%d").to_string();
+    let prefix = day_prefix(&ds, date);
+    let mkey = manifest_key(&ds, date);
+    let mut v = DatasetVerification {
+        dataset: ds.clone(),
+        objects: 0,
+        bytes: 0,
+        levels: Vec::new(),
+    };
+    let skip_rest = |v: &mut DatasetVerification, run: &Run, from: &[&str], why: &str| {
+        for l in from {
+            run.skip(&format!("{l}:{ds}"), crate::report::Action::Read, why);
+            v.levels.push(level(l, Outcome::Skipped, why, 0));
+        }
+    };
+
+    // 1. presence: objects and the manifest.
+    let presence = run
+        .check(&format!("presence:{ds}"), None, async {
+            let sum = store.summarize(&prefix).await?;
+            let manifest = match store.head(&mkey).await {
+                Ok(_) => true,
+                Err(e) if e.kind() == ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            };
+            let (outcome, s) = match (sum.objects, manifest) {
+                (0, _) => (Outcome::Fail, format!("no backup under {prefix}")),
+                (_, false) => (
+                    Outcome::Fail,
+                    format!(
+                        "{} objects under {prefix} but no {}: incomplete",
+                        sum.objects,
+                        manifest::MANIFEST_NAME
+                    ),
+                ),
+                (n, true) => (
+                    Outcome::Pass,
+                    format!("{} objects and the manifest under {prefix}", n - 1),
+                ),
+            };
+            Ok(Checked::with((sum.objects, manifest), outcome, s))
+        })
+        .await;
+    let header = match presence {
+        Err(e) => {
+            run.escalate(
+                "backup_check_failed",
+                ds.clone(),
+                e.to_string(),
+                "a readable store",
+                format!("backups of {ds} could not be listed"),
+            );
+            v.levels
+                .push(level("presence", Outcome::Error, e.to_string(), 1));
+            skip_rest(
+                &mut v,
+                run,
+                &["completeness", "integrity", "trend"],
+                "presence could not be checked",
+            );
+            return v;
+        }
+        Ok((0, _)) => {
+            run.escalate(
+                "backup_missing",
+                ds.clone(),
+                format!("0 objects under {prefix}"),
+                "a backup with its manifest",
+                format!("no {ds} backup for {day}"),
+            );
+            v.levels
+                .push(level("presence", Outcome::Fail, "no backup", 1));
+            skip_rest(
+                &mut v,
+                run,
+                &["completeness", "integrity", "trend"],
+                "no backup",
+            );
+            return v;
+        }
+        Ok((n, false)) => {
+            run.finding(
+                Severity::Critical,
+                mkey.clone(),
+                "manifest missing: the backup is incomplete by definition",
+            );
+            run.escalate(
+                "backup_incomplete",
+                ds.clone(),
+                format!("{n} objects, no manifest"),
+                "a manifest",
+                format!("{ds} backup for {day} has no manifest"),
+            );
+            v.levels
+                .push(level("presence", Outcome::Fail, "no manifest", 1));
+            skip_rest(
+                &mut v,
+                run,
+                &["completeness", "integrity", "trend"],
+                "no manifest",
+            );
+            return v;
+        }
+        Ok(_) => {
+            v.levels.push(level(
+                "presence",
+                Outcome::Pass,
+                "backup and manifest present",
+                0,
+            ));
+            match manifest::open(store, &mkey).await {
+                Ok((h, _)) => h,
+                Err(e) => {
+                    run.finding(
+                        Severity::Critical,
+                        mkey.clone(),
+                        format!("manifest unreadable: {e}"),
+                    );
+                    run.escalate(
+                        "backup_incomplete",
+                        ds.clone(),
+                        "unreadable manifest",
+                        "a valid manifest",
+                        format!("{ds} manifest for {day} is unreadable"),
+                    );
+                    skip_rest(
+                        &mut v,
+                        run,
+                        &["completeness", "integrity", "trend"],
+                        "manifest unreadable",
+                    );
+                    return v;
+                }
+            }
+        }
+    };
+    v.objects = header.count;
+    v.bytes = header.bytes;
+
+    // 2. completeness: merge the sorted manifest with the sorted listing (streaming both).
+    let completeness = run
+        .check(&format!("completeness:{ds}"), None, async {
+            let (_, mut entries) = manifest::open(store, &mkey).await?;
+            let mut listing = store
+                .list(&prefix)
+                .try_filter(|m| futures::future::ready(!m.key.ends_with(manifest::MANIFEST_NAME)))
+                .boxed();
+            let mut problems = 0u64;
+            let mut e = entries.try_next().await?;
+            let mut l = listing.try_next().await?;
+            let mut count = 0u64;
+            loop {
+                match (&e, &l) {
+                    (None, None) => break,
+                    (Some(me), Some(lo)) if me.key == lo.key => {
+                        if me.size != lo.size {
+                            problems += 1;
+                            run.finding(
+                                Severity::Critical,
+                                me.key.clone(),
+                                format!("size {} but the manifest says {}", lo.size, me.size),
+                            );
+                        }
+                        count += 1;
+                        e = entries.try_next().await?;
+                        l = listing.try_next().await?;
+                    }
+                    (Some(me), lo) if lo.as_ref().is_none_or(|lo| me.key < lo.key) => {
+                        problems += 1;
+                        run.finding(
+                            Severity::Critical,
+                            me.key.clone(),
+                            "missing: listed in the manifest, absent from the store",
+                        );
+                        e = entries.try_next().await?;
+                    }
+                    (_, Some(lo)) => {
+                        problems += 1;
+                        run.finding(
+                            Severity::Warning,
+                            lo.key.clone(),
+                            "unexpected: in the store, not in the manifest",
+                        );
+                        l = listing.try_next().await?;
+                    }
+                    (Some(_), None) => unreachable!("covered above"),
+                }
+            }
+            let outcome = if problems == 0 {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            };
+            Ok(Checked::with(
+                problems,
+                outcome,
+                format!(
+                    "{count} of {} manifest entries present with their sizes; {problems} problems",
+                    header.count
+                ),
+            ))
+        })
+        .await;
+    match completeness {
+        Ok(0) => v.levels.push(level(
+            "completeness",
+            Outcome::Pass,
+            "every manifest entry present",
+            0,
+        )),
+        Ok(n) => {
+            run.escalate(
+                "backup_incomplete",
+                ds.clone(),
+                format!("{n} objects missing or wrong"),
+                "0",
+                format!("{ds} backup for {day} is incomplete"),
+            );
+            v.levels.push(level(
+                "completeness",
+                Outcome::Fail,
+                format!("{n} problems"),
+                n,
+            ));
+        }
+        Err(e) => v
+            .levels
+            .push(level("completeness", Outcome::Error, e.to_string(), 1)),
+    }
+
+    // 3. integrity: a seeded sample, checksums and formats.
+    let scratch = if opts.restore_test {
+        tempfile::tempdir().ok()
+    } else {
+        None
+    };
+    let integrity = run
+        .check(&format!("integrity:{ds}"), None, async {
+            let chosen = choose_sample(store, &mkey, header.count, sample, opts.seed).await?;
+            if let Some(p) = &opts.progress {
+                p.total.fetch_add(chosen.len() as u64, Ordering::Relaxed);
+            }
+            let n = chosen.len() as u64;
+            let scratch_path = scratch.as_ref().map(|d| d.path().to_path_buf());
+            let problems: Vec<(String, String)> = stream::iter(chosen)
+                .map(|entry| {
+                    let scratch_path = scratch_path.clone();
+                    async move {
+                        let r =
+                            check_object(store, &entry, spec.format, scratch_path.as_deref()).await;
+                        if let Some(p) = &opts.progress {
+                            p.done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        r.err().map(|why| (entry.key, why))
+                    }
+                })
+                .buffer_unordered(concurrency(env))
+                .filter_map(futures::future::ready)
+                .collect()
+                .await;
+            for (key, why) in &problems {
+                run.finding(Severity::Critical, key.clone(), why.clone());
+            }
+            let bad = problems.len() as u64;
+            let outcome = if bad == 0 {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            };
+            Ok(Checked::with(
+                bad,
+                outcome,
+                format!(
+                    "{n} objects read (sample {sample:?}, seed {}), {bad} bad",
+                    opts.seed
+                ),
+            ))
+        })
+        .await;
+    match integrity {
+        Ok(0) => v
+            .levels
+            .push(level("integrity", Outcome::Pass, "sample intact", 0)),
+        Ok(n) => {
+            run.escalate(
+                "backup_corrupt",
+                ds.clone(),
+                format!("{n} bad objects"),
+                "0",
+                format!("{ds} backup for {day} has corrupt objects"),
+            );
+            v.levels.push(level(
+                "integrity",
+                Outcome::Fail,
+                format!("{n} bad objects"),
+                n,
+            ));
+        }
+        Err(e) => v
+            .levels
+            .push(level("integrity", Outcome::Error, e.to_string(), 1)),
+    }
+    if opts.restore_test {
+        let ok = scratch.is_some();
+        v.levels.push(level(
+            "restore",
+            if ok { Outcome::Pass } else { Outcome::Error },
+            if ok {
+                "sample restored into a scratch directory and validated there"
+            } else {
+                "no scratch directory"
+            },
+            0,
+        ));
+    }
+
+    // 4. trend: today's size and count against the median of the previous 7 days.
+    let cfg = env.config.backups.as_ref();
+    let drop_max = cfg.map_or(0.3, |c| c.trend_drop_max.0);
+    let spike_max = cfg.map_or(1.0, |c| c.trend_spike_max);
+    let trend = run
+        .check(&format!("trend:{ds}"), None, async {
+            let mut sizes = Vec::new();
+            let mut counts = Vec::new();
+            for back in 1..=7 {
+                let d = date - chrono::Duration::days(back);
+                if let Ok((h, _)) = manifest::open(store, &manifest_key(&ds, d)).await {
+                    sizes.push(h.bytes);
+                    counts.push(h.count);
+                }
+            }
+            if sizes.len() < 3 {
+                let n = sizes.len();
+                return Ok(Checked::with(
+                    Vec::new(),
+                    Outcome::Inconclusive,
+                    format!(
+                        "only {n} earlier backups with manifests in the last 7 days (3 needed)"
+                    ),
+                ));
+            }
+            let (ms, mc) = (median(&mut sizes), median(&mut counts));
+            let mut issues = Vec::new();
+            for (what, today, med) in [
+                ("size", header.bytes, ms),
+                ("object count", header.count, mc),
+            ] {
+                if med == 0 {
+                    continue;
+                }
+                let change = today as f64 / med as f64 - 1.0;
+                if change < -drop_max {
+                    issues.push(format!(
+                        "{what} {today} is {:.0}% below the 7-day median {med} (bound {:.0}%)",
+                        -change * 100.0,
+                        drop_max * 100.0
+                    ));
+                } else if change > spike_max {
+                    issues.push(format!(
+                        "{what} {today} is {:.0}% above the 7-day median {med} (bound {:.0}%)",
+                        change * 100.0,
+                        spike_max * 100.0
+                    ));
+                }
+            }
+            let outcome = if issues.is_empty() {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            };
+            Ok(Checked::with(
+                issues,
+                outcome,
+                format!(
+                    "{} bytes, {} objects; 7-day median {ms} bytes, {mc} objects",
+                    header.bytes, header.count
+                ),
+            ))
+        })
+        .await;
+    match trend {
+        Ok(issues) if issues.is_empty() => {
+            v.levels
+                .push(level("trend", Outcome::Pass, "within bounds", 0))
+        }
+        Ok(issues) => {
+            for i in &issues {
+                run.finding(Severity::Warning, prefix.clone(), i.clone());
+            }
+            run.escalate(
+                "backup_size_trend",
+                ds.clone(),
+                issues.join("; "),
+                format!(
+                    "within -{:.0}% / +{:.0}% of the 7-day median",
+                    drop_max * 100.0,
+                    spike_max * 100.0
+                ),
+                format!("{ds} backup for {day} is off its size trend"),
+            );
+            v.levels.push(level(
+                "trend",
+                Outcome::Fail,
+                issues.join("; "),
+                issues.len() as u64,
+            ));
+        }
+        Err(e) => v
+            .levels
+            .push(level("trend", Outcome::Error, e.to_string(), 1)),
+    }
+    v
+}
+
+fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    }
+}
+
+/// Pick the sample from the manifest, streaming: for a count, keep the `n` lowest ranks in a
+/// heap; for a fraction, keep entries whose rank falls under it. Same seed, same sample.
+async fn choose_sample(
+    store: &dyn BackupStore,
+    mkey: &str,
+    total: u64,
+    sample: Sample,
+    seed: u64,
+) -> Result<Vec<ManifestEntry>> {
+    let (_, mut entries) = manifest::open(store, mkey).await?;
+    let mut out = Vec::new();
+    match sample {
+        Sample::All => {
+            while let Some(e) = entries.try_next().await? {
+                out.push(e);
+            }
+        }
+        Sample::Fraction(f) => {
+            let limit = (f * u64::MAX as f64) as u64;
+            while let Some(e) = entries.try_next().await? {
+                if f >= 1.0 || rank(seed, &e.key) < limit {
+                    out.push(e);
+                }
+            }
+        }
+        Sample::Count(n) => {
+            let n = n.min(total) as usize;
+            let mut heap: BinaryHeap<(u64, String, u64, String)> = BinaryHeap::new();
+            while let Some(e) = entries.try_next().await? {
+                heap.push((rank(seed, &e.key), e.key, e.size, e.sha256));
+                if heap.len() > n {
+                    heap.pop();
+                }
+            }
+            out = heap
+                .into_iter()
+                .map(|(_, key, size, sha256)| ManifestEntry { key, size, sha256 })
+                .collect();
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+    }
+    Ok(out)
+}
+
+/// Read one object (streamed into the hasher), check size, checksum and format; optionally
+/// write it into `scratch` and validate the restored copy.
+async fn check_object(
+    store: &dyn BackupStore,
+    e: &ManifestEntry,
+    format: DataFormat,
+    scratch: Option<&std::path::Path>,
+) -> std::result::Result<(), String> {
+    let mut body = store
+        .get(&e.key)
+        .await
+        .map_err(|err| format!("cannot read: {err}"))?;
+    let mut hasher = Sha256::new();
+    let keep = format != DataFormat::Any || scratch.is_some();
+    let mut data = Vec::new();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|err| format!("reading failed: {err}"))?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        if keep {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    if size != e.size {
+        return Err(format!(
+            "size {size} but the manifest says {} (truncated?)",
+            e.size
+        ));
+    }
+    let got = manifest::hex(&hasher.finalize());
+    if got != e.sha256 {
+        return Err(format!("SHA-256 mismatch: {got}, manifest {}", e.sha256));
+    }
+    validate_format(format, &data)?;
+    if let Some(dir) = scratch {
+        let path = dir.join(e.key.replace('/', "__"));
+        tokio::fs::write(&path, &data)
+            .await
+            .map_err(|err| format!("restore test: cannot write: {err}"))?;
+        let back = tokio::fs::read(&path)
+            .await
+            .map_err(|err| format!("restore test: cannot read back: {err}"))?;
+        if sha256_hex(&back) != e.sha256 {
+            return Err("restore test: the restored copy differs".into());
+        }
+        validate_format(format, &back).map_err(|m| format!("restore test: {m}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_parse() {
+        assert_eq!(Sample::parse("all").unwrap(), Sample::All);
+        assert_eq!(Sample::parse("25").unwrap(), Sample::Count(25));
+        assert_eq!(Sample::parse("10%").unwrap(), Sample::Fraction(0.1));
+        assert!(Sample::parse("lots").is_err());
+        assert!(Sample::parse("150%").is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert!(validate_format(DataFormat::Json, br#"{"a": [1, 2]}"#).is_ok());
+        assert!(
+            validate_format(DataFormat::Json, br#"{"a": [1, 2"#)
+                .unwrap_err()
+                .contains("invalid JSON")
+        );
+        assert!(validate_format(DataFormat::Csv, b"a,b,c\n1,2,3\n\"x,y\",2,3\n").is_ok());
+        assert!(
+            validate_format(DataFormat::Csv, b"a,b,c\n1,2\n")
+                .unwrap_err()
+                .contains("row 2 has 2 columns")
+        );
+        assert!(validate_format(DataFormat::Csv, b"a,b\n1,\"unterminated\n").is_err());
+        assert!(validate_format(DataFormat::Any, b"\xff").is_ok());
+    }
+
+    #[test]
+    fn ranks_are_stable_and_seeded() {
+        assert_eq!(rank(1, "a"), rank(1, "a"));
+        assert_ne!(rank(1, "a"), rank(2, "a"));
+    }
+}

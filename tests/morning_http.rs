@@ -55,6 +55,7 @@ async fn run(s: &MockServer) -> (Report, Duration) {
     let store = MemoryBackupStore::new();
     let today = chrono::Utc::now().date_naive().format("%Y%m%d").to_string();
     store.insert(&format!("sessions/{today}/a.json"), "{}");
+    store.insert(&format!("sessions/{today}/MANIFEST.jsonl"), "{}");
     let mut th = Thresholds::default();
     th.check_timeout = agentlab_ops::config::Dur(Duration::from_secs(5));
     let env = Environment::builder("wiremock")

@@ -116,3 +116,58 @@ async fn a_stopped_sandbox_is_reported_not_crashed() {
     );
     assert_eq!(r.verdict, Verdict::Escalate);
 }
+
+#[tokio::test]
+async fn missing_manifest_is_an_incomplete_backup() {
+    let r = check(Scenario::MissingManifest).await;
+    assert_eq!(
+        criteria(&r),
+        vec![("backup_incomplete".to_string(), "sessions".to_string())]
+    );
+}
+
+/// Presence is all the morning check looks at: corrupt objects and a size drop need the full
+/// verification, which finds them.
+#[tokio::test]
+async fn verification_finds_what_presence_cannot() {
+    use agentlab_ops::runbook::{Sample, VerifyOptions, verify_backups};
+    for (s, criterion, subject) in [
+        (Scenario::CorruptObject, "backup_corrupt", "sessions/"),
+        (Scenario::SizeDrop, "backup_size_trend", "sessions/"),
+        (Scenario::MissingManifest, "backup_incomplete", "sessions/"),
+    ] {
+        let r = check(s).await;
+        if s != Scenario::MissingManifest {
+            assert_eq!(r.verdict, Verdict::Healthy, "{s}: {}", r.to_text(false));
+        }
+        let sb = Sandbox::start(s).await.unwrap();
+        let env = sb.environment().await.unwrap();
+        let v = verify_backups(
+            &env,
+            &VerifyOptions::default()
+                .sample(Sample::All)
+                .run(RunOptions::default().without_journal()),
+        )
+        .await;
+        assert!(
+            v.escalations.iter().any(|e| e.criterion == criterion),
+            "{s}: {}",
+            v.to_text(false)
+        );
+        assert!(
+            !v.findings.is_empty() && v.findings.iter().all(|f| f.subject.starts_with(subject)),
+            "{s}: {:?}",
+            v.findings
+        );
+    }
+    let sb = Sandbox::start(Scenario::Healthy).await.unwrap();
+    let env = sb.environment().await.unwrap();
+    let v = verify_backups(
+        &env,
+        &VerifyOptions::default()
+            .sample(Sample::All)
+            .run(RunOptions::default().without_journal()),
+    )
+    .await;
+    assert_eq!(v.verdict, Verdict::Healthy, "{}", v.to_text(false));
+}

@@ -39,16 +39,25 @@ pub enum Scenario {
     BackupsMissing,
     /// `/app` on web-2 is 96% full.
     DiskFull,
+    /// One of tonight's session objects has a flipped byte.
+    CorruptObject,
+    /// Tonight's `sessions` backup has no manifest (incomplete).
+    MissingManifest,
+    /// Tonight's `sessions` backup is 60% smaller than usual.
+    SizeDrop,
 }
 
 impl Scenario {
     /// All scenarios.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Healthy,
         Scenario::Degraded,
         Scenario::BudgetExhausted,
         Scenario::BackupsMissing,
         Scenario::DiskFull,
+        Scenario::CorruptObject,
+        Scenario::MissingManifest,
+        Scenario::SizeDrop,
     ];
     /// Name as on the command line.
     pub fn as_str(self) -> &'static str {
@@ -58,6 +67,9 @@ impl Scenario {
             Scenario::BudgetExhausted => "budget-exhausted",
             Scenario::BackupsMissing => "backups-missing",
             Scenario::DiskFull => "disk-full",
+            Scenario::CorruptObject => "corrupt-object",
+            Scenario::MissingManifest => "missing-manifest",
+            Scenario::SizeDrop => "size-drop",
         }
     }
 }
@@ -263,21 +275,87 @@ fn make_bin(_dir: &Path) -> Result<PathBuf> {
     ))
 }
 
+/// Write one day's backup of a dataset, with its manifest unless told not to.
+fn write_day(
+    root: &Path,
+    dataset: &str,
+    day: chrono::NaiveDate,
+    files: &[(String, Vec<u8>)],
+    with_manifest: bool,
+) -> Result<()> {
+    use crate::backup::manifest::{
+        ManifestEntry, ManifestHeader, manifest_key, render, sha256_hex,
+    };
+    let prefix = crate::backup::day_prefix(dataset, day);
+    let mut entries = Vec::new();
+    for (name, data) in files {
+        let key = format!("{prefix}{name}");
+        let p = root.join(&key);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&p, data)?;
+        entries.push(ManifestEntry {
+            key,
+            size: data.len() as u64,
+            sha256: sha256_hex(data),
+        });
+    }
+    if with_manifest {
+        let header = ManifestHeader {
+            manifest_version: 1,
+            dataset: dataset.to_string(),
+            date: day.format("%Y%m%d").to_string(),
+            created_at: chrono::Utc::now(),
+            source: format!("web-1:/app/data/{dataset}"),
+            count: entries.len() as u64,
+            bytes: entries.iter().map(|e| e.size).sum(),
+        };
+        std::fs::write(
+            root.join(manifest_key(dataset, day)),
+            render(&header, &mut entries),
+        )?;
+    }
+    Ok(())
+}
+
 fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
     let root = dir.join("backups");
+    std::fs::create_dir_all(&root)?;
     let today = chrono::Utc::now().date_naive();
     for back in 0..8 {
         let d = today - chrono::Duration::days(back);
         let day = d.format("%Y%m%d").to_string();
-        if !(s == Scenario::BackupsMissing && back == 0) {
-            for i in 0..5 {
+        let tonight = back == 0;
+        let n = if tonight && s == Scenario::SizeDrop {
+            2
+        } else {
+            5
+        };
+        let mut sessions: Vec<(String, Vec<u8>)> = (0..n)
+            .map(|i| {
                 let body = json!({"session_id": format!("s-{day}-{i}"), "agent": "researcher",
                     "messages": [{"role": "user", "content": "hello"}], "created": d.to_string()});
-                write(
-                    &root.join(format!("sessions/{day}/session-{i:03}.json")),
-                    &body.to_string(),
-                )?;
-            }
+                (
+                    format!("session-{i:03}.json"),
+                    body.to_string().into_bytes(),
+                )
+            })
+            .collect();
+        if !(s == Scenario::BackupsMissing && tonight) {
+            write_day(
+                &root,
+                "sessions",
+                d,
+                &sessions,
+                !(s == Scenario::MissingManifest && tonight),
+            )?;
+        }
+        if s == Scenario::CorruptObject && tonight {
+            // Flip one byte after the manifest recorded the good checksum.
+            let (name, data) = &mut sessions[2];
+            data[10] ^= 0x20;
+            std::fs::write(root.join(format!("sessions/{day}/{name}")), &data)?;
         }
         let mut csv = String::from("run_id,started_at,agent,status,duration_ms\n");
         for i in 0..40 {
@@ -287,7 +365,13 @@ fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
                 900 + i * 7
             ));
         }
-        write(&root.join(format!("telemetry/{day}/runs.csv")), &csv)?;
+        write_day(
+            &root,
+            "telemetry",
+            d,
+            &[("runs.csv".to_string(), csv.into_bytes())],
+            true,
+        )?;
     }
     Ok(root)
 }

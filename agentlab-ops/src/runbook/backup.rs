@@ -343,7 +343,9 @@ fn validate_csv(data: &[u8]) -> std::result::Result<(), String> {
                     match header_cols {
                         None => header_cols = Some(cols),
                         Some(h) if h != cols => {
-                            return Err(format!("row {row} has {cols} columns, the header has {h}"));
+                            return Err(format!(
+                                "row {row} has {cols} columns, the header has {h}"
+                            ));
                         }
                         _ => {}
                     }

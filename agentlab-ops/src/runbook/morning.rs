@@ -59,6 +59,8 @@ pub struct DatasetBackup {
     pub bytes: u64,
     /// At least one object.
     pub present: bool,
+    /// The manifest is there (a backup without one is incomplete).
+    pub manifest: bool,
 }
 
 /// One host's result.
@@ -388,7 +390,16 @@ async fn backup_check(
                 let store = store.clone();
                 async move {
                     let prefix = day_prefix(d, date);
-                    (d.clone(), store.summarize(&prefix).await)
+                    let sum = store.summarize(&prefix).await;
+                    let manifest = match store
+                        .head(&crate::backup::manifest::manifest_key(d, date))
+                        .await
+                    {
+                        Ok(_) => Ok(true),
+                        Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(false),
+                        Err(e) => Err(e),
+                    };
+                    (d.clone(), sum.and_then(|s| manifest.map(|m| (s, m))))
                 }
             }))
             .await;
@@ -396,19 +407,20 @@ async fn backup_check(
             let mut errors = Vec::new();
             for (d, s) in sums {
                 match s {
-                    Ok(PrefixSummary { objects, bytes }) => out.push(DatasetBackup {
+                    Ok((PrefixSummary { objects, bytes }, manifest)) => out.push(DatasetBackup {
                         dataset: d,
                         date: day.clone(),
-                        objects,
+                        objects: objects - u64::from(manifest),
                         bytes,
-                        present: objects > 0,
+                        present: objects > u64::from(manifest),
+                        manifest,
                     }),
                     Err(e) => errors.push((d, e.to_string())),
                 }
             }
             let missing: Vec<&str> = out
                 .iter()
-                .filter(|b| !b.present)
+                .filter(|b| !b.present || !b.manifest)
                 .map(|b| b.dataset.as_str())
                 .collect();
             let outcome = if errors.is_empty() && missing.is_empty() {
@@ -420,7 +432,17 @@ async fn backup_check(
             };
             let mut summary = out
                 .iter()
-                .map(|b| format!("{} {} objects ({} bytes)", b.dataset, b.objects, b.bytes))
+                .map(|b| {
+                    let note = if b.present && !b.manifest {
+                        ", no manifest"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{} {} objects ({} bytes){note}",
+                        b.dataset, b.objects, b.bytes
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             for (d, e) in &errors {
@@ -442,6 +464,21 @@ async fn backup_check(
                     format!("0 objects under {}/{}/", b.dataset, b.date),
                     "at least 1 object",
                     format!("no {} backup for {}", b.dataset, b.date),
+                );
+            }
+            for b in out.iter().filter(|b| b.present && !b.manifest) {
+                run.escalate(
+                    "backup_incomplete",
+                    b.dataset.clone(),
+                    format!(
+                        "{} objects under {}/{}/, no manifest",
+                        b.objects, b.dataset, b.date
+                    ),
+                    "a manifest",
+                    format!(
+                        "{} backup for {} has no manifest: incomplete",
+                        b.dataset, b.date
+                    ),
                 );
             }
             for (d, e) in errors {

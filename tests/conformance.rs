@@ -52,3 +52,22 @@ async fn local_host_captures_stderr_and_env() {
     assert_eq!(o.stdout, "x=42\n");
     assert_eq!(o.stderr, "oops\n");
 }
+
+#[tokio::test]
+async fn local_host_reads_files_byte_for_byte() {
+    use agentlab_ops::RemoteHost;
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..=255u8).collect();
+    std::fs::write(dir.path().join("x.bin"), &data).unwrap();
+    std::fs::write(dir.path().join("a.json"), "{}").unwrap();
+    let h = LocalHost::new("l");
+    let d = dir.path().display().to_string();
+    assert_eq!(
+        h.read_file(&format!("{d}/x.bin")).await.unwrap().to_vec(),
+        data
+    );
+    assert_eq!(
+        h.list_files(&d, "*.json").await.unwrap(),
+        vec![format!("{d}/a.json")]
+    );
+}

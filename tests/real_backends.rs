@@ -166,6 +166,33 @@ async fn ssh_arguments_reach_the_remote_verbatim() {
 }
 
 #[tokio::test]
+async fn ssh_reads_files_byte_for_byte() {
+    let Some(s) = servers("ssh_reads_files_byte_for_byte") else {
+        return;
+    };
+    let cd = control_dir();
+    let host = s.ssh_host("ssh-files", s.ssh_ports[0], cd.path());
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::write(dir.path().join("bin.dat"), &data).unwrap();
+    std::fs::write(dir.path().join("a.json"), "{}").unwrap();
+    let p = dir.path().join("bin.dat").display().to_string();
+    assert_eq!(host.read_file(&p).await.unwrap().to_vec(), data);
+    let d = dir.path().display().to_string();
+    assert_eq!(
+        host.list_files(&d, "*.json").await.unwrap(),
+        vec![format!("{d}/a.json")]
+    );
+    assert!(
+        host.list_files(&format!("{d}/nope"), "*")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    host.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn ssh_wrong_or_unknown_host_key_is_refused() {
     let Some(s) = servers("ssh_wrong_or_unknown_host_key_is_refused") else {
         return;

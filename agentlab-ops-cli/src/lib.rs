@@ -56,6 +56,11 @@ pub enum Command {
     },
     /// The end-of-day handover (Markdown).
     Handover(HandoverArgs),
+    /// Take and verify backups.
+    Backup {
+        #[command(subcommand)]
+        which: BackupCmd,
+    },
     /// The audit journal.
     Journal {
         #[command(subcommand)]
@@ -82,6 +87,39 @@ pub enum CheckCmd {
         #[arg(long, value_parser = parse_date)]
         date: Option<chrono::NaiveDate>,
     },
+}
+
+/// `backup ...`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// Copy every dataset from a host into the backup store, manifest last.
+    Take {
+        /// Date of the backup (YYYY-MM-DD or YYYYMMDD; default today, UTC).
+        #[arg(long, value_parser = parse_date)]
+        date: Option<chrono::NaiveDate>,
+        /// Host to read from (default: [backups] source_host, else the first host).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Verify a day's backups: presence, completeness, integrity (sample), trend.
+    Verify {
+        /// Day to verify (YYYY-MM-DD or YYYYMMDD; default today, UTC).
+        #[arg(long, value_parser = parse_date)]
+        date: Option<chrono::NaiveDate>,
+        /// Integrity sample: "all", a count or a percentage (default: [backups] sample).
+        #[arg(long, value_parser = parse_sample)]
+        sample: Option<agentlab_ops::runbook::Sample>,
+        /// Seed of the sample (the same seed reads the same objects).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also restore the sample into a scratch directory and validate it there.
+        #[arg(long)]
+        restore_test: bool,
+    },
+}
+
+fn parse_sample(s: &str) -> Result<agentlab_ops::runbook::Sample, String> {
+    agentlab_ops::runbook::Sample::parse(s)
 }
 
 /// `handover` options.
@@ -265,7 +303,11 @@ fn say_note(note: &Option<String>, format: Format) {
 }
 
 /// Run `fut` while showing a progress line on stderr (only on a terminal).
-async fn with_progress<F: std::future::Future<Output = Report>>(label: &str, fut: F) -> Report {
+async fn with_progress<F: std::future::Future<Output = Report>>(
+    label: &str,
+    fut: F,
+    progress: Option<agentlab_ops::runbook::backup::Progress>,
+) -> Report {
     if !std::io::stderr().is_terminal() {
         return fut.await;
     }
@@ -274,8 +316,25 @@ async fn with_progress<F: std::future::Future<Output = Report>>(label: &str, fut
         let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
         let mut i = 0usize;
         loop {
+            let bar = match &progress {
+                Some(p) => {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let (done, total) = (p.done.load(Relaxed), p.total.load(Relaxed));
+                    if total > 0 {
+                        let filled = ((done.min(total) * 24) / total) as usize;
+                        format!(
+                            "[{}{}] {done}/{total} ",
+                            "#".repeat(filled),
+                            ".".repeat(24 - filled)
+                        )
+                    } else {
+                        String::new()
+                    }
+                }
+                None => String::new(),
+            };
             eprint!(
-                "\r{} {label} {:.1}s ",
+                "\r{} {label} {bar}{:.1}s ",
                 frames[i % frames.len()],
                 start.elapsed().as_secs_f64()
             );
@@ -311,7 +370,7 @@ async fn run(cli: Cli) -> i32 {
             say_note(&t.note, g.format);
             let mut opts = MorningOptions::default().run(run_opts);
             opts.date = *date;
-            let r = with_progress("morning check", morning_check(&t.env, &opts)).await;
+            let r = with_progress("morning check", morning_check(&t.env, &opts), None).await;
             t.env.close().await;
             print_report(&r, g.format)
         }
@@ -348,7 +407,7 @@ async fn run(cli: Cli) -> i32 {
                     }
                 })
                 .collect();
-            let r = with_progress("handover", handover(&t.env, &opts)).await;
+            let r = with_progress("handover", handover(&t.env, &opts), None).await;
             t.env.close().await;
             match g.format {
                 Format::Json => print_report(&r, Format::Json),
@@ -367,6 +426,49 @@ async fn run(cli: Cli) -> i32 {
                     r.verdict.exit_code()
                 }
             }
+        }
+        Command::Backup { which } => {
+            let t = match target(g).await {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            say_note(&t.note, g.format);
+            let r = match which {
+                BackupCmd::Take { date, host } => {
+                    let mut o = agentlab_ops::runbook::TakeOptions::default().run(run_opts);
+                    o.date = *date;
+                    o.host = host.clone();
+                    with_progress(
+                        "backup take",
+                        agentlab_ops::runbook::take_backup(&t.env, &o),
+                        None,
+                    )
+                    .await
+                }
+                BackupCmd::Verify {
+                    date,
+                    sample,
+                    seed,
+                    restore_test,
+                } => {
+                    let progress = agentlab_ops::runbook::backup::Progress::default();
+                    let mut o = agentlab_ops::runbook::VerifyOptions::default()
+                        .seed(*seed)
+                        .restore_test(*restore_test)
+                        .run(run_opts);
+                    o.date = *date;
+                    o.sample = *sample;
+                    o.progress = Some(progress.clone());
+                    with_progress(
+                        "backup verify",
+                        agentlab_ops::runbook::verify_backups(&t.env, &o),
+                        Some(progress),
+                    )
+                    .await
+                }
+            };
+            t.env.close().await;
+            print_report(&r, g.format)
         }
         Command::Journal {
             which: JournalCmd::Stats { environment },

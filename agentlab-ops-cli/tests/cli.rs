@@ -332,3 +332,70 @@ fn dry_run_handover_posts_nothing() {
             .starts_with("# Daily Handover")
     );
 }
+
+#[test]
+fn backup_verify_and_take_exit_codes() {
+    let d = tempfile::tempdir().unwrap();
+    for (scenario, code, criterion) in [
+        ("healthy", 0, None),
+        ("corrupt-object", 1, Some("backup_corrupt")),
+        ("missing-manifest", 1, Some("backup_incomplete")),
+        ("size-drop", 1, Some("backup_size_trend")),
+        ("backups-missing", 1, Some("backup_missing")),
+    ] {
+        let o = run(
+            d.path(),
+            &[
+                "--format",
+                "json",
+                "backup",
+                "verify",
+                "--sample",
+                "all",
+                "--sandbox",
+                scenario,
+            ],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{scenario}: {}",
+            text(&o.stderr)
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let crits: Vec<&str> = v["escalations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["criterion"].as_str().unwrap())
+            .collect();
+        match criterion {
+            Some(c) => assert!(crits.contains(&c), "{scenario}: {crits:?}"),
+            None => assert!(crits.is_empty(), "{scenario}: {crits:?}"),
+        }
+    }
+    // Take tonight's backup from the sandbox's live data, then verify it.
+    let o = run(
+        d.path(),
+        &[
+            "--format",
+            "json",
+            "backup",
+            "take",
+            "--sandbox",
+            "missing-manifest",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["payload"]["datasets"][0]["objects"], 5);
+    // Dry-run plans the copies.
+    let o = run(
+        d.path(),
+        &["--dry-run", "backup", "take", "--sandbox", "healthy"],
+    );
+    assert!(text(&o.stdout).contains("PLANNED*"), "{}", text(&o.stdout));
+    // A bad sample is a usage error.
+    let o = run(d.path(), &["backup", "verify", "--sample", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+}

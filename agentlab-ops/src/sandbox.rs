@@ -376,6 +376,29 @@ fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
     Ok(root)
 }
 
+/// The service's live data (what `backup take` copies): `data/sessions/*.json`, `data/runs.csv`.
+fn live_data(dir: &Path) -> Result<PathBuf> {
+    let data = dir.join("data");
+    for i in 0..5 {
+        let body =
+            json!({"session_id": format!("live-{i}"), "agent": "researcher", "messages": []});
+        write(
+            &data.join(format!("sessions/session-{i:03}.json")),
+            &body.to_string(),
+        )?;
+    }
+    let mut csv = String::from("run_id,started_at,agent,status,duration_ms\n");
+    for i in 0..40 {
+        csv.push_str(&format!(
+            "r-live-{i},2026-11-29T0{}:00:00Z,researcher,ok,{}\n",
+            i % 10,
+            900 + i * 7
+        ));
+    }
+    write(&data.join("runs.csv"), &csv)?;
+    Ok(data)
+}
+
 impl Sandbox {
     /// Start a sandbox for `scenario`.
     pub async fn start(scenario: Scenario) -> Result<Sandbox> {
@@ -414,7 +437,10 @@ impl Sandbox {
             SloConfig::new("availability", 0.999),
             SloConfig::new("latency", 0.99),
         ];
-        cfg.backups = Some(BackupsConfig::new(StoreKind::Fs, Some(root)));
+        let mut b = BackupsConfig::new(StoreKind::Fs, Some(root));
+        b.data_dir = live_data(dir.path())?.display().to_string();
+        b.source_host = Some("web-1".into());
+        cfg.backups = Some(b);
         let web2_app = if scenario == Scenario::DiskFull {
             0.96
         } else {

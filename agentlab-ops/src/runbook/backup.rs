@@ -36,6 +36,16 @@ pub enum Sample {
     Fraction(f64),
 }
 
+impl std::fmt::Display for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sample::All => f.write_str("all"),
+            Sample::Count(n) => write!(f, "{n}"),
+            Sample::Fraction(p) => write!(f, "{}%", p * 100.0),
+        }
+    }
+}
+
 impl Sample {
     /// `"all"`, `"200"` or `"10%"`.
     pub fn parse(s: &str) -> std::result::Result<Sample, String> {
@@ -709,7 +719,7 @@ async fn verify_dataset(
                 bad,
                 outcome,
                 format!(
-                    "{n} objects read (sample {sample:?}, seed {}), {bad} bad",
+                    "{n} objects read (sample {sample}, seed {}), {bad} bad",
                     opts.seed
                 ),
             ))

@@ -129,6 +129,21 @@ pub async fn concurrent_commands(host: &dyn RemoteHost) -> Result<()> {
     Ok(())
 }
 
+/// Reading a missing file is `not_found`.
+pub async fn missing_file_is_not_found(host: &dyn RemoteHost) -> Result<()> {
+    match host
+        .read_file("/nonexistent/agentlab-ops/conformance.json")
+        .await
+    {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fail(
+            "missing_file_is_not_found",
+            format!("kind {} ({e})", e.kind()),
+        )),
+        Ok(_) => Err(fail("missing_file_is_not_found", "read succeeded".into())),
+    }
+}
+
 /// Run every check.
 pub async fn remote_host_conformance(host: &dyn RemoteHost) -> Result<()> {
     runs_and_captures(host).await?;
@@ -137,5 +152,6 @@ pub async fn remote_host_conformance(host: &dyn RemoteHost) -> Result<()> {
     missing_program_is_not_found(host).await?;
     timeout_is_enforced(host).await?;
     concurrent_commands(host).await?;
+    missing_file_is_not_found(host).await?;
     Ok(())
 }

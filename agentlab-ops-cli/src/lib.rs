@@ -320,15 +320,16 @@ async fn with_progress<F: std::future::Future<Output = Report>>(
                 Some(p) => {
                     use std::sync::atomic::Ordering::Relaxed;
                     let (done, total) = (p.done.load(Relaxed), p.total.load(Relaxed));
-                    if total > 0 {
-                        let filled = ((done.min(total) * 24) / total) as usize;
-                        format!(
-                            "[{}{}] {done}/{total} ",
-                            "#".repeat(filled),
-                            ".".repeat(24 - filled)
-                        )
-                    } else {
-                        String::new()
+                    match (done.min(total) * 24).checked_div(total) {
+                        Some(filled) => {
+                            let filled = filled as usize;
+                            format!(
+                                "[{}{}] {done}/{total} ",
+                                "#".repeat(filled),
+                                ".".repeat(24 - filled)
+                            )
+                        }
+                        None => String::new(),
                     }
                 }
                 None => String::new(),

@@ -45,9 +45,54 @@ fn io_err(e: std::io::Error, op: &'static str, key: &str) -> Error {
         .with_context("key", key.to_string())
 }
 
+/// Objects up to this size are read in one go.
+const SMALL_OBJECT: u64 = 256 * 1024;
+
 enum Pending {
     Dir(PathBuf, String),
     File(ObjectMeta),
+}
+
+/// The entries of one directory that can match `prefix`, in S3 key order (directories sort as
+/// `name/`). A missing directory is empty.
+fn read_dir_sorted(dir: &Path, key_prefix: &str, prefix: &str) -> std::io::Result<Vec<Pending>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut entries: Vec<(String, Pending)> = Vec::new();
+    for ent in rd {
+        let ent = ent?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") {
+            continue; // an unfinished put
+        }
+        let key = format!("{key_prefix}{name}");
+        let is_dir = match ent.file_type() {
+            Ok(t) if t.is_symlink() => std::fs::metadata(ent.path())
+                .map(|m| m.is_dir())
+                .unwrap_or(false),
+            Ok(t) => t.is_dir(),
+            Err(_) => continue,
+        };
+        if is_dir {
+            let k = format!("{key}/");
+            // Descend only where keys can still match the prefix.
+            if k.starts_with(prefix) || prefix.starts_with(&k) {
+                entries.push((k.clone(), Pending::Dir(ent.path(), k)));
+            }
+        } else if key.starts_with(prefix) {
+            let md = match std::fs::metadata(ent.path()) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            entries.push((key.clone(), Pending::File(meta_of(key, &md))));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries.into_iter().map(|(_, p)| p).collect())
 }
 
 fn meta_of(key: String, md: &std::fs::Metadata) -> ObjectMeta {
@@ -84,60 +129,31 @@ impl BackupStore for FsBackupStore {
                 match stack.pop()? {
                     Pending::File(m) => return Some((Ok(m), (stack, prefix))),
                     Pending::Dir(dir, key_prefix) => {
-                        let mut rd = match tokio::fs::read_dir(&dir).await {
-                            Ok(rd) => rd,
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                            Err(e) => {
+                        // One blocking call per directory (read it and stat its entries), not
+                        // one per file: listing is dominated by this on large directories.
+                        let (kp, pf) = (key_prefix.clone(), prefix.clone());
+                        let read =
+                            tokio::task::spawn_blocking(move || read_dir_sorted(&dir, &kp, &pf))
+                                .await;
+                        let entries = match read {
+                            Ok(Ok(e)) => e,
+                            Ok(Err(e)) => {
                                 return Some((
                                     Err(io_err(e, "backup.list", &key_prefix)),
                                     (stack, prefix),
                                 ));
                             }
-                        };
-                        let mut entries = Vec::new();
-                        loop {
-                            match rd.next_entry().await {
-                                Ok(Some(ent)) => {
-                                    let name = ent.file_name().to_string_lossy().into_owned();
-                                    if name.starts_with(".tmp-") {
-                                        continue; // an unfinished put
-                                    }
-                                    let key = format!("{key_prefix}{name}");
-                                    let md = match tokio::fs::metadata(ent.path()).await {
-                                        Ok(m) => m,
-                                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                                            continue;
-                                        }
-                                        Err(e) => {
-                                            return Some((
-                                                Err(io_err(e, "backup.list", &key)),
-                                                (stack, prefix),
-                                            ));
-                                        }
-                                    };
-                                    if md.is_dir() {
-                                        let k = format!("{key}/");
-                                        // Descend only where keys can still match the prefix.
-                                        if k.starts_with(&prefix) || prefix.starts_with(&k) {
-                                            entries.push((k.clone(), Pending::Dir(ent.path(), k)));
-                                        }
-                                    } else if key.starts_with(&prefix) {
-                                        entries
-                                            .push((key.clone(), Pending::File(meta_of(key, &md))));
-                                    }
-                                }
-                                Ok(None) => break,
-                                Err(e) => {
-                                    return Some((
-                                        Err(io_err(e, "backup.list", &key_prefix)),
-                                        (stack, prefix),
-                                    ));
-                                }
+                            Err(e) => {
+                                return Some((
+                                    Err(Error::new(
+                                        ErrorKind::Unexpected,
+                                        format!("listing task failed: {e}"),
+                                    )),
+                                    (stack, prefix),
+                                ));
                             }
-                        }
-                        // Sorting directories as "name/" gives S3's key order.
-                        entries.sort_by(|a, b| b.0.cmp(&a.0));
-                        stack.extend(entries.into_iter().map(|(_, p)| p));
+                        };
+                        stack.extend(entries.into_iter().rev());
                     }
                 }
             }
@@ -161,16 +177,45 @@ impl BackupStore for FsBackupStore {
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream> {
-        self.head(key)
-            .await
-            .map_err(|e| e.with_operation("backup.get"))?;
-        let f = tokio::fs::File::open(self.path(key))
-            .await
-            .map_err(|e| io_err(e, "backup.get", key))?;
-        let key = key.to_string();
-        let s = tokio_util_like::reader_stream(f, 64 * 1024)
-            .map(move |r| r.map_err(|e| io_err(e, "backup.get", &key)));
-        Ok(s.boxed())
+        validate_key(key).map_err(|e| e.with_operation("backup.get"))?;
+        let path = self.path(key);
+        // Small objects (most backups are many small files) in one blocking call; large ones
+        // streamed in 64 KiB chunks.
+        let opened = tokio::task::spawn_blocking(
+            move || -> std::io::Result<Result<Bytes, std::fs::File>> {
+                use std::io::Read;
+                let mut f = std::fs::File::open(&path)?;
+                let md = f.metadata()?;
+                if md.is_dir() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such object (a directory)",
+                    ));
+                }
+                if md.len() <= SMALL_OBJECT {
+                    let mut buf = Vec::with_capacity(md.len() as usize);
+                    f.read_to_end(&mut buf)?;
+                    Ok(Ok(Bytes::from(buf)))
+                } else {
+                    Ok(Err(f))
+                }
+            },
+        )
+        .await
+        .map_err(|e| {
+            Error::new(ErrorKind::Unexpected, format!("read task failed: {e}"))
+                .with_operation("backup.get")
+        })?
+        .map_err(|e| io_err(e, "backup.get", key))?;
+        match opened {
+            Ok(bytes) => Ok(stream::once(async move { Ok(bytes) }).boxed()),
+            Err(file) => {
+                let key = key.to_string();
+                let s = tokio_util_like::reader_stream(tokio::fs::File::from_std(file), 64 * 1024)
+                    .map(move |r| r.map_err(|e| io_err(e, "backup.get", &key)));
+                Ok(s.boxed())
+            }
+        }
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::backup::manifest::{self, ManifestEntry, ManifestHeader, manifest_key, sha256_hex};
-use crate::backup::{BackupStore, BackupStoreExt, day_prefix};
+use crate::backup::{BackupStore, day_prefix};
 use crate::config::{DataFormat, DatasetConfig};
 use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
@@ -465,28 +465,29 @@ async fn verify_dataset(
     // 1. presence: objects and the manifest.
     let presence = run
         .check(&format!("presence:{ds}"), None, async {
-            let sum = store.summarize(&prefix).await?;
+            // Existence only: the full listing is the completeness level's job.
+            let any = store.list(&prefix).take(2).try_collect::<Vec<_>>().await?;
             let manifest = match store.head(&mkey).await {
                 Ok(_) => true,
                 Err(e) if e.kind() == ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
             };
-            let (outcome, s) = match (sum.objects, manifest) {
+            let objects = any.len() as u64;
+            let (outcome, s) = match (objects, manifest) {
                 (0, _) => (Outcome::Fail, format!("no backup under {prefix}")),
                 (_, false) => (
                     Outcome::Fail,
                     format!(
-                        "{} objects under {prefix} but no {}: incomplete",
-                        sum.objects,
+                        "objects under {prefix} but no {}: incomplete",
                         manifest::MANIFEST_NAME
                     ),
                 ),
-                (n, true) => (
+                (_, true) => (
                     Outcome::Pass,
-                    format!("{} objects and the manifest under {prefix}", n - 1),
+                    format!("objects and the manifest under {prefix}"),
                 ),
             };
-            Ok(Checked::with((sum.objects, manifest), outcome, s))
+            Ok(Checked::with((objects, manifest), outcome, s))
         })
         .await;
     let header = match presence {
@@ -535,7 +536,7 @@ async fn verify_dataset(
             run.escalate(
                 "backup_incomplete",
                 ds.clone(),
-                format!("{n} objects, no manifest"),
+                format!("{n}+ objects, no manifest"),
                 "a manifest",
                 format!("{ds} backup for {day} has no manifest"),
             );
@@ -684,18 +685,27 @@ async fn verify_dataset(
     };
     let integrity = run
         .check(&format!("integrity:{ds}"), None, async {
-            let chosen = choose_sample(store, &mkey, header.count, sample, opts.seed).await?;
+            let (chosen, expected) =
+                choose_sample(store, &mkey, header.count, sample, opts.seed).await?;
             if let Some(p) = &opts.progress {
-                p.total.fetch_add(chosen.len() as u64, Ordering::Relaxed);
+                p.total.fetch_add(expected, Ordering::Relaxed);
             }
-            let n = chosen.len() as u64;
+            let read = AtomicU64::new(0);
             let scratch_path = scratch.as_ref().map(|d| d.path().to_path_buf());
-            let problems: Vec<(String, String)> = stream::iter(chosen)
+            let problems: Vec<(String, String)> = chosen
                 .map(|entry| {
                     let scratch_path = scratch_path.clone();
+                    let (read, mkey) = (&read, &mkey);
                     async move {
+                        let entry = match entry {
+                            Ok(e) => e,
+                            Err(e) => {
+                                return Some((mkey.clone(), format!("manifest unreadable: {e}")));
+                            }
+                        };
                         let r =
                             check_object(store, &entry, spec.format, scratch_path.as_deref()).await;
+                        read.fetch_add(1, Ordering::Relaxed);
                         if let Some(p) = &opts.progress {
                             p.done.fetch_add(1, Ordering::Relaxed);
                         }
@@ -706,6 +716,7 @@ async fn verify_dataset(
                 .filter_map(futures::future::ready)
                 .collect()
                 .await;
+            let n = read.load(Ordering::Relaxed);
             for (key, why) in &problems {
                 run.finding(Severity::Critical, key.clone(), why.clone());
             }
@@ -870,48 +881,48 @@ fn median(v: &mut [u64]) -> u64 {
     }
 }
 
-/// Pick the sample from the manifest, streaming: for a count, keep the `n` lowest ranks in a
-/// heap; for a fraction, keep entries whose rank falls under it. Same seed, same sample.
+/// Pick the sample from the manifest, streaming: every entry, or those whose seeded rank falls
+/// under the fraction (memory stays flat in the number of objects); for a count, the `n`
+/// lowest ranks kept in a heap. Same seed, same sample. Also returns how many to expect.
 async fn choose_sample(
     store: &dyn BackupStore,
     mkey: &str,
     total: u64,
     sample: Sample,
     seed: u64,
-) -> Result<Vec<ManifestEntry>> {
-    let (_, mut entries) = manifest::open(store, mkey).await?;
-    let mut out = Vec::new();
-    match sample {
-        Sample::All => {
-            while let Some(e) = entries.try_next().await? {
-                out.push(e);
-            }
-        }
+) -> Result<(
+    futures::stream::BoxStream<'static, Result<ManifestEntry>>,
+    u64,
+)> {
+    let (_, entries) = manifest::open(store, mkey).await?;
+    Ok(match sample {
+        Sample::All => (entries, total),
         Sample::Fraction(f) => {
             let limit = (f * u64::MAX as f64) as u64;
-            while let Some(e) = entries.try_next().await? {
-                if f >= 1.0 || rank(seed, &e.key) < limit {
-                    out.push(e);
-                }
-            }
+            let s = entries
+                .try_filter(move |e| futures::future::ready(f >= 1.0 || rank(seed, &e.key) < limit))
+                .boxed();
+            (s, (total as f64 * f).round() as u64)
         }
         Sample::Count(n) => {
             let n = n.min(total) as usize;
             let mut heap: BinaryHeap<(u64, String, u64, String)> = BinaryHeap::new();
+            let mut entries = entries;
             while let Some(e) = entries.try_next().await? {
                 heap.push((rank(seed, &e.key), e.key, e.size, e.sha256));
                 if heap.len() > n {
                     heap.pop();
                 }
             }
-            out = heap
+            let mut out: Vec<ManifestEntry> = heap
                 .into_iter()
                 .map(|(_, key, size, sha256)| ManifestEntry { key, size, sha256 })
                 .collect();
             out.sort_by(|a, b| a.key.cmp(&b.key));
+            let len = out.len() as u64;
+            (stream::iter(out.into_iter().map(Ok)).boxed(), len)
         }
-    }
-    Ok(out)
+    })
 }
 
 /// Read one object (streamed into the hasher), check size, checksum and format; optionally

@@ -138,7 +138,8 @@ impl Journal {
 /// Durations, verdict counts (healthy, escalate, failed) and latest start of one runbook.
 type Tally = (Vec<u64>, [u64; 3], Option<DateTime<Utc>>);
 
-fn median(v: &mut [u64]) -> u64 {
+/// Median of a set of counts (0 when empty); sorts the slice.
+pub fn median(v: &mut [u64]) -> u64 {
     if v.is_empty() {
         return 0;
     }

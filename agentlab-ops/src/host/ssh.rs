@@ -231,6 +231,17 @@ impl SshHost {
         Ok(s)
     }
 
+    /// A slot under the per-host limit, and the (possibly new) master connection.
+    async fn channel(&self) -> Result<(tokio::sync::SemaphorePermit<'_>, Arc<Session>)> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.ctx(Error::new(ErrorKind::Cancelled, "host closed")))?;
+        let session = self.session().await.map_err(|e| self.ctx(e))?;
+        Ok((permit, session))
+    }
+
     /// Forget a broken master so the next command reconnects.
     async fn drop_if_dead(&self, s: &Arc<Session>) -> bool {
         if s.check().await.is_ok() {
@@ -257,12 +268,7 @@ impl RemoteHost for SshHost {
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
         let timeout = cmd.timeout.unwrap_or(self.opts.command_timeout);
         let start = Instant::now();
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.ctx(Error::new(ErrorKind::Cancelled, "host closed")))?;
-        let session = self.session().await.map_err(|e| self.ctx(e))?;
+        let (_permit, session) = self.channel().await?;
         let fut = async {
             // sshd may still count a just-closed channel against MaxSessions: opening a new
             // one then fails before anything runs, so it is safe to try again shortly.
@@ -342,12 +348,7 @@ impl RemoteHost for SshHost {
     }
 
     async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.ctx(Error::new(ErrorKind::Cancelled, "host closed")))?;
-        let session = self.session().await.map_err(|e| self.ctx(e))?;
+        let (_permit, session) = self.channel().await?;
         let fut = async {
             session
                 .command("cat")

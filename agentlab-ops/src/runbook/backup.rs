@@ -798,7 +798,10 @@ async fn verify_dataset(
                     ),
                 ));
             }
-            let (ms, mc) = (median(&mut sizes), median(&mut counts));
+            let (ms, mc) = (
+                crate::journal::median(&mut sizes),
+                crate::journal::median(&mut counts),
+            );
             let mut issues = Vec::new();
             for (what, today, med) in [
                 ("size", header.bytes, ms),
@@ -869,16 +872,6 @@ async fn verify_dataset(
             .push(level("trend", Outcome::Error, e.to_string(), 1)),
     }
     v
-}
-
-fn median(v: &mut [u64]) -> u64 {
-    v.sort_unstable();
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2
-    }
 }
 
 /// Pick the sample from the manifest, streaming: every entry, or those whose seeded rank falls

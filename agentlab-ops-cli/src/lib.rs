@@ -101,6 +101,18 @@ pub enum BackupCmd {
         #[arg(long)]
         host: Option<String>,
     },
+    /// Restore the live data from a backup (read-only flag set meanwhile; old data kept).
+    Recover {
+        /// Use exactly this day's backup (YYYY-MM-DD or YYYYMMDD).
+        #[arg(long, value_parser = parse_date, conflicts_with = "before")]
+        date: Option<chrono::NaiveDate>,
+        /// Use the latest complete backup on or before this day (default: today).
+        #[arg(long, value_parser = parse_date)]
+        before: Option<chrono::NaiveDate>,
+        /// Host to restore on (default: [backups] source_host, else the first host).
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// Verify a day's backups: presence, completeness, integrity (sample), trend.
     Verify {
         /// Day to verify (YYYY-MM-DD or YYYYMMDD; default today, UTC).
@@ -442,6 +454,24 @@ async fn run(cli: Cli) -> i32 {
                     with_progress(
                         "backup take",
                         agentlab_ops::runbook::take_backup(&t.env, &o),
+                        None,
+                    )
+                    .await
+                }
+                BackupCmd::Recover { date, before, host } => {
+                    use agentlab_ops::runbook::RecoveryPoint;
+                    let point = match (date, before) {
+                        (Some(d), _) => RecoveryPoint::Date(*d),
+                        (None, Some(b)) => RecoveryPoint::OnOrBefore(*b),
+                        (None, None) => RecoveryPoint::Latest,
+                    };
+                    let mut o = agentlab_ops::runbook::RecoverOptions::default()
+                        .point(point)
+                        .run(run_opts);
+                    o.host = host.clone();
+                    with_progress(
+                        "backup recover",
+                        agentlab_ops::runbook::recover_data(&t.env, &o),
                         None,
                     )
                     .await

@@ -204,6 +204,10 @@ pub struct BackupsConfig {
     /// Trend: a day larger than the 7-day median by more than this fraction is a finding.
     #[serde(default = "d_spike")]
     pub trend_spike_max: f64,
+    /// The service's read-only flag, set during a recovery (default: `READ_ONLY_MODE` beside
+    /// `data_dir`, as the spec's `/app/READ_ONLY_MODE`).
+    #[serde(default)]
+    pub read_only_flag: Option<String>,
 }
 
 /// `[[backups.dataset]]`: a dataset besides the built-in ones.
@@ -374,6 +378,7 @@ impl BackupsConfig {
             sample: d_sample(),
             trend_drop_max: d_drop(),
             trend_spike_max: d_spike(),
+            read_only_flag: None,
         }
     }
 }

@@ -38,6 +38,22 @@ impl LocalHost {
 
 #[async_trait::async_trait]
 impl RemoteHost for LocalHost {
+    async fn write_file(&self, path: &str, data: bytes::Bytes) -> Result<()> {
+        let p = std::path::PathBuf::from(path);
+        let r = async {
+            if let Some(d) = p.parent() {
+                tokio::fs::create_dir_all(d).await?;
+            }
+            tokio::fs::write(&p, &data).await
+        };
+        r.await.map_err(|e| {
+            Error::from(e)
+                .with_operation("host.write_file")
+                .with_context("host", self.name.clone())
+                .with_context("path", path.to_string())
+        })
+    }
+
     async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
         tokio::fs::read(path)
             .await

@@ -161,6 +161,107 @@ impl RemoteHost for MemoryHost {
         })
     }
 
+    async fn write_file(&self, path: &str, data: bytes::Bytes) -> Result<()> {
+        self.calls.push(Cmd::new("write").arg(path));
+        self.faults
+            .apply("host.write_file")
+            .await
+            .map_err(|e| e.with_context("host", self.name.clone()))?;
+        self.put_file(path, data);
+        Ok(())
+    }
+
+    async fn exchange(&self, a: &str, b: &str) -> Result<()> {
+        self.calls.push(Cmd::new("exchange").args([a, b]));
+        self.faults
+            .apply("host.exchange")
+            .await
+            .map_err(|e| e.with_context("host", self.name.clone()))?;
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let rename = |p: &str| -> Option<String> {
+            for (from, to) in [(a, b), (b, a)] {
+                if p == from {
+                    return Some(to.to_string());
+                }
+                if let Some(rest) = p.strip_prefix(&format!("{from}/")) {
+                    return Some(format!("{to}/{rest}"));
+                }
+            }
+            None
+        };
+        let moved: Vec<(String, String)> = files
+            .keys()
+            .filter_map(|k| rename(k).map(|n| (k.clone(), n)))
+            .collect();
+        let exists = |x: &str| {
+            moved
+                .iter()
+                .any(|(k, _)| k == x || k.starts_with(&format!("{x}/")))
+        };
+        if !exists(a) || !exists(b) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("exchange {a} {b}: both must exist"),
+            )
+            .with_context("host", self.name.clone()));
+        }
+        let taken: Vec<(String, bytes::Bytes)> = moved
+            .iter()
+            .filter_map(|(k, n)| files.remove(k).map(|v| (n.clone(), v)))
+            .collect();
+        files.extend(taken);
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.calls.push(Cmd::new("mv").args(["-T", "--", from, to]));
+        self.faults
+            .apply("host.rename")
+            .await
+            .map_err(|e| e.with_context("host", self.name.clone()))?;
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<String> = files
+            .keys()
+            .filter(|k| *k == from || k.starts_with(&format!("{from}/")))
+            .cloned()
+            .collect();
+        if keys.is_empty() {
+            return Err(
+                Error::new(ErrorKind::NotFound, format!("mv: {from}: no such file"))
+                    .with_context("host", self.name.clone()),
+            );
+        }
+        if files
+            .keys()
+            .any(|k| k == to || k.starts_with(&format!("{to}/")))
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("mv: {to} exists and is not empty"),
+            )
+            .with_context("host", self.name.clone()));
+        }
+        for k in keys {
+            if let Some(v) = files.remove(&k) {
+                files.insert(format!("{to}{}", &k[from.len()..]), v);
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_file(&self, path: &str) -> Result<()> {
+        self.calls.push(Cmd::new("rm").args(["-f", "--", path]));
+        self.faults
+            .apply("host.delete_file")
+            .await
+            .map_err(|e| e.with_context("host", self.name.clone()))?;
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+        Ok(())
+    }
+
     async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {
         self.calls.push(Cmd::new("find").args([
             dir,

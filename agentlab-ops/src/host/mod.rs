@@ -152,6 +152,26 @@ pub trait RemoteHost: Send + Sync + Debug {
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput>;
     /// Read a whole file, byte for byte. A missing file is `not_found`.
     async fn read_file(&self, path: &str) -> Result<bytes::Bytes>;
+    /// Write a whole file (created or replaced), creating its directory.
+    async fn write_file(&self, path: &str, data: bytes::Bytes) -> Result<()>;
+    /// Swap two paths atomically (`renameat2(RENAME_EXCHANGE)`): a reader sees one or the
+    /// other, never neither. Both must exist.
+    async fn exchange(&self, a: &str, b: &str) -> Result<()> {
+        // The hosts run a Python app, so python3 is there; no coreutils on Debian 12 can do it.
+        const SCRIPT: &str = "import ctypes,os,sys\nlibc=ctypes.CDLL(None,use_errno=True)\nr=libc.renameat2(-100,os.fsencode(sys.argv[1]),-100,os.fsencode(sys.argv[2]),2)\nif r!=0:\n e=ctypes.get_errno(); sys.exit('exchange failed: '+os.strerror(e))\n";
+        let cmd = Cmd::new("python3").args(["-c", SCRIPT, a, b]);
+        self.run(&cmd).await?.check(self.name(), &cmd).map(|_| ())
+    }
+    /// Rename a file or directory (`mv -T`: onto a missing or empty directory).
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let cmd = Cmd::new("mv").args(["-T", "--", from, to]);
+        self.run(&cmd).await?.check(self.name(), &cmd).map(|_| ())
+    }
+    /// Delete a file; a missing file is fine.
+    async fn delete_file(&self, path: &str) -> Result<()> {
+        let cmd = Cmd::new("rm").args(["-f", "--", path]);
+        self.run(&cmd).await?.check(self.name(), &cmd).map(|_| ())
+    }
     /// Regular files directly in `dir` whose name matches the shell `pattern` (`*.json`), or
     /// `dir` itself when it is a matching file; sorted. A missing path gives an empty list.
     async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {
@@ -200,6 +220,18 @@ impl<T: RemoteHost + ?Sized> RemoteHost for Arc<T> {
     }
     async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {
         (**self).list_files(dir, pattern).await
+    }
+    async fn write_file(&self, path: &str, data: bytes::Bytes) -> Result<()> {
+        (**self).write_file(path, data).await
+    }
+    async fn exchange(&self, a: &str, b: &str) -> Result<()> {
+        (**self).exchange(a, b).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        (**self).rename(from, to).await
+    }
+    async fn delete_file(&self, path: &str) -> Result<()> {
+        (**self).delete_file(path).await
     }
 }
 

@@ -347,6 +347,60 @@ impl RemoteHost for SshHost {
         }
     }
 
+    async fn write_file(&self, path: &str, data: bytes::Bytes) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let (_permit, session) = self.channel().await?;
+        let fut = async {
+            let dir = path
+                .rsplit_once('/')
+                .map_or(".", |(d, _)| if d.is_empty() { "/" } else { d });
+            let mut child = session
+                .command("sh")
+                .args(["-c", "mkdir -p -- \"$1\" && cat > \"$2\"", "sh", dir, path])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .await?;
+            if let Some(mut stdin) = child.stdin().take() {
+                stdin
+                    .write_all(&data)
+                    .await
+                    .map_err(openssh::Error::ChildIo)?;
+                stdin.shutdown().await.map_err(openssh::Error::ChildIo)?;
+            }
+            child.wait_with_output().await
+        };
+        let out = match tokio::time::timeout(self.opts.command_timeout, fut).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                return Err(self.ctx(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("writing {path}: {e}"),
+                )));
+            }
+            Err(_) => {
+                return Err(self.ctx(Error::new(
+                    ErrorKind::Timeout,
+                    format!("writing {path} timed out"),
+                )));
+            }
+        };
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let kind = if stderr.contains("Permission denied") {
+            ErrorKind::PermissionDenied
+        } else {
+            ErrorKind::Unexpected
+        };
+        Err(self.ctx(
+            Error::new(kind, format!("cannot write {path}: {stderr}"))
+                .with_context("path", path.to_string()),
+        ))
+    }
+
     async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
         let (_permit, session) = self.channel().await?;
         let fut = async {

@@ -2,6 +2,8 @@
 //! for byte, the pre-restore copy equals the damaged data, the read-only flag is gone. On the
 //! memory host and on real local files (where the swap is a real renameat2 exchange).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -261,4 +263,17 @@ async fn no_complete_backup_is_a_clear_failure() {
         r.error
     );
     assert!(host.file("/srv/app/READ_ONLY_MODE").is_none());
+}
+
+#[tokio::test]
+async fn recovery_over_ssh() {
+    let Some(s) = common::servers("recovery_over_ssh") else {
+        return;
+    };
+    let cd = common::control_dir();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("app/data");
+    let host = Arc::new(s.ssh_host("ssh-recover", s.ssh_ports[0], cd.path()));
+    cycle(host.clone(), &dir.display().to_string()).await;
+    host.close().await.unwrap();
 }

@@ -144,6 +144,41 @@ pub async fn missing_file_is_not_found(host: &dyn RemoteHost) -> Result<()> {
     }
 }
 
+/// Files round-trip byte for byte: write (creating the directory), list, read, rename,
+/// exchange, delete — under a fresh directory in `/tmp`.
+pub async fn files_round_trip(host: &dyn RemoteHost) -> Result<()> {
+    let dir = format!(
+        "/tmp/agentlab-ops-conformance-{}",
+        crate::runbook::run::new_run_id()
+    );
+    let data: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    let (a, b) = (format!("{dir}/a.bin"), format!("{dir}/b.bin"));
+    host.write_file(&a, bytes::Bytes::from(data.clone()))
+        .await?;
+    host.write_file(&b, bytes::Bytes::from_static(b"other"))
+        .await?;
+    if host.read_file(&a).await?.to_vec() != data {
+        return Err(fail("files_round_trip", "read back different bytes".into()));
+    }
+    if host.list_files(&dir, "*.bin").await? != vec![a.clone(), b.clone()] {
+        return Err(fail("files_round_trip", "listing".into()));
+    }
+    host.exchange(&a, &b).await?;
+    if &host.read_file(&a).await?[..] != b"other" || host.read_file(&b).await?.to_vec() != data {
+        return Err(fail("files_round_trip", "exchange did not swap".into()));
+    }
+    let c = format!("{dir}/c.bin");
+    host.rename(&b, &c).await?;
+    host.delete_file(&a).await?;
+    host.delete_file(&a).await?; // missing is fine
+    if host.list_files(&dir, "*").await? != vec![c.clone()] {
+        return Err(fail("files_round_trip", "rename/delete".into()));
+    }
+    host.delete_file(&c).await?;
+    let _ = host.run(&Cmd::new("rmdir").arg(&dir)).await;
+    Ok(())
+}
+
 /// Run every check.
 pub async fn remote_host_conformance(host: &dyn RemoteHost) -> Result<()> {
     runs_and_captures(host).await?;
@@ -153,5 +188,6 @@ pub async fn remote_host_conformance(host: &dyn RemoteHost) -> Result<()> {
     timeout_is_enforced(host).await?;
     concurrent_commands(host).await?;
     missing_file_is_not_found(host).await?;
+    files_round_trip(host).await?;
     Ok(())
 }

@@ -53,6 +53,15 @@ enum Pending {
     File(ObjectMeta),
 }
 
+impl Pending {
+    fn key(&self) -> &str {
+        match self {
+            Pending::Dir(_, k) => k,
+            Pending::File(m) => &m.key,
+        }
+    }
+}
+
 /// The entries of one directory that can match `prefix`, in S3 key order (directories sort as
 /// `name/`). A missing directory is empty.
 fn read_dir_sorted(dir: &Path, key_prefix: &str, prefix: &str) -> std::io::Result<Vec<Pending>> {
@@ -61,7 +70,7 @@ fn read_dir_sorted(dir: &Path, key_prefix: &str, prefix: &str) -> std::io::Resul
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut entries: Vec<(String, Pending)> = Vec::new();
+    let mut entries: Vec<Pending> = Vec::new();
     for ent in rd {
         let ent = ent?;
         let name = ent.file_name().to_string_lossy().into_owned();
@@ -80,19 +89,26 @@ fn read_dir_sorted(dir: &Path, key_prefix: &str, prefix: &str) -> std::io::Resul
             let k = format!("{key}/");
             // Descend only where keys can still match the prefix.
             if k.starts_with(prefix) || prefix.starts_with(&k) {
-                entries.push((k.clone(), Pending::Dir(ent.path(), k)));
+                entries.push(Pending::Dir(ent.path(), k));
             }
         } else if key.starts_with(prefix) {
-            let md = match std::fs::metadata(ent.path()) {
+            // fstatat on the open directory: no path to build or resolve per entry.
+            let md = match ent.metadata().and_then(|m| {
+                if m.is_symlink() {
+                    std::fs::metadata(ent.path())
+                } else {
+                    Ok(m)
+                }
+            }) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            entries.push((key.clone(), Pending::File(meta_of(key, &md))));
+            entries.push(Pending::File(meta_of(key, &md)));
         }
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(entries.into_iter().map(|(_, p)| p).collect())
+    entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+    Ok(entries)
 }
 
 fn meta_of(key: String, md: &std::fs::Metadata) -> ObjectMeta {
@@ -216,6 +232,43 @@ impl BackupStore for FsBackupStore {
                 Ok(s.boxed())
             }
         }
+    }
+
+    async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
+        let paths: Vec<(String, Result<PathBuf>)> = keys
+            .iter()
+            .map(|k| (k.clone(), validate_key(k).map(|_| self.path(k))))
+            .collect();
+        let n = paths.len();
+        let read = tokio::task::spawn_blocking(move || {
+            paths
+                .into_iter()
+                .map(|(k, p)| {
+                    let p = p.map_err(|e| e.with_operation("backup.get"))?;
+                    match std::fs::read(&p) {
+                        Ok(b) => Ok(Bytes::from(b)),
+                        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(Error::new(
+                            ErrorKind::NotFound,
+                            "no such object (a directory)",
+                        )
+                        .with_operation("backup.get")
+                        .with_context("key", k)),
+                        Err(e) => Err(io_err(e, "backup.get", &k)),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        read.unwrap_or_else(|e| {
+            (0..n)
+                .map(|_| {
+                    Err(Error::new(
+                        ErrorKind::Unexpected,
+                        format!("read task failed: {e}"),
+                    ))
+                })
+                .collect()
+        })
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {

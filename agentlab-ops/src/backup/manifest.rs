@@ -108,33 +108,70 @@ pub async fn open(
     Ok((header, entries))
 }
 
-/// Split a byte stream into lines (without the newline), skipping empty lines.
+/// Split a byte stream into lines (without the newline), skipping empty lines. A cursor walks
+/// the buffer; consumed bytes are dropped only when a new chunk arrives (no per-line memmove).
 pub fn lines(body: crate::backup::ByteStream) -> BoxStream<'static, Result<Vec<u8>>> {
-    futures::stream::unfold(
-        (body, Vec::<u8>::new(), false),
-        |(mut body, mut buf, mut eof)| async move {
-            loop {
-                if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).take(pos).collect();
-                    if line.is_empty() {
-                        continue;
-                    }
-                    return Some((Ok(line), (body, buf, eof)));
+    struct St {
+        body: crate::backup::ByteStream,
+        buf: Vec<u8>,
+        pos: usize,
+        eof: bool,
+    }
+    let st = St {
+        body,
+        buf: Vec::new(),
+        pos: 0,
+        eof: false,
+    };
+    futures::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(n) = st.buf[st.pos..].iter().position(|b| *b == b'\n') {
+                let line = st.buf[st.pos..st.pos + n].to_vec();
+                st.pos += n + 1;
+                if line.is_empty() {
+                    continue;
                 }
-                if eof {
-                    if buf.is_empty() {
-                        return None;
-                    }
-                    let line = std::mem::take(&mut buf);
-                    return Some((Ok(line), (body, buf, eof)));
-                }
-                match body.next().await {
-                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                    Some(Err(e)) => return Some((Err(e), (body, Vec::new(), true))),
-                    None => eof = true,
-                }
+                return Some((Ok(line), st));
             }
-        },
-    )
+            if st.eof {
+                if st.pos >= st.buf.len() {
+                    return None;
+                }
+                let line = st.buf[st.pos..].to_vec();
+                st.pos = st.buf.len();
+                return Some((Ok(line), st));
+            }
+            match st.body.next().await {
+                Some(Ok(chunk)) => {
+                    st.buf.drain(..st.pos);
+                    st.pos = 0;
+                    st.buf.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => {
+                    st.eof = true;
+                    st.buf.clear();
+                    st.pos = 0;
+                    return Some((Err(e), st));
+                }
+                None => st.eof = true,
+            }
+        }
+    })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_across_chunks() {
+        let chunks: Vec<Result<Bytes>> = ["ab", "c\n\nde", "f\ng", ""]
+            .into_iter()
+            .map(|c| Ok(Bytes::from(c)))
+            .collect();
+        let body = futures::stream::iter(chunks).boxed();
+        let got: Vec<Vec<u8>> = lines(body).map(|l| l.unwrap()).collect().await;
+        assert_eq!(got, vec![b"abc".to_vec(), b"def".to_vec(), b"g".to_vec()]);
+    }
 }

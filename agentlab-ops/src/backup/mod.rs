@@ -57,6 +57,19 @@ pub trait BackupStore: Send + Sync + Debug {
     async fn get(&self, key: &str) -> Result<ByteStream>;
     /// Store an object.
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Several small objects, whole, in the order asked (one result per key). Backends with a
+    /// cheaper bulk path override it (the filesystem store reads a batch in one blocking call).
+    async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
+        futures::future::join_all(keys.iter().map(|k| async move {
+            let mut s = self.get(k).await?;
+            let mut out = bytes::BytesMut::new();
+            while let Some(chunk) = s.next().await {
+                out.extend_from_slice(&chunk?);
+            }
+            Ok(out.freeze())
+        }))
+        .await
+    }
 }
 
 #[async_trait::async_trait]
@@ -75,6 +88,9 @@ impl<T: BackupStore + ?Sized> BackupStore for Arc<T> {
     }
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         (**self).put(key, data).await
+    }
+    async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
+        (**self).get_batch(keys).await
     }
 }
 

@@ -587,69 +587,169 @@ async fn verify_dataset(
     v.bytes = header.bytes;
 
     // 2. completeness: merge the sorted manifest with the sorted listing (streaming both).
-    let completeness = run
-        .check(&format!("completeness:{ds}"), None, async {
-            let (_, mut entries) = manifest::open(store, &mkey).await?;
-            let mut listing = store
-                .list(&prefix)
-                .try_filter(|m| futures::future::ready(!m.key.ends_with(manifest::MANIFEST_NAME)))
-                .boxed();
-            let mut problems = 0u64;
-            let mut e = entries.try_next().await?;
-            let mut l = listing.try_next().await?;
-            let mut count = 0u64;
-            loop {
-                match (&e, &l) {
-                    (None, None) => break,
-                    (Some(me), Some(lo)) if me.key == lo.key => {
-                        if me.size != lo.size {
-                            problems += 1;
-                            run.finding(
-                                Severity::Critical,
-                                me.key.clone(),
-                                format!("size {} but the manifest says {}", lo.size, me.size),
-                            );
-                        }
-                        count += 1;
-                        e = entries.try_next().await?;
-                        l = listing.try_next().await?;
-                    }
-                    (Some(me), lo) if lo.as_ref().is_none_or(|lo| me.key < lo.key) => {
+    // Completeness and integrity are independent once presence passed: run them together
+    // (one walks the listing, the other hashes objects), report them in order.
+    let scratch = if opts.restore_test {
+        tempfile::tempdir().ok()
+    } else {
+        None
+    };
+    let (completeness_name, integrity_name) =
+        (format!("completeness:{ds}"), format!("integrity:{ds}"));
+    let completeness = run.check(&completeness_name, None, async {
+        let (_, mut entries) = manifest::open(store, &mkey).await?;
+        let mut listing = store
+            .list(&prefix)
+            .try_filter(|m| futures::future::ready(!m.key.ends_with(manifest::MANIFEST_NAME)))
+            .boxed();
+        let mut problems = 0u64;
+        let mut e = entries.try_next().await?;
+        let mut l = listing.try_next().await?;
+        let mut count = 0u64;
+        loop {
+            match (&e, &l) {
+                (None, None) => break,
+                (Some(me), Some(lo)) if me.key == lo.key => {
+                    if me.size != lo.size {
                         problems += 1;
                         run.finding(
                             Severity::Critical,
                             me.key.clone(),
-                            "missing: listed in the manifest, absent from the store",
+                            format!("size {} but the manifest says {}", lo.size, me.size),
                         );
-                        e = entries.try_next().await?;
                     }
-                    (_, Some(lo)) => {
-                        problems += 1;
-                        run.finding(
-                            Severity::Warning,
-                            lo.key.clone(),
-                            "unexpected: in the store, not in the manifest",
-                        );
-                        l = listing.try_next().await?;
-                    }
-                    (Some(_), None) => unreachable!("covered above"),
+                    count += 1;
+                    e = entries.try_next().await?;
+                    l = listing.try_next().await?;
                 }
+                (Some(me), lo) if lo.as_ref().is_none_or(|lo| me.key < lo.key) => {
+                    problems += 1;
+                    run.finding(
+                        Severity::Critical,
+                        me.key.clone(),
+                        "missing: listed in the manifest, absent from the store",
+                    );
+                    e = entries.try_next().await?;
+                }
+                (_, Some(lo)) => {
+                    problems += 1;
+                    run.finding(
+                        Severity::Warning,
+                        lo.key.clone(),
+                        "unexpected: in the store, not in the manifest",
+                    );
+                    l = listing.try_next().await?;
+                }
+                (Some(_), None) => unreachable!("covered above"),
             }
-            let outcome = if problems == 0 {
-                Outcome::Pass
-            } else {
-                Outcome::Fail
-            };
-            Ok(Checked::with(
-                problems,
-                outcome,
-                format!(
-                    "{count} of {} manifest entries present with their sizes; {problems} problems",
-                    header.count
-                ),
-            ))
-        })
-        .await;
+        }
+        let outcome = if problems == 0 {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        };
+        Ok(Checked::with(
+            problems,
+            outcome,
+            format!(
+                "{count} of {} manifest entries present with their sizes; {problems} problems",
+                header.count
+            ),
+        ))
+    });
+    let integrity = run.check(&integrity_name, None, async {
+        let (chosen, expected) =
+            choose_sample(store, &mkey, header.count, sample, opts.seed).await?;
+        if let Some(p) = &opts.progress {
+            p.total.fetch_add(expected, Ordering::Relaxed);
+        }
+        let read = AtomicU64::new(0);
+        let scratch_path = scratch.as_ref().map(|d| d.path().to_path_buf());
+        // Small objects go in batches: one bulk read from the store, then hashing and
+        // parsing of the whole batch on a blocking thread (both cores busy, few wake-ups).
+        // Large objects, and restore tests, are streamed one by one.
+        let batched = scratch_path.is_none();
+        let problems: Vec<(String, String)> = chosen
+            .try_chunks(BATCH)
+            .map(|batch| {
+                let scratch_path = scratch_path.clone();
+                let (read, mkey) = (&read, &mkey);
+                async move {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return vec![(mkey.clone(), format!("manifest unreadable: {}", e.1))];
+                        }
+                    };
+                    let (small, large): (Vec<ManifestEntry>, Vec<ManifestEntry>) = batch
+                        .into_iter()
+                        .partition(|e| batched && e.size <= BATCH_OBJECT_MAX);
+                    let mut problems = Vec::new();
+                    if !small.is_empty() {
+                        let keys: Vec<String> = small.iter().map(|e| e.key.clone()).collect();
+                        let bodies = store.get_batch(&keys).await;
+                        let format = spec.format;
+                        let checked = tokio::task::spawn_blocking(move || {
+                            small
+                                .into_iter()
+                                .zip(bodies)
+                                .filter_map(|(e, b)| {
+                                    let why = match b {
+                                        Ok(data) => check_bytes(&e, format, &data).err(),
+                                        Err(err) => Some(format!("cannot read: {err}")),
+                                    };
+                                    why.map(|w| (e.key, w))
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .await
+                        .unwrap_or_else(|e| {
+                            vec![(mkey.clone(), format!("verification task failed: {e}"))]
+                        });
+                        problems.extend(checked);
+                        read.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                        if let Some(p) = &opts.progress {
+                            p.done.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                        }
+                    }
+                    for entry in large {
+                        if let Err(why) =
+                            check_object(store, &entry, spec.format, scratch_path.as_deref()).await
+                        {
+                            problems.push((entry.key.clone(), why));
+                        }
+                        read.fetch_add(1, Ordering::Relaxed);
+                        if let Some(p) = &opts.progress {
+                            p.done.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    problems
+                }
+            })
+            .buffer_unordered((concurrency(env) / 4).max(2))
+            .flat_map(stream::iter)
+            .collect()
+            .await;
+        let n = read.load(Ordering::Relaxed);
+        for (key, why) in &problems {
+            run.finding(Severity::Critical, key.clone(), why.clone());
+        }
+        let bad = problems.len() as u64;
+        let outcome = if bad == 0 {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        };
+        Ok(Checked::with(
+            bad,
+            outcome,
+            format!(
+                "{n} objects read (sample {sample}, seed {}), {bad} bad",
+                opts.seed
+            ),
+        ))
+    });
+    let (completeness, integrity) = futures::join!(completeness, integrity);
     match completeness {
         Ok(0) => v.levels.push(level(
             "completeness",
@@ -678,64 +778,6 @@ async fn verify_dataset(
     }
 
     // 3. integrity: a seeded sample, checksums and formats.
-    let scratch = if opts.restore_test {
-        tempfile::tempdir().ok()
-    } else {
-        None
-    };
-    let integrity = run
-        .check(&format!("integrity:{ds}"), None, async {
-            let (chosen, expected) =
-                choose_sample(store, &mkey, header.count, sample, opts.seed).await?;
-            if let Some(p) = &opts.progress {
-                p.total.fetch_add(expected, Ordering::Relaxed);
-            }
-            let read = AtomicU64::new(0);
-            let scratch_path = scratch.as_ref().map(|d| d.path().to_path_buf());
-            let problems: Vec<(String, String)> = chosen
-                .map(|entry| {
-                    let scratch_path = scratch_path.clone();
-                    let (read, mkey) = (&read, &mkey);
-                    async move {
-                        let entry = match entry {
-                            Ok(e) => e,
-                            Err(e) => {
-                                return Some((mkey.clone(), format!("manifest unreadable: {e}")));
-                            }
-                        };
-                        let r =
-                            check_object(store, &entry, spec.format, scratch_path.as_deref()).await;
-                        read.fetch_add(1, Ordering::Relaxed);
-                        if let Some(p) = &opts.progress {
-                            p.done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        r.err().map(|why| (entry.key, why))
-                    }
-                })
-                .buffer_unordered(concurrency(env))
-                .filter_map(futures::future::ready)
-                .collect()
-                .await;
-            let n = read.load(Ordering::Relaxed);
-            for (key, why) in &problems {
-                run.finding(Severity::Critical, key.clone(), why.clone());
-            }
-            let bad = problems.len() as u64;
-            let outcome = if bad == 0 {
-                Outcome::Pass
-            } else {
-                Outcome::Fail
-            };
-            Ok(Checked::with(
-                bad,
-                outcome,
-                format!(
-                    "{n} objects read (sample {sample}, seed {}), {bad} bad",
-                    opts.seed
-                ),
-            ))
-        })
-        .await;
     match integrity {
         Ok(0) => v
             .levels
@@ -916,6 +958,31 @@ async fn choose_sample(
             (stream::iter(out.into_iter().map(Ok)).boxed(), len)
         }
     })
+}
+
+/// Objects per batch in the integrity level.
+const BATCH: usize = 64;
+/// Objects up to this size are verified in batches (whole in memory).
+const BATCH_OBJECT_MAX: u64 = 1024 * 1024;
+
+/// Size, checksum and format of an object held in memory.
+fn check_bytes(
+    e: &ManifestEntry,
+    format: DataFormat,
+    data: &[u8],
+) -> std::result::Result<(), String> {
+    if data.len() as u64 != e.size {
+        return Err(format!(
+            "size {} but the manifest says {} (truncated?)",
+            data.len(),
+            e.size
+        ));
+    }
+    let got = sha256_hex(data);
+    if got != e.sha256 {
+        return Err(format!("SHA-256 mismatch: {got}, manifest {}", e.sha256));
+    }
+    validate_format(format, data)
 }
 
 /// Read one object (streamed into the hasher), check size, checksum and format; optionally

@@ -277,3 +277,43 @@ async fn recovery_over_ssh() {
     cycle(host.clone(), &dir.display().to_string()).await;
     host.close().await.unwrap();
 }
+
+/// Every session lost, another file left in the directory: the directory still exists, so the
+/// restore swaps it (keeping the leftover) instead of failing on a non-empty target.
+#[tokio::test]
+async fn recovery_when_every_session_is_gone() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("app/data").display().to_string();
+    let host: Arc<dyn RemoteHost> = Arc::new(LocalHost::new("local"));
+    for (k, v) in originals() {
+        host.write_file(&format!("{dir}/{k}"), v.into())
+            .await
+            .unwrap();
+    }
+    let store: Arc<dyn BackupStore> = Arc::new(MemoryBackupStore::new());
+    let e = env(host.clone(), store, &dir);
+    take_backup(&e, &TakeOptions::default().date(day())).await;
+    for f in host
+        .list_files(&format!("{dir}/sessions"), "*.json")
+        .await
+        .unwrap()
+    {
+        host.delete_file(&f).await.unwrap();
+    }
+    host.write_file(&format!("{dir}/sessions/README.txt"), "left over".into())
+        .await
+        .unwrap();
+    let r = recover_data(
+        &e,
+        &RecoverOptions::default().point(RecoveryPoint::Date(day())),
+    )
+    .await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    let p: RecoverPayload = r.payload_as().unwrap();
+    let kept = p.datasets[0].kept_as.clone().expect("kept");
+    assert_eq!(
+        host.read_file(&format!("{kept}/README.txt")).await.unwrap(),
+        "left over"
+    );
+    assert_eq!(snapshot(host.as_ref(), &dir).await, originals());
+}

@@ -291,14 +291,22 @@ async fn restore_one(
         .buffer_unordered(concurrency)
         .try_collect::<Vec<()>>()
         .await?;
-    if live_exists {
-        // One atomic step: the live path is the old data or the new, never missing.
-        h.exchange(&staging, &live).await?;
-        h.rename(&staging, &kept).await?;
-        Ok(Some(kept))
-    } else {
-        h.rename(&staging, &live).await?;
-        Ok(None)
+    // One atomic step: the live path is the old data or the new, never missing. The live path
+    // may hold no matching file and still exist (all sessions lost, other files left): always
+    // try the exchange first, and fall back to a rename only when there is nothing there.
+    match h.exchange(&staging, &live).await {
+        Ok(()) => {
+            h.rename(&staging, &kept).await?;
+            Ok(Some(kept))
+        }
+        Err(e)
+            if !live_exists
+                && (e.kind() == ErrorKind::NotFound || e.to_string().contains("No such file")) =>
+        {
+            h.rename(&staging, &live).await?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

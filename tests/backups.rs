@@ -173,6 +173,20 @@ where
             .any(|e| e.criterion == "backup_incomplete" && e.subject == "telemetry")
     );
 
+    // An object the manifest does not list.
+    let (store, _) = make().await;
+    week(&store, 10).await;
+    let extra = "sessions/20261129/zz-extra.json".to_string();
+    store.put(&extra, Bytes::from_static(b"{}")).await.unwrap();
+    let r = verify(&store).await;
+    assert_eq!(keys_named(&r), vec![extra.clone()], "{:?}", r.findings);
+    assert!(r.findings[0].message.starts_with("unexpected"));
+    assert!(
+        r.escalations
+            .iter()
+            .any(|e| e.criterion == "backup_incomplete")
+    );
+
     // A 60% size drop: 4 sessions tonight instead of 10.
     let (store, _) = make().await;
     week(&store, 4).await;

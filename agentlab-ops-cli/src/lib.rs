@@ -206,6 +206,9 @@ where
     init_logging(cli.global.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // File reads and hashing run on blocking threads; more than a few only add memory
+        // (a malloc arena each) on a small machine.
+        .max_blocking_threads(8)
         .enable_all()
         .build()
     {

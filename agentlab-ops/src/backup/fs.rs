@@ -234,6 +234,92 @@ impl BackupStore for FsBackupStore {
         }
     }
 
+    fn prefers_key_lookups(&self) -> bool {
+        true
+    }
+
+    async fn head_batch(&self, keys: &[String]) -> Vec<Result<ObjectMeta>> {
+        let items: Vec<(String, Result<PathBuf>)> = keys
+            .iter()
+            .map(|k| (k.clone(), validate_key(k).map(|_| self.path(k))))
+            .collect();
+        let n = items.len();
+        tokio::task::spawn_blocking(move || {
+            items
+                .into_iter()
+                .map(|(k, p)| {
+                    let p = p.map_err(|e| e.with_operation("backup.head"))?;
+                    match std::fs::metadata(&p) {
+                        Ok(m) if m.is_file() => Ok(meta_of(k, &m)),
+                        Ok(_) => Err(Error::new(
+                            ErrorKind::NotFound,
+                            "no such object (a directory)",
+                        )
+                        .with_operation("backup.head")
+                        .with_context("key", k)),
+                        Err(e) => Err(io_err(e, "backup.head", &k)),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            (0..n)
+                .map(|_| {
+                    Err(Error::new(
+                        ErrorKind::Unexpected,
+                        format!("stat task failed: {e}"),
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64> {
+        validate_prefix(prefix).map_err(|e| e.with_operation("backup.count"))?;
+        let start_key = match prefix.rfind('/') {
+            Some(i) => prefix[..=i].to_string(),
+            None => String::new(),
+        };
+        let root = self.root.join(&start_key);
+        let shown = prefix.to_string();
+        let prefix = prefix.to_string();
+        // Unsorted walk, nothing kept but a stack of directories: flat memory.
+        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut n = 0u64;
+            let mut stack = vec![(root, start_key)];
+            while let Some((dir, kp)) = stack.pop() {
+                let rd = match std::fs::read_dir(&dir) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for ent in rd {
+                    let ent = ent?;
+                    let name = ent.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(".tmp-") {
+                        continue;
+                    }
+                    let key = format!("{kp}{name}");
+                    let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                    if is_dir {
+                        let k = format!("{key}/");
+                        if k.starts_with(&prefix) || prefix.starts_with(&k) {
+                            stack.push((ent.path(), k));
+                        }
+                    } else if key.starts_with(&prefix) {
+                        n += 1;
+                    }
+                }
+            }
+            Ok(n)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("count task failed: {e}")))?
+        .map_err(|e| io_err(e, "backup.count", &shown))
+    }
+
     async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
         let paths: Vec<(String, Result<PathBuf>)> = keys
             .iter()

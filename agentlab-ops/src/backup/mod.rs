@@ -57,6 +57,21 @@ pub trait BackupStore: Send + Sync + Debug {
     async fn get(&self, key: &str) -> Result<ByteStream>;
     /// Store an object.
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Metadata of several objects, in the order asked (one result per key).
+    async fn head_batch(&self, keys: &[String]) -> Vec<Result<ObjectMeta>> {
+        futures::future::join_all(keys.iter().map(|k| self.head(k))).await
+    }
+    /// Number of objects under a prefix.
+    async fn count(&self, prefix: &str) -> Result<u64> {
+        self.list(prefix)
+            .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+            .await
+    }
+    /// True when a sorted listing must hold a whole directory in memory (local filesystems):
+    /// verification then checks manifests by key lookups and a count instead.
+    fn prefers_key_lookups(&self) -> bool {
+        false
+    }
     /// Several small objects, whole, in the order asked (one result per key). Backends with a
     /// cheaper bulk path override it (the filesystem store reads a batch in one blocking call).
     async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
@@ -91,6 +106,15 @@ impl<T: BackupStore + ?Sized> BackupStore for Arc<T> {
     }
     async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
         (**self).get_batch(keys).await
+    }
+    async fn head_batch(&self, keys: &[String]) -> Vec<Result<ObjectMeta>> {
+        (**self).head_batch(keys).await
+    }
+    async fn count(&self, prefix: &str) -> Result<u64> {
+        (**self).count(prefix).await
+    }
+    fn prefers_key_lookups(&self) -> bool {
+        (**self).prefers_key_lookups()
     }
 }
 

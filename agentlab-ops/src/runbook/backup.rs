@@ -466,13 +466,22 @@ async fn verify_dataset(
     let presence = run
         .check(&format!("presence:{ds}"), None, async {
             // Existence only: the full listing is the completeness level's job.
-            let any = store.list(&prefix).take(2).try_collect::<Vec<_>>().await?;
+            // (a count where a sorted listing would hold the whole directory)
+            let objects = if store.prefers_key_lookups() {
+                store.count(&prefix).await?
+            } else {
+                store
+                    .list(&prefix)
+                    .take(2)
+                    .try_collect::<Vec<_>>()
+                    .await?
+                    .len() as u64
+            };
             let manifest = match store.head(&mkey).await {
                 Ok(_) => true,
                 Err(e) if e.kind() == ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
             };
-            let objects = any.len() as u64;
             let (outcome, s) = match (objects, manifest) {
                 (0, _) => (Outcome::Fail, format!("no backup under {prefix}")),
                 (_, false) => (
@@ -597,52 +606,11 @@ async fn verify_dataset(
     let (completeness_name, integrity_name) =
         (format!("completeness:{ds}"), format!("integrity:{ds}"));
     let completeness = run.check(&completeness_name, None, async {
-        let (_, mut entries) = manifest::open(store, &mkey).await?;
-        let mut listing = store
-            .list(&prefix)
-            .try_filter(|m| futures::future::ready(!m.key.ends_with(manifest::MANIFEST_NAME)))
-            .boxed();
-        let mut problems = 0u64;
-        let mut e = entries.try_next().await?;
-        let mut l = listing.try_next().await?;
-        let mut count = 0u64;
-        loop {
-            match (&e, &l) {
-                (None, None) => break,
-                (Some(me), Some(lo)) if me.key == lo.key => {
-                    if me.size != lo.size {
-                        problems += 1;
-                        run.finding(
-                            Severity::Critical,
-                            me.key.clone(),
-                            format!("size {} but the manifest says {}", lo.size, me.size),
-                        );
-                    }
-                    count += 1;
-                    e = entries.try_next().await?;
-                    l = listing.try_next().await?;
-                }
-                (Some(me), lo) if lo.as_ref().is_none_or(|lo| me.key < lo.key) => {
-                    problems += 1;
-                    run.finding(
-                        Severity::Critical,
-                        me.key.clone(),
-                        "missing: listed in the manifest, absent from the store",
-                    );
-                    e = entries.try_next().await?;
-                }
-                (_, Some(lo)) => {
-                    problems += 1;
-                    run.finding(
-                        Severity::Warning,
-                        lo.key.clone(),
-                        "unexpected: in the store, not in the manifest",
-                    );
-                    l = listing.try_next().await?;
-                }
-                (Some(_), None) => unreachable!("covered above"),
-            }
-        }
+        let (problems, count) = if store.prefers_key_lookups() {
+            completeness_by_lookup(run, store, &mkey, &prefix).await?
+        } else {
+            completeness_by_merge(run, store, &mkey, &prefix, false).await?
+        };
         let outcome = if problems == 0 {
             Outcome::Pass
         } else {
@@ -959,6 +927,115 @@ async fn choose_sample(
         }
     })
 }
+
+/// Completeness as a merge of two sorted streams: the manifest and the store's listing (S3's
+/// pages keep memory bounded). `only_unexpected`: report objects missing from the manifest only.
+async fn completeness_by_merge(
+    run: &Run,
+    store: &dyn BackupStore,
+    mkey: &str,
+    prefix: &str,
+    only_unexpected: bool,
+) -> Result<(u64, u64)> {
+    let (_, mut entries) = manifest::open(store, mkey).await?;
+    let mut listing = store
+        .list(prefix)
+        .try_filter(|m| futures::future::ready(!m.key.ends_with(manifest::MANIFEST_NAME)))
+        .boxed();
+    let (mut problems, mut count) = (0u64, 0u64);
+    let mut e = entries.try_next().await?;
+    let mut l = listing.try_next().await?;
+    loop {
+        match (&e, &l) {
+            (None, None) => break,
+            (Some(me), Some(lo)) if me.key == lo.key => {
+                if me.size != lo.size && !only_unexpected {
+                    problems += 1;
+                    run.finding(
+                        Severity::Critical,
+                        me.key.clone(),
+                        format!("size {} but the manifest says {}", lo.size, me.size),
+                    );
+                }
+                count += 1;
+                e = entries.try_next().await?;
+                l = listing.try_next().await?;
+            }
+            (Some(me), lo) if lo.as_ref().is_none_or(|lo| me.key < lo.key) => {
+                if !only_unexpected {
+                    problems += 1;
+                    run.finding(
+                        Severity::Critical,
+                        me.key.clone(),
+                        "missing: listed in the manifest, absent from the store",
+                    );
+                }
+                e = entries.try_next().await?;
+            }
+            (_, Some(lo)) => {
+                problems += 1;
+                run.finding(
+                    Severity::Warning,
+                    lo.key.clone(),
+                    "unexpected: in the store, not in the manifest",
+                );
+                l = listing.try_next().await?;
+            }
+            (Some(_), None) => unreachable!("covered above"),
+        }
+    }
+    Ok((problems, count))
+}
+
+/// Completeness by key lookups in manifest order (batched) plus a streamed count of the
+/// prefix: memory stays flat for stores whose sorted listing would hold a whole directory.
+/// Only when the count shows objects the manifest does not list is the listing merged, to
+/// name them.
+async fn completeness_by_lookup(
+    run: &Run,
+    store: &dyn BackupStore,
+    mkey: &str,
+    prefix: &str,
+) -> Result<(u64, u64)> {
+    let (_, entries) = manifest::open(store, mkey).await?;
+    let mut chunks = entries.try_chunks(LOOKUP_BATCH);
+    let (mut problems, mut present) = (0u64, 0u64);
+    while let Some(chunk) = chunks.try_next().await.map_err(|e| e.1)? {
+        let keys: Vec<String> = chunk.iter().map(|e| e.key.clone()).collect();
+        for (me, meta) in chunk.iter().zip(store.head_batch(&keys).await) {
+            match meta {
+                Ok(m) if m.size == me.size => present += 1,
+                Ok(m) => {
+                    present += 1;
+                    problems += 1;
+                    run.finding(
+                        Severity::Critical,
+                        me.key.clone(),
+                        format!("size {} but the manifest says {}", m.size, me.size),
+                    );
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    problems += 1;
+                    run.finding(
+                        Severity::Critical,
+                        me.key.clone(),
+                        "missing: listed in the manifest, absent from the store",
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let listed = store.count(prefix).await?.saturating_sub(1); // the manifest itself
+    if listed > present {
+        let (unexpected, _) = completeness_by_merge(run, store, mkey, prefix, true).await?;
+        problems += unexpected;
+    }
+    Ok((problems, present))
+}
+
+/// Manifest entries looked up per batch.
+const LOOKUP_BATCH: usize = 256;
 
 /// Objects per batch in the integrity level.
 const BATCH: usize = 64;

@@ -195,6 +195,52 @@ pub async fn invalid_keys_rejected(store: &dyn BackupStore, prefix: &str) -> Res
     Ok(())
 }
 
+/// `head_batch`, `get_batch` and `count` agree with the single-object calls.
+pub async fn batch_operations(store: &dyn BackupStore, prefix: &str) -> Result<()> {
+    let base = format!("{prefix}batch/");
+    for (n, body) in [("a", "1"), ("b", "22"), ("c", "333")] {
+        store.put(&format!("{base}{n}"), Bytes::from(body)).await?;
+    }
+    let keys: Vec<String> = ["a", "missing", "c"]
+        .iter()
+        .map(|n| format!("{base}{n}"))
+        .collect();
+    let heads = store.head_batch(&keys).await;
+    let sizes: Vec<std::result::Result<u64, ErrorKind>> = heads
+        .into_iter()
+        .map(|h| h.map(|m| m.size).map_err(|e| e.kind()))
+        .collect();
+    if sizes != vec![Ok(1), Err(ErrorKind::NotFound), Ok(3)] {
+        return Err(fail(
+            "batch_operations",
+            format!("head_batch gave {sizes:?}"),
+        ));
+    }
+    let bodies: Vec<std::result::Result<Bytes, ErrorKind>> = store
+        .get_batch(&keys)
+        .await
+        .into_iter()
+        .map(|b| b.map_err(|e| e.kind()))
+        .collect();
+    if bodies
+        != vec![
+            Ok(Bytes::from("1")),
+            Err(ErrorKind::NotFound),
+            Ok(Bytes::from("333")),
+        ]
+    {
+        return Err(fail(
+            "batch_operations",
+            format!("get_batch gave {bodies:?}"),
+        ));
+    }
+    let n = store.count(&base).await?;
+    if n != 3 {
+        return Err(fail("batch_operations", format!("count gave {n}")));
+    }
+    Ok(())
+}
+
 /// Run every check; `prefix` isolates this run (empty or ending in `/`).
 pub async fn backup_store_conformance(store: &dyn BackupStore, prefix: &str) -> Result<()> {
     put_get_roundtrip(store, prefix).await?;
@@ -203,5 +249,6 @@ pub async fn backup_store_conformance(store: &dyn BackupStore, prefix: &str) -> 
     list_prefix_in_order(store, prefix).await?;
     overwrite_replaces(store, prefix).await?;
     invalid_keys_rejected(store, prefix).await?;
+    batch_operations(store, prefix).await?;
     Ok(())
 }

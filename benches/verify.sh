@@ -70,7 +70,13 @@ make_tree "$D/big" "$N"
 make_tree "$D/small" "$((N / 10))"
 find "$D/big" -type f -exec cat {} + >/dev/null   # warm the page cache for everyone
 
-read -r ours ours_kb < <(run_ours "$D/big" "$N")
+RUNS="${RUNS:-3}"
+ours=999; ours_kb=0
+for _ in $(seq "$RUNS"); do
+    read -r t kb < <(run_ours "$D/big" "$N")
+    if python3 -c "import sys; sys.exit(0 if $t < $ours else 1)"; then ours=$t; fi
+    ours_kb=$kb
+done
 read -r _ small_kb < <(run_ours "$D/small" "$((N / 10))")
 
 start=$(date +%s.%N)
@@ -81,7 +87,9 @@ done
 per_file_subset=$(python3 -c "import time; print(time.time() - $start)")
 per_file=$(python3 -c "print($per_file_subset * $N / $PER_FILE)")
 
-single=$(python3 - "$D/big" <<'PY'
+single=999
+for _ in $(seq "$RUNS"); do
+t=$(python3 - "$D/big" <<'PY'
 import hashlib, json, os, sys, time
 root = sys.argv[1]
 t = time.perf_counter()
@@ -100,8 +108,10 @@ assert bad == 0
 print(f"{time.perf_counter() - t:.3f}")
 PY
 )
+if python3 -c "import sys; sys.exit(0 if $t < $single else 1)"; then single=$t; fi
+done
 
-echo "verifying $N session files (~2 KB) on the filesystem store, full integrity:"
+echo "verifying $N session files (~2 KB) on the filesystem store, full integrity (best of $RUNS):"
 printf '  %-44s %9.2f s\n' "agentlab-ops backup verify --sample all" "$ours"
 printf '  %-44s %9.2f s  (%d files timed, scaled to %d)\n' "python -m json.tool per file (spec)" "$per_file" "$PER_FILE" "$N"
 printf '  %-44s %9.2f s\n' "one Python process (sha256 + json.loads)" "$single"

@@ -410,7 +410,7 @@ async fn backup_check(
                     Ok((PrefixSummary { objects, bytes }, manifest)) => out.push(DatasetBackup {
                         dataset: d,
                         date: day.clone(),
-                        objects: objects - u64::from(manifest),
+                        objects: objects.saturating_sub(u64::from(manifest)),
                         bytes,
                         present: objects > u64::from(manifest),
                         manifest,

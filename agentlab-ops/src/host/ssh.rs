@@ -371,34 +371,7 @@ impl RemoteHost for SshHost {
             }
             child.wait_with_output().await
         };
-        let out = match tokio::time::timeout(self.opts.command_timeout, fut).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
-                return Err(self.ctx(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("writing {path}: {e}"),
-                )));
-            }
-            Err(_) => {
-                return Err(self.ctx(Error::new(
-                    ErrorKind::Timeout,
-                    format!("writing {path} timed out"),
-                )));
-            }
-        };
-        if out.status.success() {
-            return Ok(());
-        }
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let kind = if stderr.contains("Permission denied") {
-            ErrorKind::PermissionDenied
-        } else {
-            ErrorKind::Unexpected
-        };
-        Err(self.ctx(
-            Error::new(kind, format!("cannot write {path}: {stderr}"))
-                .with_context("path", path.to_string()),
-        ))
+        self.file_command("write", path, fut).await.map(|_| ())
     }
 
     async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
@@ -412,36 +385,8 @@ impl RemoteHost for SshHost {
                 .output()
                 .await
         };
-        let out = match tokio::time::timeout(self.opts.command_timeout, fut).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
-                return Err(self.ctx(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("reading {path}: {e}"),
-                )));
-            }
-            Err(_) => {
-                return Err(self.ctx(Error::new(
-                    ErrorKind::Timeout,
-                    format!("reading {path} timed out"),
-                )));
-            }
-        };
-        if out.status.success() {
-            return Ok(bytes::Bytes::from(out.stdout));
-        }
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let kind = if stderr.contains("No such file") {
-            ErrorKind::NotFound
-        } else if stderr.contains("Permission denied") {
-            ErrorKind::PermissionDenied
-        } else {
-            ErrorKind::Unexpected
-        };
-        Err(self.ctx(
-            Error::new(kind, format!("cannot read {path}: {stderr}"))
-                .with_context("path", path.to_string()),
-        ))
+        let out = self.file_command("read", path, fut).await?;
+        Ok(bytes::Bytes::from(out.stdout))
     }
 
     async fn close(&self) -> Result<()> {
@@ -457,6 +402,45 @@ impl RemoteHost for SshHost {
 }
 
 impl SshHost {
+    /// Run a file command (`cat`, `sh -c 'cat > f'`) under the command timeout and turn a
+    /// failure into an error naming the path: a missing file is `not_found`, a refused one
+    /// `permission_denied`.
+    async fn file_command<F>(&self, verb: &str, path: &str, fut: F) -> Result<std::process::Output>
+    where
+        F: std::future::Future<Output = std::result::Result<std::process::Output, openssh::Error>>,
+    {
+        let out = match tokio::time::timeout(self.opts.command_timeout, fut).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                return Err(self.ctx(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("{verb} {path} failed: {e}"),
+                )));
+            }
+            Err(_) => {
+                return Err(self.ctx(Error::new(
+                    ErrorKind::Timeout,
+                    format!("{verb} {path} timed out"),
+                )));
+            }
+        };
+        if out.status.success() {
+            return Ok(out);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let kind = if stderr.contains("No such file") {
+            ErrorKind::NotFound
+        } else if stderr.contains("Permission denied") {
+            ErrorKind::PermissionDenied
+        } else {
+            ErrorKind::Unexpected
+        };
+        Err(self.ctx(
+            Error::new(kind, format!("cannot {verb} {path}: {stderr}"))
+                .with_context("path", path.to_string()),
+        ))
+    }
+
     /// The pid of the master connection process, if connected.
     pub async fn master_pid(&self) -> Option<u32> {
         let ctl = self.control_socket().await?;

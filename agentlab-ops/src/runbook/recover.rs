@@ -16,7 +16,7 @@ use crate::config::DatasetConfig;
 use crate::environment::{Environment, HostEntry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::RemoteHost;
-use crate::report::{Outcome, Report};
+use crate::report::Report;
 use crate::runbook::backup::validate_format;
 use crate::runbook::run::{Checked, RunOptions, Undo};
 
@@ -308,13 +308,4 @@ async fn restore_one(
         }
         Err(e) => Err(e),
     }
-}
-
-/// Outcome helper for callers building on this runbook.
-pub fn restored(report: &Report) -> bool {
-    report
-        .checks
-        .iter()
-        .filter(|c| c.name.starts_with("restore:"))
-        .all(|c| c.outcome == Outcome::Pass)
 }

@@ -327,3 +327,49 @@ async fn samples_are_reproducible() {
     assert!(summary(&a).starts_with("3 objects read"), "{}", summary(&a));
     assert_eq!(summary(&a), summary(&b));
 }
+
+/// With a sample, completeness on the filesystem is its own pass of batched lookups (not the
+/// integrity reads): a missing object is still named, an unexpected one too.
+#[tokio::test]
+async fn fs_completeness_by_lookup_with_a_sample() {
+    let root = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BackupStore> = Arc::new(FsBackupStore::new(root.path()).unwrap());
+    week(&store, 10).await;
+    let s1 = "sessions/20261129/session-004.json";
+    std::fs::remove_file(root.path().join(s1)).unwrap();
+    let extra = "sessions/20261129/zz-extra.json";
+    std::fs::write(root.path().join(extra), b"{}").unwrap();
+    let e = env(store.clone(), host(0));
+    let r = verify_backups(
+        &e,
+        &VerifyOptions::default()
+            .date(today())
+            .sample(Sample::Count(1))
+            .seed(7),
+    )
+    .await;
+    let completeness = r
+        .checks
+        .iter()
+        .find(|c| c.name == "completeness:sessions")
+        .unwrap();
+    assert!(
+        !completeness.summary.contains("integrity reads"),
+        "{}",
+        completeness.summary
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.subject == s1 && f.message.starts_with("missing")),
+        "{:?}",
+        r.findings
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.subject == extra && f.message.starts_with("unexpected")),
+        "{:?}",
+        r.findings
+    );
+}

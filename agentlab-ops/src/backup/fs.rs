@@ -239,19 +239,22 @@ impl BackupStore for FsBackupStore {
     }
 
     async fn head_batch(&self, keys: &[String]) -> Vec<Result<ObjectMeta>> {
-        let items: Vec<(String, Result<PathBuf>)> = keys
-            .iter()
-            .map(|k| (k.clone(), validate_key(k).map(|_| self.path(k))))
-            .collect();
-        let n = items.len();
+        let items: Vec<(String, Result<()>)> =
+            keys.iter().map(|k| (k.clone(), validate_key(k))).collect();
+        let (root, n) = (self.root.clone(), items.len());
         tokio::task::spawn_blocking(move || {
+            let mut dirs = at::Dirs::new(root);
             items
                 .into_iter()
-                .map(|(k, p)| {
-                    let p = p.map_err(|e| e.with_operation("backup.head"))?;
-                    match std::fs::metadata(&p) {
-                        Ok(m) if m.is_file() => Ok(meta_of(k, &m)),
-                        Ok(_) => Err(Error::new(
+                .map(|(k, valid)| {
+                    valid.map_err(|e| e.with_operation("backup.head"))?;
+                    match dirs.stat(&k) {
+                        Ok(Some(st)) => Ok(ObjectMeta {
+                            key: k,
+                            size: st.size,
+                            last_modified: st.modified,
+                        }),
+                        Ok(None) => Err(Error::new(
                             ErrorKind::NotFound,
                             "no such object (a directory)",
                         )
@@ -263,16 +266,7 @@ impl BackupStore for FsBackupStore {
                 .collect::<Vec<_>>()
         })
         .await
-        .unwrap_or_else(|e| {
-            (0..n)
-                .map(|_| {
-                    Err(Error::new(
-                        ErrorKind::Unexpected,
-                        format!("stat task failed: {e}"),
-                    ))
-                })
-                .collect()
-        })
+        .unwrap_or_else(|e| task_failed(n, "stat", &e))
     }
 
     async fn count(&self, prefix: &str) -> Result<u64> {
@@ -321,18 +315,21 @@ impl BackupStore for FsBackupStore {
     }
 
     async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
-        let paths: Vec<(String, Result<PathBuf>)> = keys
-            .iter()
-            .map(|k| (k.clone(), validate_key(k).map(|_| self.path(k))))
-            .collect();
-        let n = paths.len();
-        let read = tokio::task::spawn_blocking(move || {
-            paths
+        let items: Vec<(String, Result<()>)> =
+            keys.iter().map(|k| (k.clone(), validate_key(k))).collect();
+        let (root, n) = (self.root.clone(), items.len());
+        // One blocking call for the batch; each object is opened relative to its (once opened)
+        // directory and read into one reused buffer: no per-object path walk, stat or
+        // oversized allocation.
+        tokio::task::spawn_blocking(move || {
+            let mut dirs = at::Dirs::new(root);
+            let mut buf = Vec::new();
+            items
                 .into_iter()
-                .map(|(k, p)| {
-                    let p = p.map_err(|e| e.with_operation("backup.get"))?;
-                    match std::fs::read(&p) {
-                        Ok(b) => Ok(Bytes::from(b)),
+                .map(|(k, valid)| {
+                    valid.map_err(|e| e.with_operation("backup.get"))?;
+                    match dirs.read(&k, &mut buf) {
+                        Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
                         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(Error::new(
                             ErrorKind::NotFound,
                             "no such object (a directory)",
@@ -344,17 +341,8 @@ impl BackupStore for FsBackupStore {
                 })
                 .collect::<Vec<_>>()
         })
-        .await;
-        read.unwrap_or_else(|e| {
-            (0..n)
-                .map(|_| {
-                    Err(Error::new(
-                        ErrorKind::Unexpected,
-                        format!("read task failed: {e}"),
-                    ))
-                })
-                .collect()
-        })
+        .await
+        .unwrap_or_else(|e| task_failed(n, "read", &e))
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
@@ -376,6 +364,135 @@ impl BackupStore for FsBackupStore {
             return Err(io_err(e, "backup.put", key));
         }
         Ok(())
+    }
+}
+
+fn task_failed<T>(n: usize, what: &str, e: &tokio::task::JoinError) -> Vec<Result<T>> {
+    (0..n)
+        .map(|_| {
+            Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("{what} task failed: {e}"),
+            ))
+        })
+        .collect()
+}
+
+/// Batched access by key: each key's directory is opened once (consecutive keys of a batch
+/// share it) and the object is opened or stat'ed relative to it.
+mod at {
+    use std::io::Read;
+    use std::path::PathBuf;
+
+    /// What a stat says about an object: `None` for a directory.
+    pub struct Stat {
+        pub size: u64,
+        pub modified: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    pub struct Dirs {
+        root: PathBuf,
+        #[cfg(unix)]
+        current: Option<(String, std::io::Result<std::os::fd::OwnedFd>)>,
+    }
+
+    fn split(key: &str) -> (&str, &str) {
+        match key.rfind('/') {
+            Some(i) => (&key[..i], &key[i + 1..]),
+            None => ("", key),
+        }
+    }
+
+    impl Dirs {
+        pub fn new(root: PathBuf) -> Self {
+            Dirs {
+                root,
+                #[cfg(unix)]
+                current: None,
+            }
+        }
+
+        #[cfg(unix)]
+        fn dir(&mut self, parent: &str) -> std::io::Result<&std::os::fd::OwnedFd> {
+            use rustix::fs::{Mode, OFlags};
+            if self.current.as_ref().map(|(p, _)| p.as_str()) != Some(parent) {
+                let path = self.root.join(parent);
+                let fd = rustix::fs::open(
+                    &path,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(std::io::Error::from);
+                self.current = Some((parent.to_string(), fd));
+            }
+            match self.current.as_ref().map(|(_, fd)| fd) {
+                Some(Ok(fd)) => Ok(fd),
+                Some(Err(e)) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                None => Err(std::io::ErrorKind::NotFound.into()),
+            }
+        }
+
+        /// Read the whole object into the start of `buf` (grown as needed, never shrunk, so
+        /// it is zeroed once) and return its length. A plain read loop: `read_to_end` on a file
+        /// costs a statx and an lseek per object to size its buffer.
+        pub fn read(&mut self, key: &str, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+            let mut f = self.open(key)?;
+            let mut filled = 0;
+            loop {
+                if filled == buf.len() {
+                    let grow = buf.len().max(64 * 1024);
+                    buf.resize(buf.len() + grow, 0);
+                }
+                match f.read(&mut buf[filled..]) {
+                    Ok(0) => return Ok(filled),
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        #[cfg(unix)]
+        fn open(&mut self, key: &str) -> std::io::Result<std::fs::File> {
+            use rustix::fs::{Mode, OFlags};
+            let (parent, name) = split(key);
+            let dir = self.dir(parent)?;
+            let fd =
+                rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+            Ok(std::fs::File::from(fd))
+        }
+
+        #[cfg(not(unix))]
+        fn open(&mut self, key: &str) -> std::io::Result<std::fs::File> {
+            std::fs::File::open(self.root.join(key))
+        }
+
+        #[cfg(unix)]
+        pub fn stat(&mut self, key: &str) -> std::io::Result<Option<Stat>> {
+            use rustix::fs::{AtFlags, FileType};
+            let (parent, name) = split(key);
+            let dir = self.dir(parent)?;
+            let st = rustix::fs::statat(dir, name, AtFlags::empty())?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                return Ok(None);
+            }
+            Ok(Some(Stat {
+                size: st.st_size as u64,
+                modified: chrono::DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32),
+            }))
+        }
+
+        #[cfg(not(unix))]
+        pub fn stat(&mut self, key: &str) -> std::io::Result<Option<Stat>> {
+            let m = std::fs::metadata(self.root.join(key))?;
+            if !m.is_file() {
+                return Ok(None);
+            }
+            Ok(Some(Stat {
+                size: m.len(),
+                modified: m.modified().ok().map(chrono::DateTime::from),
+            }))
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite needs on a fresh machine; quick no-op when already there.
 #   - Debian's openssh-server and openssh-client (a real sshd on 127.0.0.1, the ssh client)
-#   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3
+#   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3, and maturin,
+#     pytest and mypy for the Python extension
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ fi
 
 VENV=.venv-test
 if ! [ -x "$VENV/bin/moto_server" ] || ! cmp -s scripts/requirements-test.txt "$VENV/.requirements"; then
-    echo "== installing moto server and boto3 into $VENV (pip)"
+    echo "== installing moto, boto3, maturin, pytest and mypy into $VENV (pip)"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-test.txt
     cp scripts/requirements-test.txt "$VENV/.requirements"

@@ -33,7 +33,10 @@ impl Environment {
 
 /// What runbook functions accept as `config`: `None` (discover), a path, or an `Environment`.
 /// Returns the environment and whether the call owns it (and must close it afterwards).
-pub(crate) fn resolve(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<(Arc<CoreEnv>, bool)> {
+pub(crate) fn resolve(
+    py: Python<'_>,
+    config: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Arc<CoreEnv>, bool)> {
     match config {
         None => Ok((Environment::discover(py, None)?.inner, true)),
         Some(obj) => {
@@ -60,7 +63,9 @@ fn strip_nulls(v: serde_json::Value) -> Option<serde_json::Value> {
                 .filter_map(|(k, v)| strip_nulls(v).map(|v| (k, v)))
                 .collect(),
         )),
-        Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(strip_nulls).collect())),
+        Value::Array(a) => Some(Value::Array(
+            a.into_iter().filter_map(strip_nulls).collect(),
+        )),
         other => Some(other),
     }
 }

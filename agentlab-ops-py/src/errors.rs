@@ -12,17 +12,72 @@ create_exception!(
     PyException,
     "Base of every agentlab-ops error; carries `kind`, `operation`, `context` and `temporary`."
 );
-create_exception!(_native, ConfigError, AgentlabOpsError, "The configuration is malformed or inconsistent.");
-create_exception!(_native, NotFoundError, AgentlabOpsError, "The thing asked for does not exist.");
-create_exception!(_native, PermissionDeniedError, AgentlabOpsError, "The caller is known but not allowed.");
-create_exception!(_native, UnauthenticatedError, AgentlabOpsError, "The caller could not be authenticated.");
-create_exception!(_native, UnsupportedError, AgentlabOpsError, "The backend does not support this operation.");
-create_exception!(_native, RateLimitedError, AgentlabOpsError, "The backend asked us to slow down.");
-create_exception!(_native, OpsTimeoutError, AgentlabOpsError, "An operation did not finish within its deadline.");
-create_exception!(_native, ConflictError, AgentlabOpsError, "The state of the world conflicts with the request.");
-create_exception!(_native, UnavailableError, AgentlabOpsError, "Could not reach the other side.");
-create_exception!(_native, InvalidResponseError, AgentlabOpsError, "The other side answered with something unreadable.");
-create_exception!(_native, OpsCancelledError, AgentlabOpsError, "The run was cancelled.");
+create_exception!(
+    _native,
+    ConfigError,
+    AgentlabOpsError,
+    "The configuration is malformed or inconsistent."
+);
+create_exception!(
+    _native,
+    NotFoundError,
+    AgentlabOpsError,
+    "The thing asked for does not exist."
+);
+create_exception!(
+    _native,
+    PermissionDeniedError,
+    AgentlabOpsError,
+    "The caller is known but not allowed."
+);
+create_exception!(
+    _native,
+    UnauthenticatedError,
+    AgentlabOpsError,
+    "The caller could not be authenticated."
+);
+create_exception!(
+    _native,
+    UnsupportedError,
+    AgentlabOpsError,
+    "The backend does not support this operation."
+);
+create_exception!(
+    _native,
+    RateLimitedError,
+    AgentlabOpsError,
+    "The backend asked us to slow down."
+);
+create_exception!(
+    _native,
+    OpsTimeoutError,
+    AgentlabOpsError,
+    "An operation did not finish within its deadline."
+);
+create_exception!(
+    _native,
+    ConflictError,
+    AgentlabOpsError,
+    "The state of the world conflicts with the request."
+);
+create_exception!(
+    _native,
+    UnavailableError,
+    AgentlabOpsError,
+    "Could not reach the other side."
+);
+create_exception!(
+    _native,
+    InvalidResponseError,
+    AgentlabOpsError,
+    "The other side answered with something unreadable."
+);
+create_exception!(
+    _native,
+    OpsCancelledError,
+    AgentlabOpsError,
+    "The run was cancelled."
+);
 create_exception!(_native, UnexpectedError, AgentlabOpsError, "Anything else.");
 
 /// The class for a kind.
@@ -82,14 +137,23 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AgentlabOpsError", py.get_type::<AgentlabOpsError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;
-    m.add("PermissionDeniedError", py.get_type::<PermissionDeniedError>())?;
-    m.add("UnauthenticatedError", py.get_type::<UnauthenticatedError>())?;
+    m.add(
+        "PermissionDeniedError",
+        py.get_type::<PermissionDeniedError>(),
+    )?;
+    m.add(
+        "UnauthenticatedError",
+        py.get_type::<UnauthenticatedError>(),
+    )?;
     m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
     m.add("RateLimitedError", py.get_type::<RateLimitedError>())?;
     m.add("OpsTimeoutError", py.get_type::<OpsTimeoutError>())?;
     m.add("ConflictError", py.get_type::<ConflictError>())?;
     m.add("UnavailableError", py.get_type::<UnavailableError>())?;
-    m.add("InvalidResponseError", py.get_type::<InvalidResponseError>())?;
+    m.add(
+        "InvalidResponseError",
+        py.get_type::<InvalidResponseError>(),
+    )?;
     m.add("OpsCancelledError", py.get_type::<OpsCancelledError>())?;
     m.add("UnexpectedError", py.get_type::<UnexpectedError>())?;
     m.add_function(wrap_pyfunction!(_raise_kind, m)?)?;

@@ -14,7 +14,10 @@ fn name_of<T: serde::Serialize>(v: &T) -> String {
 
 /// A JSON value as a Python object (through `json.loads`: dicts, lists, str, int, float, bool,
 /// None — exactly what `to_dict()` users expect).
-pub(crate) fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn json_to_py<'py>(
+    py: Python<'py>,
+    v: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
     py.import("json")?.call_method1("loads", (v.to_string(),))
 }
 
@@ -222,7 +225,11 @@ impl Report {
     /// Escalations.
     #[getter]
     fn escalations(&self) -> Vec<Escalation> {
-        self.inner.escalations.iter().map(Escalation::from).collect()
+        self.inner
+            .escalations
+            .iter()
+            .map(Escalation::from)
+            .collect()
     }
     /// The runbook's own data, as a dict.
     #[getter]

@@ -11,7 +11,9 @@ use agentlab_ops::runbook::{
     VerifyOptions, handover as core_handover, morning_check as core_morning,
     recover_data as core_recover, take_backup as core_take, verify_backups as core_verify,
 };
-use agentlab_ops::{CancelToken as CoreCancel, Environment as CoreEnv, Report as CoreReport, RunOptions};
+use agentlab_ops::{
+    CancelToken as CoreCancel, Environment as CoreEnv, Report as CoreReport, RunOptions,
+};
 use chrono::NaiveDate;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -51,7 +53,9 @@ fn sample_arg(s: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Sample>> {
         return Ok(None);
     }
     if s.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err("sample must be 'all', an int, a float or 'N%'"));
+        return Err(PyTypeError::new_err(
+            "sample must be 'all', an int, a float or 'N%'",
+        ));
     }
     if let Ok(i) = s.cast::<PyInt>() {
         let n: i64 = i.extract()?;
@@ -150,7 +154,7 @@ fn token(cancel: Option<&CancelToken>) -> CoreCancel {
 }
 
 macro_rules! both {
-    ($sync:ident, $aio:ident, $prepare:ident, ($($arg:ident : $ty:ty = $default:expr),*), $call:expr) => {
+    ($sync:ident, $aio:ident, $prepare:ident, ($($arg:ident : $ty:ty = $default:tt),*), $call:expr) => {
         #[pyfunction]
         #[pyo3(signature = (config = None, *, $($arg = $default,)* dry_run = false))]
         #[allow(clippy::too_many_arguments)]

@@ -50,7 +50,10 @@ impl SloStatus {
     /// The multiwindow burn-rate alerts and whether each fires.
     #[getter]
     fn alerts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &serde_json::to_value(&self.inner.alerts).unwrap_or_default())
+        json_to_py(
+            py,
+            &serde_json::to_value(&self.inner.alerts).unwrap_or_default(),
+        )
     }
     /// Why the zone is what it is.
     #[getter]
@@ -86,7 +89,9 @@ fn evaluate_slo(
     windows: Option<BTreeMap<String, (u64, u64)>>,
 ) -> PyResult<SloStatus> {
     if !(target > 0.0 && target < 1.0) {
-        return Err(PyValueError::new_err("target must be in (0, 1), e.g. 0.999"));
+        return Err(PyValueError::new_err(
+            "target must be in (0, 1), e.g. 0.999",
+        ));
     }
     let period = parse_duration(period).map_err(PyValueError::new_err)?;
     let mut spec = SloSpec::new(name, target);

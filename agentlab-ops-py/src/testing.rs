@@ -85,13 +85,17 @@ impl MemoryProbe {
     }
     /// Answer `path` with 200 and this object as JSON.
     fn respond_json(&self, py: Python<'_>, path: &str, body: &Bound<'_, PyAny>) -> PyResult<()> {
-        let text: String = py.import("json")?.call_method1("dumps", (body,))?.extract()?;
+        let text: String = py
+            .import("json")?
+            .call_method1("dumps", (body,))?
+            .extract()?;
         self.inner.respond(path, 200, text);
         Ok(())
     }
     /// A healthy Agent Lab: `/health` and `/health/detailed` answer ok.
     fn healthy(&self) {
-        self.inner.respond("/health", 200, r#"{"status":"healthy"}"#);
+        self.inner
+            .respond("/health", 200, r#"{"status":"healthy"}"#);
         self.inner.respond(
             "/health/detailed",
             200,
@@ -176,7 +180,8 @@ impl MemoryBackupStore {
     fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyBytes>> {
         let store = self.inner.clone();
         let key = key.to_string();
-        let data = crate::block_on(py, None, async move { store.get_bytes(&key).await })?.py_err()?;
+        let data =
+            crate::block_on(py, None, async move { store.get_bytes(&key).await })?.py_err()?;
         Ok(PyBytes::new(py, &data))
     }
     /// Keys under a prefix, sorted.
@@ -186,10 +191,7 @@ impl MemoryBackupStore {
         let store = self.inner.clone();
         let prefix = prefix.to_string();
         let metas = crate::block_on(py, None, async move {
-            store
-                .list(&prefix)
-                .try_collect::<Vec<_>>()
-                .await
+            store.list(&prefix).try_collect::<Vec<_>>().await
         })?
         .py_err()?;
         Ok(metas.into_iter().map(|m| m.key).collect())
@@ -364,9 +366,8 @@ fn environment(
             }
             let service = PyDict::new(py);
             service.set_item("base_url", "http://memory.invalid")?;
-            match s.get_item("service")? {
-                Some(given) => service.update(given.cast::<PyDict>()?.as_mapping())?,
-                None => {}
+            if let Some(given) = s.get_item("service")? {
+                service.update(given.cast::<PyDict>()?.as_mapping())?;
             }
             s.set_item("service", service)?;
             if let Some(b) = s.get_item("backups")? {

@@ -4,10 +4,52 @@ from types import TracebackType
 from typing import Any, Awaitable, Mapping, Optional, Sequence, Union, final
 
 __version__: str
+__all__ = [
+    "AgentlabOpsError",
+    "CancelToken",
+    "Check",
+    "ConfigError",
+    "ConflictError",
+    "Environment",
+    "Escalation",
+    "Finding",
+    "InvalidResponseError",
+    "MemoryBackupStore",
+    "MemoryHost",
+    "MemoryNotifier",
+    "MemoryProbe",
+    "MemorySloSource",
+    "NotFoundError",
+    "OpsCancelledError",
+    "OpsTimeoutError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "Report",
+    "Sandbox",
+    "SloStatus",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "UnexpectedError",
+    "UnsupportedError",
+    "__version__",
+    "_raise_kind",
+    "aio_handover",
+    "aio_morning_check",
+    "aio_recover_data",
+    "aio_take_backup",
+    "aio_verify_backups",
+    "environment",
+    "evaluate_slo",
+    "handover",
+    "morning_check",
+    "recover_data",
+    "take_backup",
+    "verify_backups",
+]
 
-ConfigArg = Union[None, str, os.PathLike[str], "Environment"]
-DateArg = Union[None, str, datetime.date]
-SampleArg = Union[None, str, int, float]
+_ConfigArg = Union[None, str, os.PathLike[str], "Environment"]
+_DateArg = Union[None, str, datetime.date]
+_SampleArg = Union[None, str, int, float]
 
 class AgentlabOpsError(Exception):
     kind: str
@@ -185,29 +227,29 @@ def evaluate_slo(
     min_events: int = 100,
     windows: Optional[Mapping[str, tuple[int, int]]] = None,
 ) -> SloStatus: ...
-def morning_check(config: ConfigArg = None, *, date: DateArg = None, dry_run: bool = False) -> Report: ...
+def morning_check(config: _ConfigArg = None, *, date: _DateArg = None, dry_run: bool = False) -> Report: ...
 def verify_backups(
-    config: ConfigArg = None,
+    config: _ConfigArg = None,
     *,
-    date: DateArg = None,
-    sample: SampleArg = None,
+    date: _DateArg = None,
+    sample: _SampleArg = None,
     seed: int = 0,
     restore_test: bool = False,
     dry_run: bool = False,
 ) -> Report: ...
 def take_backup(
-    config: ConfigArg = None, *, date: DateArg = None, host: Optional[str] = None, dry_run: bool = False
+    config: _ConfigArg = None, *, date: _DateArg = None, host: Optional[str] = None, dry_run: bool = False
 ) -> Report: ...
 def recover_data(
-    config: ConfigArg = None,
+    config: _ConfigArg = None,
     *,
-    date: DateArg = None,
-    before: DateArg = None,
+    date: _DateArg = None,
+    before: _DateArg = None,
     host: Optional[str] = None,
     dry_run: bool = False,
 ) -> Report: ...
 def handover(
-    config: ConfigArg = None,
+    config: _ConfigArg = None,
     *,
     notify: bool = False,
     primary: Optional[str] = None,
@@ -217,37 +259,37 @@ def handover(
     dry_run: bool = False,
 ) -> Report: ...
 def aio_morning_check(
-    config: ConfigArg = None, *, date: DateArg = None, dry_run: bool = False, cancel: Optional[CancelToken] = None
+    config: _ConfigArg = None, *, date: _DateArg = None, dry_run: bool = False, cancel: Optional[CancelToken] = None
 ) -> Awaitable[Report]: ...
 def aio_verify_backups(
-    config: ConfigArg = None,
+    config: _ConfigArg = None,
     *,
-    date: DateArg = None,
-    sample: SampleArg = None,
+    date: _DateArg = None,
+    sample: _SampleArg = None,
     seed: int = 0,
     restore_test: bool = False,
     dry_run: bool = False,
     cancel: Optional[CancelToken] = None,
 ) -> Awaitable[Report]: ...
 def aio_take_backup(
-    config: ConfigArg = None,
+    config: _ConfigArg = None,
     *,
-    date: DateArg = None,
+    date: _DateArg = None,
     host: Optional[str] = None,
     dry_run: bool = False,
     cancel: Optional[CancelToken] = None,
 ) -> Awaitable[Report]: ...
 def aio_recover_data(
-    config: ConfigArg = None,
+    config: _ConfigArg = None,
     *,
-    date: DateArg = None,
-    before: DateArg = None,
+    date: _DateArg = None,
+    before: _DateArg = None,
     host: Optional[str] = None,
     dry_run: bool = False,
     cancel: Optional[CancelToken] = None,
 ) -> Awaitable[Report]: ...
 def aio_handover(
-    config: ConfigArg = None,
+    config: _ConfigArg = None,
     *,
     notify: bool = False,
     primary: Optional[str] = None,

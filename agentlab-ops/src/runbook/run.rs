@@ -256,6 +256,26 @@ impl Run {
     }
 
     fn push(&self, seq: Option<u64>, check: Check) {
+        // One event per step (already redacted): `-v` in the command, `logging` in Python.
+        let outcome = check.outcome.as_str();
+        match check.action {
+            Action::Read => tracing::debug!(
+                runbook = %self.inner.runbook,
+                step = %check.name,
+                outcome,
+                duration_ms = check.duration_ms,
+                "{}",
+                check.summary
+            ),
+            _ => tracing::info!(
+                runbook = %self.inner.runbook,
+                step = %check.name,
+                outcome,
+                duration_ms = check.duration_ms,
+                "{}",
+                check.summary
+            ),
+        }
         let mut st = self.state();
         let seq = match seq {
             Some(s) => s,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use agentlab_ops::Notifier as _;
 use agentlab_ops::config::Config;
 use agentlab_ops::sandbox::{Sandbox as CoreSandbox, Scenario};
 use agentlab_ops::{CancelToken as CoreCancel, Environment as CoreEnv, Error, ErrorKind};
@@ -152,6 +153,21 @@ impl Environment {
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let env = self.inner.clone();
         block_on(py, None, async move { env.close().await })
+    }
+
+    /// Post a message through the environment's notifier (`[notify]`, Slack): retried with
+    /// backoff; raises `ConfigError` when none is configured, the error's class otherwise.
+    fn notify(&self, py: Python<'_>, text: String) -> PyResult<()> {
+        let Some(n) = self.inner.notifier.clone() else {
+            return Err(to_py(
+                Error::new(
+                    ErrorKind::ConfigInvalid,
+                    "no notifier configured ([notify])",
+                )
+                .with_operation("notify.send"),
+            ));
+        };
+        block_on(py, None, async move { n.notify(&text).await })?.py_err()
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -322,7 +338,21 @@ impl CancelToken {
     }
 }
 
+/// Post a message through the (discovered) environment's notifier.
+#[pyfunction]
+#[pyo3(signature = (text, config = None))]
+fn notify(py: Python<'_>, text: String, config: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let (env, owned) = resolve(py, config)?;
+    let e = Environment { inner: env };
+    let r = e.notify(py, text);
+    if owned {
+        e.close(py)?;
+    }
+    r
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(notify, m)?)?;
     m.add_class::<Environment>()?;
     m.add_class::<Sandbox>()?;
     m.add_class::<CancelToken>()?;

@@ -105,3 +105,14 @@ def test_user_procedure_under_test(lab: Lab) -> None:
     assert nightly(lab.env) == "page: backup_incomplete"
     lab.store.fail_always("unavailable", "S3 down")
     assert "backup_check_failed" in nightly(lab.env)
+
+
+def test_notify(lab: Lab) -> None:
+    lab.env.notify("backups verified")
+    agentlab_ops.notify("second", lab.env)
+    assert lab.notifier.sent == ["backups verified", "second"]
+    lab.notifier.fail_next("unavailable", "Slack down")
+    with pytest.raises(agentlab_ops.UnavailableError, match="Slack down"):
+        lab.env.notify("lost")
+    with pytest.raises(agentlab_ops.ConfigError, match="no notifier"):
+        testing.environment().notify("nowhere")

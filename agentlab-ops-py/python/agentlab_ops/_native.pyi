@@ -42,6 +42,7 @@ __all__ = [
     "evaluate_slo",
     "handover",
     "morning_check",
+    "notify",
     "recover_data",
     "take_backup",
     "verify_backups",
@@ -89,6 +90,7 @@ class Environment:
     @property
     def hosts(self) -> list[str]: ...
     def close(self) -> None: ...
+    def notify(self, text: str) -> None: ...
     def __enter__(self) -> Environment: ...
     def __exit__(
         self,
@@ -217,6 +219,7 @@ class SloStatus:
     def reason(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
 
+def notify(text: str, config: _ConfigArg = None) -> None: ...
 def evaluate_slo(
     target: float,
     good: int,

@@ -5,13 +5,20 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::backup::{BackupStore, FsBackupStore, MemoryBackupStore};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{BaseUrl, Config, HostAddress, HostConfig, StoreKind, Thresholds};
+use crate::config::{DeployProvider, RouterKind};
+use crate::deploy::{
+    CommandDeployer, Deployer, GitHubActions, GitHubOptions, GitRepo, MemoryDeployer, MemoryRouter,
+    NginxRouter, Repo, TrafficRouter,
+};
 use crate::error::{Error, Result};
 use crate::host::{LocalHost, RemoteHost};
 use crate::journal::Journal;
 use crate::notify::{Notifier, SlackNotifier};
 use crate::probe::{HealthProbe, HttpProbe, MemoryProbe};
 use crate::report::{Report, Severity};
+use crate::retry::RetryPolicy;
 use crate::runbook::run::{Run, RunOptions, execute};
 use crate::slo::{HttpSloSource, MemorySloSource, SloEvaluator, SloSource, SloSpec};
 
@@ -42,6 +49,27 @@ pub struct Environment {
     pub notifier: Option<Arc<dyn Notifier>>,
     /// Audit journal, unless disabled.
     pub journal: Option<Journal>,
+    /// Deployment workflows, when `[deploy]` is configured.
+    pub deployer: Option<Arc<dyn Deployer>>,
+    /// The repository releases are tagged in, when `deploy.repo_dir` is set.
+    pub repo: Option<Arc<dyn Repo>>,
+    /// Blue/green traffic, when `[blue_green]` is configured.
+    pub router: Option<Arc<dyn TrafficRouter>>,
+    /// Blue, green and staging, each as its own service (health and metrics).
+    pub colors: Option<Colors>,
+    /// Time (a virtual clock in tests).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The services of a blue-green deployment.
+#[derive(Debug, Clone)]
+pub struct Colors {
+    /// The version serving now.
+    pub blue: Arc<dyn HealthProbe>,
+    /// The new version.
+    pub green: Arc<dyn HealthProbe>,
+    /// Staging, validated first.
+    pub staging: Option<Arc<dyn HealthProbe>>,
 }
 
 impl Environment {
@@ -113,6 +141,99 @@ impl Environment {
             )?)),
         };
         let journal = config.journal_path().map(Journal::new);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let host_named = |name: Option<&String>, field: &str| -> Result<Arc<dyn RemoteHost>> {
+            match name {
+                Some(n) => hosts
+                    .iter()
+                    .find(|h: &&HostEntry| &h.config.name == n)
+                    .map(|h| h.host.clone())
+                    .ok_or_else(|| {
+                        Error::config(format!("{field}: no host named {n:?} in [[hosts]]"))
+                    }),
+                None => hosts
+                    .first()
+                    .map(|h| h.host.clone())
+                    .ok_or_else(|| Error::config(format!("{field}: needs a [[hosts]] entry"))),
+            }
+        };
+        let (deployer, repo): (Option<Arc<dyn Deployer>>, Option<Arc<dyn Repo>>) =
+            match &config.deploy {
+                None => (None, None),
+                Some(d) => {
+                    let deployer: Arc<dyn Deployer> = match d.provider {
+                        DeployProvider::Github => {
+                            let token = d
+                                .token
+                                .as_ref()
+                                .ok_or_else(|| Error::config("deploy.token: required for github"))?
+                                .resolve("deploy.token")?;
+                            Arc::new(GitHubActions::new(
+                                GitHubOptions {
+                                    api_url: d.api_url.clone(),
+                                    repository: d.repository.clone().unwrap_or_default(),
+                                    git_ref: d.git_ref.clone(),
+                                    token,
+                                    policy: RetryPolicy::new(
+                                        config.service.attempts,
+                                        config
+                                            .service
+                                            .timeout
+                                            .0
+                                            .max(std::time::Duration::from_secs(10)),
+                                    ),
+                                    max_rate_wait: d.max_rate_wait.0,
+                                    discovery_timeout: std::time::Duration::from_secs(120),
+                                },
+                                clock.clone(),
+                            )?)
+                        }
+                        DeployProvider::Command => Arc::new(CommandDeployer::new(
+                            host_named(d.command_host.as_ref(), "deploy.command_host")?,
+                            d.commands.clone(),
+                            d.timeout.0,
+                        )),
+                        DeployProvider::Memory => Arc::new(MemoryDeployer::new()),
+                    };
+                    let repo: Option<Arc<dyn Repo>> = d.repo_dir.as_ref().map(|dir| {
+                        Arc::new(GitRepo::new(
+                            dir.clone(),
+                            d.remote.clone(),
+                            d.version_file.clone(),
+                        )) as Arc<dyn Repo>
+                    });
+                    (Some(deployer), repo)
+                }
+            };
+        let (router, colors): (Option<Arc<dyn TrafficRouter>>, Option<Colors>) = match &config
+            .blue_green
+        {
+            None => (None, None),
+            Some(b) => {
+                let router: Arc<dyn TrafficRouter> = match b.router {
+                    RouterKind::Memory => Arc::new(MemoryRouter::new()),
+                    RouterKind::Nginx => Arc::new(NginxRouter::new(
+                        host_named(b.router_host.as_ref(), "blue_green.router_host")?,
+                        b.upstream_file.clone(),
+                        b.upstream.clone(),
+                        b.blue_server.clone().unwrap_or_default(),
+                        b.green_server.clone().unwrap_or_default(),
+                        b.check_command.clone(),
+                        b.reload_command.clone(),
+                    )),
+                };
+                let policy = RetryPolicy::new(config.service.attempts, config.service.timeout.0);
+                let probe = |u: &BaseUrl| -> Result<Arc<dyn HealthProbe>> {
+                    Ok(Arc::new(HttpProbe::new(u.clone(), policy)?))
+                };
+                let colors = Colors {
+                    blue: probe(&b.blue_url)?,
+                    green: probe(&b.green_url)?,
+                    staging: b.staging_url.as_ref().map(probe).transpose()?,
+                };
+                (Some(router), Some(colors))
+            }
+        };
         Ok(Environment {
             config,
             probe,
@@ -121,6 +242,11 @@ impl Environment {
             hosts,
             notifier,
             journal,
+            deployer,
+            repo,
+            router,
+            colors,
+            clock,
         })
     }
 
@@ -137,6 +263,11 @@ impl Environment {
             hosts: Vec::new(),
             notifier: None,
             journal: None,
+            deployer: None,
+            repo: None,
+            router: None,
+            colors: None,
+            clock: None,
         }
     }
 
@@ -196,9 +327,48 @@ pub struct EnvironmentBuilder {
     hosts: Vec<HostEntry>,
     notifier: Option<Arc<dyn Notifier>>,
     journal: Option<Journal>,
+    deployer: Option<Arc<dyn Deployer>>,
+    repo: Option<Arc<dyn Repo>>,
+    router: Option<Arc<dyn TrafficRouter>>,
+    colors: Option<Colors>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl EnvironmentBuilder {
+    /// Deployment workflows (sets a default `[deploy]` section with the memory provider when
+    /// the config has none).
+    pub fn deployer(mut self, d: impl Deployer + 'static) -> Self {
+        self.deployer = Some(Arc::new(d));
+        if self.config.deploy.is_none() {
+            self.config.deploy = Some(crate::config::DeployConfig::new(DeployProvider::Memory));
+        }
+        self
+    }
+    /// The repository releases are tagged in.
+    pub fn repo(mut self, r: impl Repo + 'static) -> Self {
+        self.repo = Some(Arc::new(r));
+        self
+    }
+    /// Blue/green router and the three services (sets a default `[blue_green]` section with the
+    /// memory router when the config has none).
+    pub fn blue_green(mut self, router: impl TrafficRouter + 'static, colors: Colors) -> Self {
+        self.router = Some(Arc::new(router));
+        self.colors = Some(colors);
+        if self.config.blue_green.is_none() {
+            let u = |s: &str| BaseUrl::parse(s).expect("static URL");
+            self.config.blue_green = Some(crate::config::BlueGreenConfig::new(
+                RouterKind::Memory,
+                u("http://blue.invalid"),
+                u("http://green.invalid"),
+            ));
+        }
+        self
+    }
+    /// The clock runbooks wait on.
+    pub fn clock(mut self, c: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(c));
+        self
+    }
     /// Health probe.
     pub fn probe(mut self, p: impl HealthProbe + 'static) -> Self {
         self.probe = Some(Arc::new(p));
@@ -265,6 +435,11 @@ impl EnvironmentBuilder {
             hosts: self.hosts,
             notifier: self.notifier,
             journal: self.journal,
+            deployer: self.deployer,
+            repo: self.repo,
+            router: self.router,
+            colors: self.colors,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         }
     }
 }

@@ -37,7 +37,9 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod backup;
+pub mod clock;
 pub mod config;
+pub mod deploy;
 mod double;
 pub mod environment;
 pub mod error;
@@ -54,9 +56,11 @@ pub mod slo;
 pub mod testing;
 
 pub use backup::{BackupStore, BackupStoreExt, FsBackupStore, MemoryBackupStore, ObjectMeta};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
+pub use deploy::{Deployer, MemoryDeployer, MemoryRepo, MemoryRouter, Repo, TrafficRouter};
 pub use double::{CallLog, Faults};
-pub use environment::{Environment, EnvironmentBuilder, HostEntry};
+pub use environment::{Colors, Environment, EnvironmentBuilder, HostEntry};
 pub use error::{Error, ErrorKind, Result};
 pub use host::{Cmd, CmdOutput, LocalHost, MemoryHost, RemoteHost, ResourceUsage};
 pub use journal::{Journal, JournalStats};

@@ -45,11 +45,15 @@ pub enum Scenario {
     MissingManifest,
     /// Tonight's `sessions` backup is 60% smaller than usual.
     SizeDrop,
+    /// A blue-green rollout whose green version stays healthy at every traffic step.
+    GreenHealthy,
+    /// A blue-green rollout whose green version fails (8% errors) once it gets 50% of traffic.
+    GreenFailsAt50,
 }
 
 impl Scenario {
     /// All scenarios.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Healthy,
         Scenario::Degraded,
         Scenario::BudgetExhausted,
@@ -58,6 +62,8 @@ impl Scenario {
         Scenario::CorruptObject,
         Scenario::MissingManifest,
         Scenario::SizeDrop,
+        Scenario::GreenHealthy,
+        Scenario::GreenFailsAt50,
     ];
     /// Name as on the command line.
     pub fn as_str(self) -> &'static str {
@@ -70,6 +76,8 @@ impl Scenario {
             Scenario::CorruptObject => "corrupt-object",
             Scenario::MissingManifest => "missing-manifest",
             Scenario::SizeDrop => "size-drop",
+            Scenario::GreenHealthy => "green-healthy",
+            Scenario::GreenFailsAt50 => "green-fails-at-50",
         }
     }
 }
@@ -106,6 +114,60 @@ pub struct Sandbox {
     dir: tempfile::TempDir,
     config: Config,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    green_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The green deployment target: healthy, and with an error rate that depends on the share of
+/// traffic the (nginx-format) upstream file gives it.
+#[derive(Debug)]
+struct Green {
+    scenario: Scenario,
+    upstream: PathBuf,
+}
+
+impl Green {
+    fn share(&self) -> u8 {
+        std::fs::read_to_string(&self.upstream)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .next()?
+                    .strip_prefix("# managed by agentlab-ops: green ")?
+                    .trim_end_matches('%')
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+}
+
+async fn green_health() -> impl IntoResponse {
+    Json(json!({"status": "ok", "version": "1.5.0"}))
+}
+
+async fn green_detailed() -> impl IntoResponse {
+    Json(
+        json!({"status": "ok", "components": {"app": {"status": "ok"}, "openrouter": {"status": "ok"}}}),
+    )
+}
+
+async fn green_slo(State(g): State<Arc<Green>>) -> impl IntoResponse {
+    let err = if g.scenario == Scenario::GreenFailsAt50 && g.share() >= 50 {
+        0.08
+    } else {
+        0.0005
+    };
+    let w = |e: f64| {
+        windows(&[
+            ("5m", 2_000, e),
+            ("1h", 24_000, e),
+            ("30d", 8_640_000, 0.0002),
+        ])
+    };
+    Json(json!({"slos": [
+        {"name": "availability", "target": 0.999, "windows": w(err)},
+        {"name": "latency", "target": 0.99, "windows": w(0.001)},
+    ]}))
 }
 
 fn windows(errors_frac: &[(&str, u64, f64)]) -> serde_json::Value {
@@ -253,6 +315,10 @@ fn make_bin(dir: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin)?;
+    // The deploy workflow's stand-in: says what it deploys, succeeds.
+    let deploy = bin.join("deploy");
+    write(&deploy, "#!/bin/sh\necho \"deploying $2 to $1\"\n")?;
+    std::fs::set_permissions(&deploy, std::fs::Permissions::from_mode(0o755))?;
     for prog in ["uptime", "free", "df", "nproc"] {
         let p = bin.join(prog);
         write(
@@ -422,6 +488,27 @@ impl Sandbox {
                 .await;
         });
 
+        // Green: a second service on its own port, routed to through an upstream file.
+        let upstream = dir.path().join("nginx").join("agentlab-upstream.conf");
+        let green_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let green_addr = green_listener.local_addr()?;
+        let green = Router::new()
+            .route("/health", get(green_health))
+            .route("/health/detailed", get(green_detailed))
+            .route("/metrics/slo", get(green_slo))
+            .with_state(Arc::new(Green {
+                scenario,
+                upstream: upstream.clone(),
+            }));
+        let (gtx, grx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(green_listener, green)
+                .with_graceful_shutdown(async {
+                    let _ = grx.await;
+                })
+                .await;
+        });
+
         let root = backups(dir.path(), scenario)?;
         let bin = make_bin(dir.path())?;
         let path = format!(
@@ -461,6 +548,53 @@ impl Sandbox {
             ]);
             cfg.hosts.push(h);
         }
+        // Deployments: a command deployer (scripts that succeed), the nginx router writing the
+        // upstream file green reads (check and reload are no-ops), short waits.
+        let live = dir.path().join("live");
+        let mut d = crate::config::DeployConfig::new(crate::config::DeployProvider::Command);
+        let script = |name: &str| {
+            vec![
+                bin.join(name).display().to_string(),
+                "{environment}".into(),
+                "{version}".into(),
+            ]
+        };
+        d.commands = BTreeMap::from([
+            ("deploy.yml".to_string(), script("deploy")),
+            ("rollback.yml".to_string(), script("deploy")),
+        ]);
+        d.command_host = Some("web-1".into());
+        d.maintenance_flag = live.join("MAINTENANCE_MODE").display().to_string();
+        d.incident_flag = live.join("INCIDENT_ACTIVE").display().to_string();
+        d.monitor_period = crate::config::Dur(std::time::Duration::from_secs(4));
+        d.monitor_interval = crate::config::Dur(std::time::Duration::from_secs(2));
+        d.poll_interval = crate::config::Dur(std::time::Duration::from_millis(200));
+        d.health_wait = crate::config::Dur(std::time::Duration::from_secs(10));
+        d.manual_rollback = vec![vec!["true".into()]];
+        cfg.deploy = Some(d);
+        let green_url = BaseUrl::parse(&format!("http://{green_addr}")).map_err(Error::config)?;
+        let mut bg = crate::config::BlueGreenConfig::new(
+            crate::config::RouterKind::Nginx,
+            BaseUrl::parse(&format!("http://{addr}")).map_err(Error::config)?,
+            green_url.clone(),
+        );
+        bg.router_host = Some("web-1".into());
+        bg.upstream_file = upstream.display().to_string();
+        bg.blue_server = Some(addr.to_string());
+        bg.green_server = Some(green_addr.to_string());
+        bg.check_command = vec!["true".into()];
+        bg.reload_command = vec!["true".into()];
+        bg.staging_url = Some(green_url);
+        bg.measurements = 2;
+        bg.interval = crate::config::Dur(std::time::Duration::from_millis(300));
+        cfg.blue_green = Some(bg);
+        write(
+            &upstream,
+            &format!(
+                "# managed by agentlab-ops: green 0%\nupstream agentlab {{\n    server {addr} weight=100;\n    server {green_addr} weight=1 down;\n}}\n"
+            ),
+        )?;
+
         cfg.handover.primary = Some("Sandbox Primary +1-555-0100".into());
         cfg.handover.backup = Some("Sandbox Backup +1-555-0101".into());
         Ok(Sandbox {
@@ -469,6 +603,7 @@ impl Sandbox {
             dir,
             config: cfg,
             shutdown: Some(tx),
+            green_shutdown: Some(gtx),
         })
     }
 
@@ -499,6 +634,9 @@ impl Sandbox {
     /// Stop serving.
     pub fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(tx) = self.green_shutdown.take() {
             let _ = tx.send(());
         }
     }

@@ -1,13 +1,20 @@
 //! Runbooks: procedures composed from the backends, returning typed reports.
 
 pub mod backup;
+pub mod deploy;
 pub mod handover;
 pub mod morning;
 pub mod recover;
 pub mod run;
+pub mod wave;
 
 pub use backup::{Sample, TakeOptions, VerifyOptions, VerifyPayload, take_backup, verify_backups};
+pub use deploy::{
+    BlueGreenOptions, DeployOptions, DeployPayload, RollbackOptions, blue_green_deploy, rollback,
+    standard_deploy,
+};
 pub use handover::{HandoverOptions, HandoverPayload, handover};
 pub use morning::{DatasetBackup, HostResult, MorningOptions, MorningPayload, morning_check};
 pub use recover::{RecoverOptions, RecoverPayload, RecoveryPoint, recover_data};
 pub use run::{CancelToken, Checked, Run, RunOptions, Undo, UndoWhen};
+pub use wave::{Analysis, WaveControl, WaveOutcome, WaveStep, run_wave};

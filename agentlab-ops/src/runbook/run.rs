@@ -474,6 +474,27 @@ impl Run {
     /// Run the registered undos (newest first) and build the report.
     pub async fn finish(self, payload: serde_json::Value, error: Option<Error>) -> Report {
         let failed = error.is_some();
+        self.run_undos(failed).await;
+        self.report(payload, error)
+    }
+
+    /// Register an undo without a change step: for a change whose effect may exist even when
+    /// it failed (a deployment workflow that failed half-way must still be rolled back).
+    pub fn push_undo(&self, undo: Undo) {
+        if !self.inner.dry_run {
+            self.state().undo.push(undo);
+        }
+    }
+
+    /// Undo everything changed so far, now (newest first), as on a failure, and go on: the
+    /// runbook decided to back out (a failed analysis) and reports why itself. Whether every
+    /// undo succeeded.
+    pub async fn unwind(&self) -> bool {
+        self.run_undos(true).await
+    }
+
+    async fn run_undos(&self, failed: bool) -> bool {
+        let mut all_ok = true;
         let undos: Vec<Undo> = std::mem::take(&mut self.state().undo);
         for u in undos.into_iter().rev() {
             if u.when == UndoWhen::OnFailure && !failed {
@@ -501,6 +522,7 @@ impl Run {
                     },
                 ),
                 Err(e) => {
+                    all_ok = false;
                     self.push(
                         None,
                         Check {
@@ -520,6 +542,11 @@ impl Run {
                 }
             }
         }
+        all_ok
+    }
+
+    fn report(&self, payload: serde_json::Value, error: Option<Error>) -> Report {
+        let failed = error.is_some();
         let mut st = self.state();
         if failed && !st.in_flight.is_empty() {
             let names: Vec<String> = st.in_flight.iter().cloned().collect();

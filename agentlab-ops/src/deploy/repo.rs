@@ -1,0 +1,198 @@
+//! Release tagging: a small [`Repo`] abstraction over the git command line, and a memory double.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::double::{CallLog, Faults};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The application's repository.
+#[async_trait::async_trait]
+pub trait Repo: Send + Sync + std::fmt::Debug {
+    /// `git:/path` or `memory`.
+    fn describe(&self) -> String;
+    /// The version to release (`version.txt`).
+    async fn version(&self) -> Result<String>;
+    /// The commit being released.
+    async fn head(&self) -> Result<String>;
+    /// Release tags (`v*`), newest first by version order.
+    async fn tags(&self) -> Result<Vec<String>>;
+    /// Create an annotated tag at the head.
+    async fn create_tag(&self, tag: &str, message: &str) -> Result<()>;
+    /// Push a tag to the remote.
+    async fn push_tag(&self, tag: &str) -> Result<()>;
+    /// Delete a local tag (undo of a tag that was never pushed).
+    async fn delete_tag(&self, tag: &str) -> Result<()>;
+}
+
+/// A git working copy, driven through the `git` command.
+#[derive(Debug, Clone)]
+pub struct GitRepo {
+    dir: PathBuf,
+    remote: String,
+    version_file: String,
+    timeout: Duration,
+}
+
+impl GitRepo {
+    /// The repository in `dir`, pushing to `remote`, reading the version from `version_file`.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        remote: impl Into<String>,
+        version_file: impl Into<String>,
+    ) -> Self {
+        GitRepo {
+            dir: dir.into(),
+            remote: remote.into(),
+            version_file: version_file.into(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    async fn git(&self, args: &[&str]) -> Result<String> {
+        let shown = format!("git {}", args.join(" "));
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.arg("-C").arg(&self.dir).args(args).kill_on_drop(true);
+        cmd.env("GIT_TERMINAL_PROMPT", "0");
+        let out = tokio::time::timeout(self.timeout, cmd.output())
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{shown}: no answer within 60s")))?
+            .map_err(|e| {
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    ErrorKind::Unsupported
+                } else {
+                    ErrorKind::Unexpected
+                };
+                Error::new(kind, format!("{shown}: cannot run git: {e}"))
+            })?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("{shown} failed: {}", err.trim()),
+            )
+            .with_operation("repo.git"));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl Repo for GitRepo {
+    fn describe(&self) -> String {
+        format!("git:{}", self.dir.display())
+    }
+    async fn version(&self) -> Result<String> {
+        let path = self.dir.join(&self.version_file);
+        let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+            Error::new(ErrorKind::NotFound, format!("{}: {e}", path.display()))
+                .with_operation("repo.version")
+        })?;
+        let v = text.trim().trim_start_matches('v').to_string();
+        if v.is_empty() || v.contains(char::is_whitespace) {
+            return Err(Error::new(
+                ErrorKind::ConfigInvalid,
+                format!("{}: {:?} is not a version", path.display(), text.trim()),
+            ));
+        }
+        Ok(v)
+    }
+    async fn head(&self) -> Result<String> {
+        self.git(&["rev-parse", "HEAD"]).await
+    }
+    async fn tags(&self) -> Result<Vec<String>> {
+        Ok(self
+            .git(&["tag", "--list", "v*", "--sort=-v:refname"])
+            .await?
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+    async fn create_tag(&self, tag: &str, message: &str) -> Result<()> {
+        self.git(&["tag", "-a", tag, "-m", message])
+            .await
+            .map(|_| ())
+    }
+    async fn push_tag(&self, tag: &str) -> Result<()> {
+        self.git(&["push", &self.remote, &format!("refs/tags/{tag}")])
+            .await
+            .map(|_| ())
+    }
+    async fn delete_tag(&self, tag: &str) -> Result<()> {
+        self.git(&["tag", "-d", tag]).await.map(|_| ())
+    }
+}
+
+/// A repository in memory: a version, a head, tags; records what was created and pushed.
+#[derive(Debug, Clone)]
+pub struct MemoryRepo {
+    state: Arc<Mutex<(String, String, Vec<String>, Vec<String>)>>,
+    /// `create v1.2.0`, `push v1.2.0`, `delete v1.2.0`.
+    pub calls: CallLog<String>,
+    /// Inject failures.
+    pub faults: Faults,
+}
+
+impl MemoryRepo {
+    /// A repository at `version` with earlier release tags `tags` (newest first).
+    pub fn new(version: &str, tags: &[&str]) -> Self {
+        MemoryRepo {
+            state: Arc::new(Mutex::new((
+                version.to_string(),
+                "0123456789abcdef0123456789abcdef01234567".to_string(),
+                tags.iter().map(|t| t.to_string()).collect(),
+                Vec::new(),
+            ))),
+            calls: CallLog::default(),
+            faults: Faults::default(),
+        }
+    }
+    fn st(&self) -> std::sync::MutexGuard<'_, (String, String, Vec<String>, Vec<String>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Tags pushed to the remote.
+    pub fn pushed(&self) -> Vec<String> {
+        self.st().3.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Repo for MemoryRepo {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+    async fn version(&self) -> Result<String> {
+        Ok(self.st().0.clone())
+    }
+    async fn head(&self) -> Result<String> {
+        Ok(self.st().1.clone())
+    }
+    async fn tags(&self) -> Result<Vec<String>> {
+        Ok(self.st().2.clone())
+    }
+    async fn create_tag(&self, tag: &str, _message: &str) -> Result<()> {
+        self.calls.push(format!("create {tag}"));
+        self.faults.apply("repo.tag").await?;
+        let mut st = self.st();
+        if st.2.iter().any(|t| t == tag) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("tag {tag} already exists"),
+            ));
+        }
+        st.2.insert(0, tag.to_string());
+        Ok(())
+    }
+    async fn push_tag(&self, tag: &str) -> Result<()> {
+        self.calls.push(format!("push {tag}"));
+        self.faults.apply("repo.push").await?;
+        self.st().3.push(tag.to_string());
+        Ok(())
+    }
+    async fn delete_tag(&self, tag: &str) -> Result<()> {
+        self.calls.push(format!("delete {tag}"));
+        self.st().2.retain(|t| t != tag);
+        Ok(())
+    }
+}

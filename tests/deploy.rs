@@ -1,0 +1,814 @@
+//! Deployments: the GitHub Actions backend against a wiremock GitHub, gates, monitoring with a
+//! virtual clock, rollbacks, dry-run, and blue-green against the sandbox.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentlab_ops::deploy::{
+    CheckSummary, Conclusion, DeployCall, GitHubActions, GitHubOptions, Script, run_workflow,
+};
+use agentlab_ops::retry::RetryPolicy;
+use agentlab_ops::runbook::{
+    BlueGreenOptions, DeployOptions, DeployPayload, RollbackOptions, blue_green_deploy, rollback,
+    standard_deploy,
+};
+use agentlab_ops::slo::{SliData, SloSource};
+use agentlab_ops::{
+    Clock, Colors, Environment, ManualClock, MemoryDeployer, MemoryHost, MemoryProbe, MemoryRepo,
+    MemoryRouter, MemorySloSource, Outcome, RunOptions, Sandbox, Scenario, Secret, Verdict,
+};
+use serde_json::json;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn healthy_probe() -> MemoryProbe {
+    let p = MemoryProbe::new();
+    p.respond_json("/health", json!({"status": "ok"}));
+    p.respond_json(
+        "/health/detailed",
+        json!({"status": "ok", "components": {"app": {"status": "ok"}}}),
+    );
+    p
+}
+
+/// SLI counts: 30-day budget left `budget` (of a 99.9% SLO), 5-minute error rate `rate5m`.
+fn slo(budget: f64, rate5m: f64) -> MemorySloSource {
+    let s = MemorySloSource::new();
+    let total = 10_000_000u64;
+    let bad = ((1.0 - budget) * 0.001 * total as f64).round() as u64;
+    s.set_counts("availability", 30 * DAY, total - bad, total);
+    let bad5 = (rate5m * 10_000.0).round() as u64;
+    s.set_counts(
+        "availability",
+        Duration::from_secs(300),
+        10_000 - bad5,
+        10_000,
+    );
+    s
+}
+
+struct Lab {
+    deployer: MemoryDeployer,
+    repo: MemoryRepo,
+    router: MemoryRouter,
+    host: MemoryHost,
+    clock: ManualClock,
+}
+
+fn lab() -> Lab {
+    let host = MemoryHost::new("web-1");
+    host.respond_any("git", 0, "");
+    host.respond_any("systemctl", 0, "");
+    Lab {
+        deployer: MemoryDeployer::new(),
+        repo: MemoryRepo::new("1.5.0", &["v1.4.2", "v1.4.1"]),
+        router: MemoryRouter::new(),
+        host,
+        clock: ManualClock::starting_now(),
+    }
+}
+
+fn env_with(l: &Lab, slo_source: impl SloSource + 'static) -> Environment {
+    Environment::builder("deploy")
+        .probe(healthy_probe())
+        .slo_source(slo_source)
+        .slo("availability", 0.999)
+        .host(l.host.clone())
+        .deployer(l.deployer.clone())
+        .repo(l.repo.clone())
+        .blue_green(
+            l.router.clone(),
+            Colors {
+                blue: Arc::new(healthy_probe()),
+                green: Arc::new(healthy_probe()),
+                staging: None,
+            },
+        )
+        .clock(l.clock.clone())
+        .build()
+}
+
+fn payload(r: &agentlab_ops::Report) -> DeployPayload {
+    r.payload_as().unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_gate_means_no_change_anywhere() {
+    let l = lab();
+    let env = env_with(&l, slo(0.30, 0.0));
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    let e = &r.escalations[0];
+    assert_eq!(
+        (e.criterion.as_str(), e.subject.as_str()),
+        ("deploy_gate_failed", "error_budget")
+    );
+    assert!(e.observed.contains("30.0"), "{}", e.observed);
+    // The deployer was only read (CI checks of the commit), never asked to deploy.
+    assert!(
+        l.deployer
+            .calls
+            .all()
+            .iter()
+            .all(|c| matches!(c, DeployCall::Checks(_))),
+        "{:?}",
+        l.deployer.calls.all()
+    );
+    assert!(l.repo.calls.is_empty(), "{:?}", l.repo.calls.all());
+    assert!(l.router.calls.is_empty());
+    assert!(!payload(&r).deployed);
+
+    // Forced with a reason: it deploys, and the report says so.
+    let mut o = DeployOptions::default();
+    o.force = Some("hotfix for INC-42".into());
+    o.version = Some("1.5.0".into());
+    let r = standard_deploy(&env, &o).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.message.contains("hotfix for INC-42") && f.message.contains("error_budget"))
+    );
+    assert_eq!(payload(&r).forced.as_deref(), Some("hotfix for INC-42"));
+    assert_eq!(l.deployer.dispatched(), vec!["deploy.yml"]);
+}
+
+#[tokio::test]
+async fn a_good_release_is_tagged_deployed_checked_and_watched() {
+    let l = lab();
+    let env = env_with(&l, slo(0.9, 0.001));
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    let p = payload(&r);
+    assert_eq!(p.tag.as_deref(), Some("v1.5.0"));
+    assert_eq!(p.previous.as_deref(), Some("v1.4.2"));
+    assert_eq!(l.repo.pushed(), vec!["v1.5.0"]);
+    assert_eq!(l.deployer.dispatched(), vec!["deploy.yml"]);
+    // 30 minutes watched every 5 minutes, on the virtual clock.
+    assert_eq!(
+        p.monitoring.iter().map(|m| m.minute).collect::<Vec<_>>(),
+        vec![5, 10, 15, 20, 25, 30]
+    );
+    assert!(!p.rolled_back);
+}
+
+/// An SLI source whose 5-minute error rate is `before` until `at` minutes after `start`, then
+/// `after`: the incident the monitoring must see.
+#[derive(Debug)]
+struct Rising {
+    clock: ManualClock,
+    start: chrono::DateTime<chrono::Utc>,
+    at: i64,
+    before: f64,
+    after: f64,
+}
+
+#[async_trait::async_trait]
+impl SloSource for Rising {
+    async fn fetch(&self) -> agentlab_ops::Result<Vec<SliData>> {
+        let minutes = (self.clock.now() - self.start).num_minutes();
+        let rate = if minutes >= self.at {
+            self.after
+        } else {
+            self.before
+        };
+        let mut windows = BTreeMap::new();
+        let bad = (rate * 10_000.0).round() as u64;
+        windows.insert(
+            Duration::from_secs(300),
+            agentlab_ops::slo::Counts {
+                good: 10_000 - bad,
+                total: 10_000,
+            },
+        );
+        windows.insert(
+            30 * DAY,
+            agentlab_ops::slo::Counts {
+                good: 9_999_000,
+                total: 10_000_000,
+            },
+        );
+        Ok(vec![SliData {
+            name: "availability".into(),
+            target: Some(0.999),
+            windows,
+        }])
+    }
+}
+
+async fn watch(factor: f64) -> (agentlab_ops::Report, Lab) {
+    let l = lab();
+    // Baseline 0.4%; from minute 12 after the start, `factor` times that.
+    let src = Rising {
+        clock: l.clock.clone(),
+        start: l.clock.now(),
+        at: 12,
+        before: 0.004,
+        after: 0.004 * factor,
+    };
+    let env = env_with(&l, src);
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    (r, l)
+}
+
+#[tokio::test]
+async fn an_error_rate_at_2_5x_baseline_rolls_back_at_the_next_check() {
+    let (r, l) = watch(2.5).await;
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    let p = payload(&r);
+    assert!(p.rolled_back);
+    let last = p.monitoring.last().unwrap();
+    assert_eq!(last.outcome, Outcome::Fail);
+    assert_eq!(last.minute, 15, "{:?}", p.monitoring); // the first check after minute 12
+    assert!((last.error_rate.unwrap() - 0.01).abs() < 1e-9);
+    assert!((last.limit - 0.008).abs() < 1e-9);
+    let e = r
+        .escalations
+        .iter()
+        .find(|e| e.criterion == "error_rate_high")
+        .unwrap();
+    assert!(
+        e.observed.contains("1.00%") && e.threshold.contains("0.80%"),
+        "{e:?}"
+    );
+    assert_eq!(l.deployer.dispatched(), vec!["deploy.yml", "rollback.yml"]);
+    let rb = r
+        .checks
+        .iter()
+        .find(|c| c.name.starts_with("rollback to v1.4.2"))
+        .unwrap();
+    assert_eq!(rb.outcome, Outcome::Pass);
+}
+
+#[tokio::test]
+async fn an_error_rate_at_1_5x_baseline_does_not() {
+    let (r, l) = watch(1.5).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    assert_eq!(payload(&r).monitoring.len(), 6);
+    assert_eq!(l.deployer.dispatched(), vec!["deploy.yml"]);
+}
+
+#[tokio::test]
+async fn a_failing_rollback_workflow_falls_back_to_ssh() {
+    let l = lab();
+    l.deployer.script(
+        "deploy.yml",
+        Script::Completes {
+            conclusion: Conclusion::Failure,
+            polls: 1,
+        },
+    );
+    l.deployer.script("rollback.yml", Script::Hangs);
+    let env = env_with(&l, slo(0.9, 0.001));
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    assert!(r.escalations.iter().any(|e| e.criterion == "deploy_failed"));
+    let calls: Vec<Vec<String>> = l
+        .host
+        .calls
+        .all()
+        .into_iter()
+        .map(|c| std::iter::once(c.program).chain(c.args).collect())
+        .collect();
+    assert!(
+        calls.contains(&vec![
+            "git".into(),
+            "-C".into(),
+            "/app".into(),
+            "checkout".into(),
+            "v1.4.2".into()
+        ]),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&vec![
+        "systemctl".into(),
+        "restart".into(),
+        "agent-lab".into()
+    ]));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.message.contains("rolling back by hand"))
+    );
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_anywhere() {
+    let l = lab();
+    let env = env_with(&l, slo(0.9, 0.001));
+    let mut o = DeployOptions::default();
+    o.run = RunOptions::default().dry_run(true);
+    let r = standard_deploy(&env, &o).await;
+    assert_ne!(r.verdict, Verdict::Failed, "{}", r.to_text(false));
+    let planned: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.outcome == Outcome::Planned)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(planned, vec!["tag", "deploy"]);
+    assert!(
+        r.checks
+            .iter()
+            .any(|c| c.name == "gate:error_budget" && c.outcome == Outcome::Pass)
+    );
+    let mut bg = BlueGreenOptions::default();
+    bg.version = Some("1.5.0".into());
+    bg.run = RunOptions::default().dry_run(true);
+    let r = blue_green_deploy(&env, &bg).await;
+    assert_ne!(r.verdict, Verdict::Failed, "{}", r.to_text(false));
+    let mut rb = RollbackOptions::default();
+    rb.run = RunOptions::default().dry_run(true);
+    let r = rollback(&env, &rb).await;
+    assert_eq!(r.checks[0].outcome, Outcome::Planned);
+    assert!(l.deployer.dispatched().is_empty());
+    assert!(l.repo.calls.is_empty());
+    assert!(l.router.calls.is_empty());
+    // The host was only read (the gates look for flags), never told to do anything.
+    assert!(
+        l.host.calls.all().iter().all(|c| c.program == "cat"),
+        "{:?}",
+        l.host.calls.all()
+    );
+}
+
+#[tokio::test]
+async fn blue_green_with_unreadable_metrics_never_passes() {
+    let l = lab();
+    let env = env_with(&l, slo(0.9, 0.0));
+    let mut o = BlueGreenOptions::default();
+    o.version = Some("1.5.0".into());
+    let r = blue_green_deploy(&env, &o).await;
+    // The memory probes serve no metrics: every analysis errors, which must never pass.
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    assert_eq!(l.router.calls.all(), vec![10, 0]);
+    let p = payload(&r);
+    assert!(p.rolled_back);
+    assert!(
+        p.rollback_reason.unwrap().contains("measurement error"),
+        "errored measurements count as failures"
+    );
+}
+
+// --- Blue-green against the sandbox --------------------------------------------------------
+
+async fn sandbox_rollout(s: Scenario) -> (agentlab_ops::Report, u8) {
+    let sb = Sandbox::start(s).await.unwrap();
+    let env = sb.environment().await.unwrap();
+    let mut o = BlueGreenOptions::default();
+    o.version = Some("1.5.0".into());
+    o.run = RunOptions::default().without_journal();
+    let r = blue_green_deploy(&env, &o).await;
+    let share = env.router.as_ref().unwrap().green().await.unwrap();
+    (r, share)
+}
+
+#[tokio::test]
+async fn sandbox_green_fails_at_50_stops_and_returns_to_blue() {
+    let (r, share) = sandbox_rollout(Scenario::GreenFailsAt50).await;
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    assert_eq!(share, 0, "all traffic back on blue");
+    let e = r
+        .escalations
+        .iter()
+        .find(|e| e.criterion == "rollout_aborted")
+        .unwrap();
+    assert_eq!(e.subject, "traffic:50%");
+    assert!(
+        e.observed.contains("error_rate: green 8.00%") && e.observed.contains("blue 0.00%"),
+        "{e:?}"
+    );
+    let steps: Vec<(&str, Outcome)> = r
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("traffic") || c.name.starts_with("analysis"))
+        .map(|c| (c.name.as_str(), c.outcome))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("traffic:10%", Outcome::Pass),
+            ("analysis:traffic:10%", Outcome::Pass),
+            ("traffic:25%", Outcome::Pass),
+            ("analysis:traffic:25%", Outcome::Pass),
+            ("traffic:50%", Outcome::Pass),
+            ("analysis:traffic:50%", Outcome::Fail),
+            ("traffic: 100% blue", Outcome::Pass),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sandbox_green_healthy_reaches_100_percent() {
+    let (r, share) = sandbox_rollout(Scenario::GreenHealthy).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    assert_eq!(share, 100);
+    assert_eq!(payload(&r).green_percent, Some(100));
+}
+
+#[tokio::test]
+async fn pause_and_resume() {
+    let sb = Sandbox::start(Scenario::GreenHealthy).await.unwrap();
+    let env = sb.environment().await.unwrap();
+    let mut o = BlueGreenOptions::default();
+    o.version = Some("1.5.0".into());
+    o.run = RunOptions::default().without_journal();
+    let control = o.control.clone();
+    control.pause();
+    let router = env.router.clone().unwrap();
+    let resumer = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Paused before the first step: nothing shifted yet.
+        let before = router.green().await.unwrap();
+        control.resume();
+        before
+    };
+    let (r, before) = tokio::join!(blue_green_deploy(&env, &o), resumer);
+    assert_eq!(before, 0);
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+
+    let mut o = BlueGreenOptions::default();
+    o.version = Some("1.5.0".into());
+    o.run = RunOptions::default().without_journal();
+    o.control.abort("operator said stop");
+    let r = blue_green_deploy(&env, &o).await;
+    assert_eq!(r.verdict, Verdict::Escalate);
+    assert!(r.escalations[0].observed.contains("operator said stop"));
+}
+
+// --- GitHub Actions against wiremock -------------------------------------------------------
+
+fn gh(server: &MockServer, clock: ManualClock) -> GitHubActions {
+    GitHubActions::new(
+        GitHubOptions {
+            api_url: server.uri(),
+            repository: "acme/agent-lab".into(),
+            git_ref: "main".into(),
+            token: Secret::new("ghp_test_token_value", "test"),
+            policy: RetryPolicy {
+                attempts: 3,
+                attempt_timeout: Duration::from_secs(5),
+                min_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(50),
+            },
+            max_rate_wait: Duration::from_secs(900),
+            discovery_timeout: Duration::from_secs(60),
+        },
+        Arc::new(clock),
+    )
+    .unwrap()
+}
+
+const RUNS: &str = "/repos/acme/agent-lab/actions/workflows/deploy.yml/runs";
+const DISPATCH: &str = "/repos/acme/agent-lab/actions/workflows/deploy.yml/dispatches";
+
+async fn mount_discovery(server: &MockServer, wf: &str, id: u64) {
+    let runs = format!("/repos/acme/agent-lab/actions/workflows/{wf}/runs");
+    // Before the dispatch: an old run. After: the new one too.
+    Mock::given(method("GET"))
+        .and(path(runs.clone()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"total_count": 1, "workflow_runs": [{"id": 7, "html_url": "https://gh/runs/7"}]}),
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(runs))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"total_count": 2, "workflow_runs": [
+            {"id": id, "html_url": format!("https://gh/runs/{id}")},
+            {"id": 7, "html_url": "https://gh/runs/7"}]}),
+        ))
+        .with_priority(2)
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/repos/acme/agent-lab/actions/workflows/{wf}/dispatches"
+        )))
+        .respond_with(ResponseTemplate::new(204))
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+fn run_json(status: &str, conclusion: Option<&str>, id: u64) -> serde_json::Value {
+    json!({"id": id, "status": status, "conclusion": conclusion, "html_url": format!("https://gh/runs/{id}")})
+}
+
+#[tokio::test]
+async fn github_dispatch_discovery_and_success() {
+    let server = MockServer::start().await;
+    mount_discovery(&server, "deploy.yml", 42).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/agent-lab/actions/runs/42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(run_json("in_progress", None, 42)))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/agent-lab/actions/runs/42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(run_json(
+            "completed",
+            Some("success"),
+            42,
+        )))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let clock = ManualClock::starting_now();
+    let d = gh(&server, clock.clone());
+    let inputs = BTreeMap::from([("environment".to_string(), "production".to_string())]);
+    let r = run_workflow(
+        &d,
+        &clock,
+        "deploy.yml",
+        &inputs,
+        Duration::from_secs(10),
+        Duration::from_secs(1800),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.conclusion, Conclusion::Success);
+    assert_eq!(r.run.id, "42");
+    assert_eq!(r.run.url.as_deref(), Some("https://gh/runs/42"));
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_secs(10), Duration::from_secs(15)]
+    );
+    let reqs = server.received_requests().await.unwrap();
+    let dispatch = reqs.iter().find(|r| r.url.path() == DISPATCH).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&dispatch.body).unwrap();
+    assert_eq!(body["ref"], "main");
+    assert_eq!(body["inputs"]["environment"], "production");
+    assert_eq!(
+        dispatch.headers.get("authorization").unwrap(),
+        "Bearer ghp_test_token_value"
+    );
+}
+
+#[tokio::test]
+async fn github_dispatch_with_run_details_needs_no_discovery() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"workflow_runs": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(DISPATCH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"workflow_run_id": 99, "html_url": "https://gh/runs/99"})),
+        )
+        .mount(&server)
+        .await;
+    let d = gh(&server, ManualClock::starting_now());
+    let h = agentlab_ops::Deployer::dispatch(&d, "deploy.yml", &BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (h.id.as_str(), h.url.as_deref()),
+        ("99", Some("https://gh/runs/99"))
+    );
+}
+
+#[tokio::test]
+async fn github_5xx_is_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(DISPATCH))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount_discovery(&server, "deploy.yml", 42).await;
+    let d = gh(&server, ManualClock::starting_now());
+    let h = agentlab_ops::Deployer::dispatch(&d, "deploy.yml", &BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(h.id, "42");
+    let posts = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == DISPATCH)
+        .count();
+    assert_eq!(posts, 3);
+}
+
+#[tokio::test]
+async fn github_rate_limit_waits_until_the_reset() {
+    let server = MockServer::start().await;
+    let clock = ManualClock::starting_now();
+    let reset = clock.now().timestamp() + 120;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/agent-lab/actions/runs/42"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/agent-lab/actions/runs/42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(run_json(
+            "completed",
+            Some("success"),
+            42,
+        )))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let d = gh(&server, clock.clone());
+    let run = agentlab_ops::deploy::RunHandle {
+        workflow: "deploy.yml".into(),
+        id: "42".into(),
+        url: None,
+    };
+    let s = agentlab_ops::Deployer::status(&d, &run).await.unwrap();
+    assert_eq!(s.conclusion, Some(Conclusion::Success));
+    assert_eq!(clock.sleeps(), vec![Duration::from_secs(121)]);
+
+    // A reset further away than allowed is an error, not a wait.
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/agent-lab/actions/runs/43"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "3600")
+                .set_body_json(json!({"message": "slow down"})),
+        )
+        .mount(&server)
+        .await;
+    let run = agentlab_ops::deploy::RunHandle {
+        workflow: "deploy.yml".into(),
+        id: "43".into(),
+        url: None,
+    };
+    let e = agentlab_ops::Deployer::status(&d, &run).await.unwrap_err();
+    assert_eq!(e.kind(), agentlab_ops::ErrorKind::RateLimited);
+}
+
+/// A GitHub whose deploy runs end with `deploy` (or never end), whose rollback runs succeed.
+async fn github_env(deploy: Option<&str>) -> (MockServer, Environment, ManualClock) {
+    let server = MockServer::start().await;
+    mount_discovery(&server, "deploy.yml", 42).await;
+    mount_discovery(&server, "rollback.yml", 43).await;
+    let deploy_run = match deploy {
+        Some(c) => run_json("completed", Some(c), 42),
+        None => run_json("in_progress", None, 42),
+    };
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/agent-lab/actions/runs/42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deploy_run))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/agent-lab/actions/runs/43"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(run_json(
+            "completed",
+            Some("success"),
+            43,
+        )))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/acme/agent-lab/commits/.+/check-runs$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"total_count": 2, "check_runs": [
+            {"name": "tests", "status": "completed", "conclusion": "success"},
+            {"name": "lint", "status": "completed", "conclusion": "skipped"}]}),
+        ))
+        .mount(&server)
+        .await;
+    let clock = ManualClock::starting_now();
+    let env = Environment::builder("gh")
+        .probe(healthy_probe())
+        .slo_source(slo(0.9, 0.001))
+        .slo("availability", 0.999)
+        .deployer(gh(&server, clock.clone()))
+        .repo(MemoryRepo::new("1.5.0", &["v1.4.2"]))
+        .clock(clock.clone())
+        .build();
+    (server, env, clock)
+}
+
+fn dispatched(reqs: &[Request]) -> Vec<String> {
+    reqs.iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| {
+            r.url
+                .path()
+                .split('/')
+                .nth(6)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn github_failed_deploy_runs_the_rollback_workflow() {
+    let (server, env, _) = github_env(Some("failure")).await;
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    assert!(
+        r.checks
+            .iter()
+            .any(|c| c.name == "gate:ci_checks" && c.outcome == Outcome::Pass)
+    );
+    let e = r
+        .escalations
+        .iter()
+        .find(|e| e.criterion == "deploy_failed")
+        .unwrap();
+    assert!(
+        e.observed.contains("https://gh/runs/42") && e.observed.contains("failure"),
+        "{e:?}"
+    );
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(dispatched(&reqs), vec!["deploy.yml", "rollback.yml"]);
+    let rb = reqs
+        .iter()
+        .find(|r| r.url.path().contains("rollback.yml/dispatches"))
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&rb.body).unwrap();
+    assert_eq!(body["inputs"]["version"], "v1.4.2");
+    assert!(
+        body["inputs"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("deploy.yml workflow failed")
+    );
+    assert!(!r.to_json().contains("ghp_test_token_value"));
+}
+
+#[tokio::test]
+async fn github_run_that_never_completes_times_out_and_rolls_back() {
+    let (server, env, clock) = github_env(None).await;
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    let e = r
+        .escalations
+        .iter()
+        .find(|e| e.criterion == "deploy_failed")
+        .unwrap();
+    assert!(e.observed.contains("still in progress after 30m"), "{e:?}");
+    assert_eq!(
+        dispatched(&server.received_requests().await.unwrap()),
+        vec!["deploy.yml", "rollback.yml"]
+    );
+    let waited: Duration = clock.sleeps().iter().sum();
+    assert!(waited >= Duration::from_secs(1800), "{waited:?}");
+}
+
+#[tokio::test]
+async fn ci_checks_gate_reads_the_commit() {
+    let l = lab();
+    l.deployer.set_checks(CheckSummary {
+        total: 3,
+        failed: vec!["tests".into()],
+        pending: vec!["e2e".into()],
+    });
+    let env = env_with(&l, slo(0.9, 0.0));
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    let e = r
+        .escalations
+        .iter()
+        .find(|e| e.subject == "ci_checks")
+        .unwrap();
+    assert!(e.observed.contains("failed [tests]") && e.observed.contains("pending [e2e]"));
+    assert!(l.deployer.dispatched().is_empty());
+}
+
+#[tokio::test]
+async fn flags_and_windows_are_gates() {
+    let l = lab();
+    l.host.put_file("/app/MAINTENANCE_MODE", "");
+    let env = env_with(&l, slo(0.9, 0.0));
+    let mut o = DeployOptions::default();
+    o.high_risk = true;
+    let r = standard_deploy(&env, &o).await;
+    let failed: Vec<&str> = r.escalations.iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(
+        failed,
+        vec!["no_incident_or_maintenance", "maintenance_window"]
+    );
+    assert!(
+        r.escalations[0]
+            .observed
+            .contains("web-1:/app/MAINTENANCE_MODE")
+    );
+}

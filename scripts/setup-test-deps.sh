@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Install what the test suite needs on a fresh machine; quick no-op when already there.
 #   - Debian's openssh-server and openssh-client (a real sshd on 127.0.0.1, the ssh client)
+#   - Debian's nginx (the blue-green router is tested against a real nginx on 127.0.0.1)
 #   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3, and maturin,
 #     pytest and mypy for the Python extension
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
-    echo "== installing openssh-server (apt)"
+if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null ||
+    ! [ -x /usr/sbin/nginx ]; then
+    echo "== installing openssh-server and nginx (apt)"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client >/dev/null
+    # nginx's package may try to start the system nginx: the tests run their own, so keep
+    # the package scripts from starting services.
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light >/dev/null
+    $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 VENV=.venv-test

@@ -2,9 +2,11 @@
 # Start the real servers the tests use, on free loopback ports, with throwaway keys:
 #   - moto (S3-compatible) server
 #   - Debian's sshd, listening on two ports (two "hosts")
+#   - Debian's nginx, proxying to two backends (blue, green) through a rewritable upstream file
 # Usage: source scripts/test-servers.sh; start_test_servers; ...; stop_test_servers
 # Exports AGENTLAB_TEST_S3_ENDPOINT, AGENTLAB_TEST_SSH_DIR, AGENTLAB_TEST_SSH_PORTS,
-# AGENTLAB_TEST_SSH_USER and fake AWS credentials (the tests' S3 uses the standard chain).
+# AGENTLAB_TEST_SSH_USER, AGENTLAB_TEST_NGINX_{DIR,PORT,BLUE_PORT,GREEN_PORT} and fake AWS
+# credentials (the tests' S3 uses the standard chain).
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -63,12 +65,50 @@ CFG
     echo $! >"$sd/sshd.bgpid"
     export AGENTLAB_TEST_SSH_DIR="$sd" AGENTLAB_TEST_SSH_PORTS="$p1 $p2" AGENTLAB_TEST_SSH_USER="$(id -un)"
 
+    # --- nginx: a reverse proxy in front of two backends the tests start (blue and green),
+    #     through an upstream file the blue-green router rewrites
+    local nd="$D/nginx" np bp gp
+    mkdir -p "$nd/logs" "$nd/tmp"
+    np="$(free_port)"
+    bp="$(free_port)"
+    gp="$(free_port)"
+    cat >"$nd/upstream.conf" <<UP
+# managed by agentlab-ops: green 0%
+upstream agentlab {
+    server 127.0.0.1:$bp weight=100;
+    server 127.0.0.1:$gp weight=1 down;
+}
+UP
+    cat >"$nd/nginx.conf" <<CFG
+worker_processes 1;
+pid $nd/nginx.pid;
+error_log $nd/logs/error.log;
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path $nd/tmp/body;
+    proxy_temp_path $nd/tmp/proxy;
+    fastcgi_temp_path $nd/tmp/fastcgi;
+    uwsgi_temp_path $nd/tmp/uwsgi;
+    scgi_temp_path $nd/tmp/scgi;
+    include $nd/upstream.conf;
+    server {
+        listen 127.0.0.1:$np;
+        location / { proxy_pass http://agentlab; proxy_next_upstream off; }
+    }
+}
+CFG
+    /usr/sbin/nginx -e "$nd/logs/error.log" -t -q -c "$nd/nginx.conf" -p "$nd"
+    /usr/sbin/nginx -e "$nd/logs/error.log" -c "$nd/nginx.conf" -p "$nd"
+    export AGENTLAB_TEST_NGINX_DIR="$nd" AGENTLAB_TEST_NGINX_PORT="$np"
+    export AGENTLAB_TEST_NGINX_BLUE_PORT="$bp" AGENTLAB_TEST_NGINX_GREEN_PORT="$gp"
+
     # --- wait until both answer (30 s at most)
     local i
     for i in $(seq 1 150); do
         if curl -sf -o /dev/null "$AGENTLAB_TEST_S3_ENDPOINT/moto-api/" &&
             (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null; then
-            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1 and :$p2"
+            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1 and :$p2, nginx on :$np"
             return 0
         fi
         sleep 0.2
@@ -82,7 +122,7 @@ stop_test_servers() {
     local D="${AGENTLAB_TEST_DIR:-}"
     [ -n "$D" ] && [ -d "$D" ] || return 0
     local f pid i
-    for f in "$D/moto.pid" "$D/ssh/sshd.bgpid"; do
+    for f in "$D/moto.pid" "$D/ssh/sshd.bgpid" "$D/nginx/nginx.pid"; do
         [ -f "$f" ] || continue
         pid="$(cat "$f")"
         kill "$pid" 2>/dev/null || continue

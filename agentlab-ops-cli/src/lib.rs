@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         which: BackupCmd,
     },
+    /// Deploy a release, blue-green with gradual traffic, or roll back.
+    Deploy {
+        #[command(subcommand)]
+        which: DeployCmd,
+    },
     /// The audit journal.
     Journal {
         #[command(subcommand)]
@@ -127,6 +132,49 @@ pub enum BackupCmd {
         /// Also restore the sample into a scratch directory and validate it there.
         #[arg(long)]
         restore_test: bool,
+    },
+}
+
+/// `deploy ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeployCmd {
+    /// Standard deployment: gates, tag, deploy workflow, health, smoke checks, monitoring;
+    /// rolled back on any failure.
+    Standard {
+        /// Version to release (default: version.txt in deploy.repo_dir).
+        #[arg(long)]
+        version: Option<String>,
+        /// A high-risk release: only inside a maintenance window.
+        #[arg(long)]
+        high_risk: bool,
+        /// Deploy despite failed gates (needs --reason, recorded in the report).
+        #[arg(long, requires = "reason")]
+        force: bool,
+        /// Why the gates are overridden.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Blue-green: staging, green, then traffic 10/25/50/100% with analysis between steps.
+    /// SIGUSR1 pauses before the next step, SIGUSR2 resumes, Ctrl-C aborts (traffic back to blue).
+    BlueGreen {
+        /// Version to release.
+        #[arg(long)]
+        version: Option<String>,
+        /// Deploy despite failed gates (needs --reason).
+        #[arg(long, requires = "reason")]
+        force: bool,
+        /// Why the gates are overridden.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The rollback procedure: rollback workflow, else the manual fallback over SSH; then health.
+    Rollback {
+        /// Why (passed to the rollback workflow).
+        #[arg(long, default_value = "manual rollback")]
+        reason: String,
+        /// The release to go back to (default: the tag before the newest).
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -367,6 +415,32 @@ async fn with_progress<F: std::future::Future<Output = Report>>(
     r
 }
 
+/// SIGUSR1 pauses a rollout before its next step, SIGUSR2 resumes it.
+fn pause_on_signals(control: agentlab_ops::runbook::WaveControl) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut pause), Ok(mut resume)) = (
+                signal(SignalKind::user_defined1()),
+                signal(SignalKind::user_defined2()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = pause.recv() => { eprintln!("paused (SIGUSR2 resumes)"); control.pause() }
+                    _ = resume.recv() => { eprintln!("resumed"); control.resume() }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = control;
+        }
+    })
+}
+
 fn print_report(r: &Report, format: Format) -> i32 {
     println!("{}", r.render(format, color_for(format)).trim_end());
     r.verdict.exit_code()
@@ -499,6 +573,56 @@ async fn run(cli: Cli) -> i32 {
                         Some(progress),
                     )
                     .await
+                }
+            };
+            t.env.close().await;
+            print_report(&r, g.format)
+        }
+        Command::Deploy { which } => {
+            let t = match target(g).await {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            say_note(&t.note, g.format);
+            use agentlab_ops::runbook::{
+                BlueGreenOptions, DeployOptions, RollbackOptions, blue_green_deploy, rollback,
+                standard_deploy,
+            };
+            let r = match which {
+                DeployCmd::Standard {
+                    version,
+                    high_risk,
+                    force,
+                    reason,
+                } => {
+                    let mut o = DeployOptions::default();
+                    o.version = version.clone();
+                    o.high_risk = *high_risk;
+                    o.force = if *force { reason.clone() } else { None };
+                    o.run = run_opts;
+                    with_progress("deploy", standard_deploy(&t.env, &o), None).await
+                }
+                DeployCmd::BlueGreen {
+                    version,
+                    force,
+                    reason,
+                } => {
+                    let mut o = BlueGreenOptions::default();
+                    o.version = version.clone();
+                    o.force = if *force { reason.clone() } else { None };
+                    o.run = run_opts;
+                    let control = o.control.clone();
+                    let signals = pause_on_signals(control);
+                    let r = with_progress("blue-green", blue_green_deploy(&t.env, &o), None).await;
+                    signals.abort();
+                    r
+                }
+                DeployCmd::Rollback { reason, to } => {
+                    let mut o = RollbackOptions::default();
+                    o.reason = reason.clone();
+                    o.to = to.clone();
+                    o.run = run_opts;
+                    with_progress("rollback", rollback(&t.env, &o), None).await
                 }
             };
             t.env.close().await;

@@ -157,6 +157,7 @@ impl Environment {
                     .ok_or_else(|| Error::config(format!("{field}: needs a [[hosts]] entry"))),
             }
         };
+        #[allow(clippy::type_complexity)]
         let (deployer, repo): (Option<Arc<dyn Deployer>>, Option<Arc<dyn Repo>>) =
             match &config.deploy {
                 None => (None, None),

@@ -124,10 +124,13 @@ impl Repo for GitRepo {
     }
 }
 
+/// Version, head, tags (newest first), pushed tags.
+type RepoState = (String, String, Vec<String>, Vec<String>);
+
 /// A repository in memory: a version, a head, tags; records what was created and pushed.
 #[derive(Debug, Clone)]
 pub struct MemoryRepo {
-    state: Arc<Mutex<(String, String, Vec<String>, Vec<String>)>>,
+    state: Arc<Mutex<RepoState>>,
     /// `create v1.2.0`, `push v1.2.0`, `delete v1.2.0`.
     pub calls: CallLog<String>,
     /// Inject failures.
@@ -148,7 +151,7 @@ impl MemoryRepo {
             faults: Faults::default(),
         }
     }
-    fn st(&self) -> std::sync::MutexGuard<'_, (String, String, Vec<String>, Vec<String>)> {
+    fn st(&self) -> std::sync::MutexGuard<'_, RepoState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
     /// Tags pushed to the remote.

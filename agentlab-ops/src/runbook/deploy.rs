@@ -619,6 +619,7 @@ impl RollbackPlan {
 
 /// Record why the deployment is backed out, roll back now, and report (escalate) — or fail
 /// when the rollback itself failed.
+#[allow(clippy::too_many_arguments)]
 async fn back_out(
     run: &Run,
     payload: &mut DeployPayload,
@@ -651,8 +652,10 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
     env.execute("deploy_standard", &opts.run, |run| async move {
         let cfg = deploy_cfg(env)?;
         let d = deployer(env)?;
-        let mut p = DeployPayload::default();
-        p.gates = evaluate_gates(env, &run, cfg, opts.high_risk).await;
+        let mut p = DeployPayload {
+            gates: evaluate_gates(env, &run, cfg, opts.high_risk).await,
+            ..DeployPayload::default()
+        };
         if !judge_gates(&run, &p.gates, &opts.force) {
             return Ok(serde_json::to_value(&p).unwrap_or_default());
         }
@@ -1007,8 +1010,10 @@ pub async fn blue_green_deploy(
         let d = deployer(env)?;
         let router = env.router.clone().ok_or_else(|| Error::config("no traffic router: configure [blue_green]"))?;
         let colors = env.colors.clone().ok_or_else(|| Error::config("no blue/green services"))?;
-        let mut p = DeployPayload::default();
-        p.gates = evaluate_gates(env, &run, cfg, false).await;
+        let mut p = DeployPayload {
+            gates: evaluate_gates(env, &run, cfg, false).await,
+            ..DeployPayload::default()
+        };
         if !judge_gates(&run, &p.gates, &opts.force) {
             return Ok(serde_json::to_value(&p).unwrap_or_default());
         }

@@ -7,6 +7,10 @@ use std::sync::Arc;
 
 use agentlab_ops::config::{OutstandingItem, ScheduleItem};
 use agentlab_ops::runbook::{
+    BlueGreenOptions, DeployOptions, RollbackOptions, blue_green_deploy as core_blue_green,
+    rollback as core_rollback, standard_deploy as core_standard,
+};
+use agentlab_ops::runbook::{
     HandoverOptions, MorningOptions, RecoverOptions, RecoveryPoint, Sample, TakeOptions,
     VerifyOptions, handover as core_handover, morning_check as core_morning,
     recover_data as core_recover, take_backup as core_take, verify_backups as core_verify,
@@ -300,7 +304,82 @@ both!(
     core_handover
 );
 
+fn prep_standard(
+    _py: Python<'_>,
+    version: Option<String>,
+    force: Option<String>,
+    high_risk: bool,
+    run: RunOptions,
+) -> PyResult<DeployOptions> {
+    let mut o = DeployOptions::default();
+    o.version = version;
+    o.force = force;
+    o.high_risk = high_risk;
+    o.run = run;
+    Ok(o)
+}
+
+both!(
+    standard_deploy,
+    aio_standard_deploy,
+    prep_standard,
+    (version: Option<String> = None, force: Option<String> = None, high_risk: bool = false),
+    core_standard
+);
+
+fn prep_blue_green(
+    _py: Python<'_>,
+    version: Option<String>,
+    force: Option<String>,
+    run: RunOptions,
+) -> PyResult<BlueGreenOptions> {
+    let mut o = BlueGreenOptions::default();
+    o.version = version;
+    o.force = force;
+    o.run = run;
+    Ok(o)
+}
+
+both!(
+    blue_green_deploy,
+    aio_blue_green_deploy,
+    prep_blue_green,
+    (version: Option<String> = None, force: Option<String> = None),
+    core_blue_green
+);
+
+fn prep_rollback(
+    _py: Python<'_>,
+    reason: Option<String>,
+    to: Option<String>,
+    run: RunOptions,
+) -> PyResult<RollbackOptions> {
+    let mut o = RollbackOptions::default();
+    o.reason = reason.unwrap_or_else(|| "manual rollback".into());
+    o.to = to;
+    o.run = run;
+    Ok(o)
+}
+
+both!(
+    rollback,
+    aio_rollback,
+    prep_rollback,
+    (reason: Option<String> = None, to: Option<String> = None),
+    core_rollback
+);
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    for f in [
+        wrap_pyfunction!(standard_deploy, m)?,
+        wrap_pyfunction!(aio_standard_deploy, m)?,
+        wrap_pyfunction!(blue_green_deploy, m)?,
+        wrap_pyfunction!(aio_blue_green_deploy, m)?,
+        wrap_pyfunction!(rollback, m)?,
+        wrap_pyfunction!(aio_rollback, m)?,
+    ] {
+        m.add_function(f)?;
+    }
     m.add_function(wrap_pyfunction!(morning_check, m)?)?;
     m.add_function(wrap_pyfunction!(aio_morning_check, m)?)?;
     m.add_function(wrap_pyfunction!(verify_backups, m)?)?;

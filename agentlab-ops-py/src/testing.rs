@@ -340,11 +340,94 @@ impl MemoryNotifier {
 }
 faults!(MemoryNotifier);
 
+/// Deployments in memory: every workflow succeeds at once unless scripted otherwise.
+#[pyclass(module = "agentlab_ops.testing", name = "MemoryDeployer", frozen)]
+#[derive(Default)]
+pub struct MemoryDeployer {
+    inner: agentlab_ops::MemoryDeployer,
+}
+
+impl MemoryDeployer {
+    fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+}
+
+#[pymethods]
+impl MemoryDeployer {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+    /// Runs of `workflow` end with `conclusion` (`success`, `failure`, `cancelled`,
+    /// `timed_out`) after `polls` status reads; `conclusion=None` makes them never end.
+    #[pyo3(signature = (workflow, conclusion = "success", polls = 0))]
+    fn script(&self, workflow: &str, conclusion: Option<&str>, polls: u32) -> PyResult<()> {
+        use agentlab_ops::deploy::{Conclusion, Script};
+        let script = match conclusion {
+            None => Script::Hangs,
+            Some(c) => Script::Completes {
+                conclusion: match c {
+                    "success" => Conclusion::Success,
+                    "failure" => Conclusion::Failure,
+                    "cancelled" => Conclusion::Cancelled,
+                    "timed_out" => Conclusion::TimedOut,
+                    other => {
+                        return Err(PyValueError::new_err(format!(
+                            "unknown conclusion {other:?}"
+                        )));
+                    }
+                },
+                polls,
+            },
+        };
+        self.inner.script(workflow, script);
+        Ok(())
+    }
+    /// The CI checks every commit reports: how many, and the names that failed or are pending.
+    #[pyo3(signature = (total, failed = None, pending = None))]
+    fn set_checks(&self, total: usize, failed: Option<Vec<String>>, pending: Option<Vec<String>>) {
+        self.inner.set_checks(agentlab_ops::deploy::CheckSummary {
+            total,
+            failed: failed.unwrap_or_default(),
+            pending: pending.unwrap_or_default(),
+        });
+    }
+    /// Workflows dispatched, in order.
+    #[getter]
+    fn dispatched(&self) -> Vec<String> {
+        self.inner.dispatched()
+    }
+    /// Every call: `("dispatch", workflow, inputs)`, `("status", run_id)`, `("checks", commit)`.
+    #[getter]
+    fn calls<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        use agentlab_ops::deploy::DeployCall;
+        self.inner
+            .calls
+            .all()
+            .into_iter()
+            .map(|c| {
+                Ok(match c {
+                    DeployCall::Dispatch(w, i) => ("dispatch", w, i).into_pyobject(py)?.into_any(),
+                    DeployCall::Status(id) => ("status", id).into_pyobject(py)?.into_any(),
+                    DeployCall::Checks(c) => ("checks", c).into_pyobject(py)?.into_any(),
+                    #[allow(unreachable_patterns)]
+                    other => format!("{other:?}").into_pyobject(py)?.into_any(),
+                })
+            })
+            .collect()
+    }
+    fn __repr__(&self) -> String {
+        format!("<MemoryDeployer dispatched {:?}>", self.inner.dispatched())
+    }
+}
+faults!(MemoryDeployer);
+
 /// Assemble an `Environment` from memory backends. `slos` maps objective names to targets;
 /// `settings` takes any part of the environment file as a dict (`{"thresholds": {...},
 /// "backups": {"data_dir": "/srv/data"}, "handover": {...}}`).
 #[pyfunction]
-#[pyo3(signature = (name = "test", *, probe = None, slo_source = None, slos = None, backups = None, datasets = None, hosts = None, notifier = None, settings = None))]
+#[pyo3(signature = (name = "test", *, probe = None, slo_source = None, slos = None, backups = None, datasets = None, hosts = None, notifier = None, deployer = None, settings = None))]
 #[allow(clippy::too_many_arguments)]
 fn environment(
     py: Python<'_>,
@@ -356,6 +439,7 @@ fn environment(
     datasets: Option<Vec<String>>,
     hosts: Option<Vec<PyRef<'_, MemoryHost>>>,
     notifier: Option<PyRef<'_, MemoryNotifier>>,
+    deployer: Option<PyRef<'_, MemoryDeployer>>,
     settings: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Environment> {
     let mut config = match settings {
@@ -413,9 +497,15 @@ fn environment(
     if let Some(n) = &notifier {
         b = b.notifier(n.inner.clone());
     }
+    if let Some(d) = &deployer {
+        b = b.deployer(d.inner.clone());
+    }
     if let Some(mut cfg) = config.take() {
         b = b.configure(move |c| {
             // The builder's backups section (store kind, datasets) wins over the settings'.
+            if cfg.deploy.is_none() {
+                cfg.deploy = c.deploy.take();
+            }
             match (c.backups.take(), cfg.backups.as_mut()) {
                 (Some(built), Some(given)) => {
                     given.store = built.store;
@@ -444,6 +534,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MemoryBackupStore>()?;
     m.add_class::<MemoryHost>()?;
     m.add_class::<MemoryNotifier>()?;
+    m.add_class::<MemoryDeployer>()?;
     m.add_function(wrap_pyfunction!(environment, m)?)?;
     Ok(())
 }

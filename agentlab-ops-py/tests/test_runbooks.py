@@ -254,3 +254,38 @@ def test_evaluate_slo_reference_values() -> None:
 def test_testing_is_reexported() -> None:
     assert testing.MemoryHost("x").name == "x"
     assert agentlab_ops.testing is testing
+
+
+def test_deployments_on_the_sandbox() -> None:
+    with agentlab_ops.sandbox("green-fails-at-50") as env:
+        r = agentlab_ops.blue_green_deploy(env, version="1.5.0")
+        assert r.verdict == "escalate"
+        e = r.escalations[0]
+        assert e.criterion == "rollout_aborted" and e.subject == "traffic:50%" and "green 8.00%" in e.observed
+        assert r.payload["rolled_back"] is True
+        plan = agentlab_ops.standard_deploy(env, version="1.5.0", dry_run=True)
+        assert [c.name for c in plan.steps if c.outcome == "planned"] == ["deploy"]
+    with agentlab_ops.sandbox("green-healthy") as env:
+        assert agentlab_ops.blue_green_deploy(env, version="1.5.0").payload["green_percent"] == 100
+
+
+def test_deployments_with_the_memory_deployer(lab: Lab) -> None:
+    d = testing.MemoryDeployer()
+    env = testing.environment(
+        "deploys", probe=lab.probe, slo_source=lab.slo, slos={"availability": 0.999}, hosts=[lab.host], deployer=d,
+        settings={"deploy": {"provider": "memory", "monitor_period": "1s", "monitor_interval": "1s", "health_wait": "1s", "poll_interval": "100ms"}},
+    )
+    d.script("deploy.yml", "failure", polls=1)
+    r = agentlab_ops.standard_deploy(env, version="1.5.0")
+    assert r.verdict == "escalate" and "deploy_failed" in [e.criterion for e in r.escalations]
+    assert d.dispatched == ["deploy.yml", "rollback.yml"]
+    assert d.calls[0][0] == "checks" and d.calls[1][:2] == ("dispatch", "deploy.yml")
+    d.set_checks(2, failed=["tests"])
+    gated = agentlab_ops.standard_deploy(env, version="1.5.1")
+    assert [e.subject for e in gated.escalations] == ["ci_checks"]
+    assert d.dispatched == ["deploy.yml", "rollback.yml"], "a failed gate deploys nothing"
+    forced = agentlab_ops.standard_deploy(env, version="1.5.1", force="INC-7 hotfix", dry_run=True)
+    assert forced.payload["forced"] == "INC-7 hotfix"
+    rb = agentlab_ops.rollback(env, reason="bad release", to="v1.4.2")
+    assert rb.ok, str(rb)
+    assert d.calls[-2][0] == "dispatch" and d.calls[-2][2]["reason"] == "bad release"

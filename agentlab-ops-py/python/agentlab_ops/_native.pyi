@@ -15,6 +15,7 @@ __all__ = [
     "Finding",
     "InvalidResponseError",
     "MemoryBackupStore",
+    "MemoryDeployer",
     "MemoryHost",
     "MemoryNotifier",
     "MemoryProbe",
@@ -33,17 +34,23 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "_raise_kind",
+    "aio_blue_green_deploy",
     "aio_handover",
     "aio_morning_check",
     "aio_recover_data",
+    "aio_rollback",
+    "aio_standard_deploy",
     "aio_take_backup",
     "aio_verify_backups",
+    "blue_green_deploy",
     "environment",
     "evaluate_slo",
     "handover",
     "morning_check",
     "notify",
     "recover_data",
+    "rollback",
+    "standard_deploy",
     "take_backup",
     "verify_backups",
 ]
@@ -303,7 +310,63 @@ def aio_handover(
     cancel: Optional[CancelToken] = None,
 ) -> Awaitable[Report]: ...
 
+def standard_deploy(
+    config: _ConfigArg = None,
+    *,
+    version: Optional[str] = None,
+    force: Optional[str] = None,
+    high_risk: bool = False,
+    dry_run: bool = False,
+) -> Report: ...
+def blue_green_deploy(
+    config: _ConfigArg = None, *, version: Optional[str] = None, force: Optional[str] = None, dry_run: bool = False
+) -> Report: ...
+def rollback(
+    config: _ConfigArg = None, *, reason: Optional[str] = None, to: Optional[str] = None, dry_run: bool = False
+) -> Report: ...
+def aio_standard_deploy(
+    config: _ConfigArg = None,
+    *,
+    version: Optional[str] = None,
+    force: Optional[str] = None,
+    high_risk: bool = False,
+    dry_run: bool = False,
+    cancel: Optional[CancelToken] = None,
+) -> Awaitable[Report]: ...
+def aio_blue_green_deploy(
+    config: _ConfigArg = None,
+    *,
+    version: Optional[str] = None,
+    force: Optional[str] = None,
+    dry_run: bool = False,
+    cancel: Optional[CancelToken] = None,
+) -> Awaitable[Report]: ...
+def aio_rollback(
+    config: _ConfigArg = None,
+    *,
+    reason: Optional[str] = None,
+    to: Optional[str] = None,
+    dry_run: bool = False,
+    cancel: Optional[CancelToken] = None,
+) -> Awaitable[Report]: ...
+
 # agentlab_ops.testing
+
+@final
+class MemoryDeployer:
+    def __new__(cls) -> MemoryDeployer: ...
+    def script(self, workflow: str, conclusion: Optional[str] = "success", polls: int = 0) -> None: ...
+    def set_checks(
+        self, total: int, failed: Optional[Sequence[str]] = None, pending: Optional[Sequence[str]] = None
+    ) -> None: ...
+    @property
+    def dispatched(self) -> list[str]: ...
+    @property
+    def calls(self) -> list[tuple[Any, ...]]: ...
+    def fail_next(self, kind: str, message: str) -> None: ...
+    def fail_always(self, kind: str, message: str) -> None: ...
+    def set_delay(self, seconds: float) -> None: ...
+    def clear_faults(self) -> None: ...
 
 @final
 class MemoryProbe:
@@ -384,5 +447,6 @@ def environment(
     datasets: Optional[Sequence[str]] = None,
     hosts: Optional[Sequence[MemoryHost]] = None,
     notifier: Optional[MemoryNotifier] = None,
+    deployer: Optional[MemoryDeployer] = None,
     settings: Optional[dict[str, Any]] = None,
 ) -> Environment: ...

@@ -103,4 +103,41 @@ async def handover(
     )
 
 
-__all__ = ["handover", "morning_check", "recover_data", "take_backup", "verify_backups"]
+async def standard_deploy(
+    config: ConfigArg = None,
+    *,
+    version: Optional[str] = None,
+    force: Optional[str] = None,
+    high_risk: bool = False,
+    dry_run: bool = False,
+) -> Report:
+    """Awaitable :func:`agentlab_ops.standard_deploy`."""
+    return await _run(
+        _native.aio_standard_deploy, config, version=version, force=force, high_risk=high_risk, dry_run=dry_run
+    )
+
+
+async def blue_green_deploy(
+    config: ConfigArg = None, *, version: Optional[str] = None, force: Optional[str] = None, dry_run: bool = False
+) -> Report:
+    """Awaitable :func:`agentlab_ops.blue_green_deploy`."""
+    return await _run(_native.aio_blue_green_deploy, config, version=version, force=force, dry_run=dry_run)
+
+
+async def rollback(
+    config: ConfigArg = None, *, reason: Optional[str] = None, to: Optional[str] = None, dry_run: bool = False
+) -> Report:
+    """Awaitable :func:`agentlab_ops.rollback`."""
+    return await _run(_native.aio_rollback, config, reason=reason, to=to, dry_run=dry_run)
+
+
+__all__ = [
+    "blue_green_deploy",
+    "handover",
+    "morning_check",
+    "recover_data",
+    "rollback",
+    "standard_deploy",
+    "take_backup",
+    "verify_backups",
+]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ._native import (
     MemoryBackupStore,
+    MemoryDeployer,
     MemoryHost,
     MemoryNotifier,
     MemoryProbe,
@@ -26,6 +27,7 @@ from ._native import (
 
 __all__ = [
     "MemoryBackupStore",
+    "MemoryDeployer",
     "MemoryHost",
     "MemoryNotifier",
     "MemoryProbe",

@@ -35,10 +35,15 @@ async fn production_example_builds_s3_and_ssh_backends() {
             port: 22
         }
     );
+    let d = c.deploy.as_ref().unwrap();
+    assert_eq!(d.repository.as_deref(), Some("acme/agent-lab"));
+    assert_eq!(d.token.as_ref().unwrap().var(), "GITHUB_TOKEN");
+    assert_eq!(c.blue_green.as_ref().unwrap().steps, vec![10, 25, 50, 100]);
     // Building connects to nothing yet (SSH and S3 are lazy): only the secret must resolve.
     let env = {
         let mut c = c.clone();
         c.notify = None;
+        c.deploy = None; // its token is a secret from the environment, resolved when built
         agentlab_ops::Environment::from_config(c).await.unwrap()
     };
     assert_eq!(
@@ -46,6 +51,10 @@ async fn production_example_builds_s3_and_ssh_backends() {
         "s3://agent-lab-backups/nightly/"
     );
     assert_eq!(env.hosts[0].host.address(), "ssh://deploy@10.0.1.11:22");
+    assert_eq!(
+        env.router.as_ref().unwrap().describe(),
+        "nginx:web-1:/etc/nginx/conf.d/agentlab-upstream.conf"
+    );
 }
 
 #[test]

@@ -812,3 +812,40 @@ async fn flags_and_windows_are_gates() {
             .contains("web-1:/app/MAINTENANCE_MODE")
     );
 }
+
+#[tokio::test]
+async fn deployments_are_announced_and_a_failed_notification_is_only_a_warning() {
+    let l = lab();
+    let slack = agentlab_ops::MemoryNotifier::new();
+    let env = Environment::builder("deploy")
+        .probe(healthy_probe())
+        .slo_source(slo(0.9, 0.001))
+        .slo("availability", 0.999)
+        .deployer(l.deployer.clone())
+        .repo(l.repo.clone())
+        .notifier(slack.clone())
+        .clock(l.clock.clone())
+        .build();
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    assert_eq!(
+        slack.sent.all(),
+        vec![":white_check_mark: v1.5.0 deployed to production"]
+    );
+
+    slack
+        .faults
+        .fail_always(agentlab_ops::ErrorKind::Unavailable, "Slack is down");
+    let mut o = DeployOptions::default();
+    o.version = Some("1.5.1".into());
+    let r = standard_deploy(&env, &o).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.severity == agentlab_ops::Severity::Warning
+                && f.message.contains("notification was not sent")
+                && f.message.contains("Slack is down"))
+    );
+    assert_eq!(l.deployer.dispatched(), vec!["deploy.yml", "deploy.yml"]);
+}

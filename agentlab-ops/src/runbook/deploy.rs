@@ -647,9 +647,70 @@ async fn back_out(
     }
 }
 
+fn cfg_environment(env: &Environment) -> String {
+    env.config
+        .deploy
+        .as_ref()
+        .map(|d| d.environment.clone())
+        .unwrap_or_else(|| env.name().to_string())
+}
+
+/// Tell the team how a deployment ended, through the notifier when one is configured. A
+/// notification that fails is a warning, never a failed deployment.
+async fn announce(run: &Run, env: &Environment, target: &str, result: &Result<DeployPayload>) {
+    let Some(n) = env.notifier.clone() else {
+        return;
+    };
+    let text = match result {
+        Ok(p) => {
+            let v = p
+                .tag
+                .clone()
+                .or(p.version.as_ref().map(|v| format!("v{v}")))
+                .unwrap_or_else(|| "the release".into());
+            if p.rolled_back {
+                format!(
+                    ":warning: {v} to {target} rolled back: {}",
+                    p.rollback_reason.clone().unwrap_or_default()
+                )
+            } else if p.deployed {
+                format!(":white_check_mark: {v} deployed to {target}")
+            } else {
+                let failed: Vec<&str> = p
+                    .gates
+                    .iter()
+                    .filter(|g| g.outcome == Outcome::Fail)
+                    .map(|g| g.name.as_str())
+                    .collect();
+                format!(
+                    ":no_entry: {v} not deployed to {target}: gates failed ({})",
+                    failed.join(", ")
+                )
+            }
+        }
+        Err(e) => format!(":x: deployment to {target} failed: {e}"),
+    };
+    let sent = run
+        .change(
+            "notify",
+            format!("post to {}: {text}", n.describe()),
+            async { n.notify(&text).await },
+            None,
+        )
+        .await;
+    if let Err(e) = sent {
+        run.finding(
+            Severity::Warning,
+            "notify",
+            format!("the deployment notification was not sent: {e}"),
+        );
+    }
+}
+
 /// The spec's Standard Deployment.
 pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::report::Report {
     env.execute("deploy_standard", &opts.run, |run| async move {
+        let result: Result<DeployPayload> = async {
         let cfg = deploy_cfg(env)?;
         let d = deployer(env)?;
         let mut p = DeployPayload {
@@ -657,7 +718,7 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
             ..DeployPayload::default()
         };
         if !judge_gates(&run, &p.gates, &opts.force) {
-            return Ok(serde_json::to_value(&p).unwrap_or_default());
+            return Ok(p);
         }
         p.forced = opts.force.clone();
 
@@ -754,11 +815,11 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
                 for s in ["health:new_version", "smoke", "monitor"] {
                     run.skip(s, Action::Read, "dry-run: nothing deployed");
                 }
-                return Ok(serde_json::to_value(&p).unwrap_or_default());
+                return Ok(p);
             }
             Err(e) => {
                 back_out(&run, &mut p, &reason, "deploy_failed", cfg.workflow.as_str(), e.to_string(), "a successful run".into(), format!("the {} workflow failed: rolled back", cfg.workflow)).await?;
-                return Ok(serde_json::to_value(&p).unwrap_or_default());
+                return Ok(p);
             }
         };
         p.deploy_run = Some(deployed);
@@ -773,7 +834,7 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
             .await;
         if let Err(e) = health {
             back_out(&run, &mut p, &reason, "deploy_unhealthy", "health", e.to_string(), "healthy".into(), format!("{tag} is not healthy: rolled back")).await?;
-            return Ok(serde_json::to_value(&p).unwrap_or_default());
+            return Ok(p);
         }
 
         // Smoke checks.
@@ -799,7 +860,7 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
                 .await;
             if let Err(e) = r {
                 back_out(&run, &mut p, &reason, "smoke_failed", s.path.as_str(), e.to_string(), format!("HTTP {}", s.status), format!("smoke check {} failed: rolled back", s.path)).await?;
-                return Ok(serde_json::to_value(&p).unwrap_or_default());
+                return Ok(p);
             }
         }
 
@@ -833,19 +894,23 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
             match outcome {
                 Outcome::Fail => {
                     back_out(&run, &mut p, &reason, "error_rate_high", sli.as_str(), pct(rate.unwrap_or(0.0)), format!("≤ {} ({}× baseline {})", pct(limit), cfg.error_rate_factor, pct(baseline.unwrap_or(0.0))), format!("error rate {} above {} at minute {minute}: rolled back", pct(rate.unwrap_or(0.0)), pct(limit))).await?;
-                    return Ok(serde_json::to_value(&p).unwrap_or_default());
+                    return Ok(p);
                 }
                 Outcome::Error => {
                     errors_in_a_row += 1;
                     if errors_in_a_row >= 2 {
                         back_out(&run, &mut p, &reason, "monitoring_blind", sli.as_str(), "2 readings in a row failed".into(), "a readable error rate".into(), format!("the error rate could not be read twice in a row at minute {minute}: rolled back")).await?;
-                        return Ok(serde_json::to_value(&p).unwrap_or_default());
+                        return Ok(p);
                     }
                 }
                 _ => errors_in_a_row = 0,
             }
         }
-        Ok(serde_json::to_value(&p).unwrap_or_default())
+        Ok(p)
+        }
+        .await;
+        announce(&run, env, &cfg_environment(env), &result).await;
+        result.map(|p| serde_json::to_value(&p).unwrap_or_default())
     })
     .await
 }
@@ -1001,6 +1066,7 @@ pub async fn blue_green_deploy(
     opts: &BlueGreenOptions,
 ) -> crate::report::Report {
     env.execute("deploy_blue_green", &opts.run, |run| async move {
+        let result: Result<DeployPayload> = async {
         let cfg = deploy_cfg(env)?;
         let b = env
             .config
@@ -1015,7 +1081,7 @@ pub async fn blue_green_deploy(
             ..DeployPayload::default()
         };
         if !judge_gates(&run, &p.gates, &opts.force) {
-            return Ok(serde_json::to_value(&p).unwrap_or_default());
+            return Ok(p);
         }
         p.forced = opts.force.clone();
         let version = match (&opts.version, &env.repo) {
@@ -1102,7 +1168,11 @@ pub async fn blue_green_deploy(
                 }
             }
         }
-        Ok(serde_json::to_value(&p).unwrap_or_default())
+        Ok(p)
+        }
+        .await;
+        announce(&run, env, &cfg_environment(env), &result).await;
+        result.map(|p| serde_json::to_value(&p).unwrap_or_default())
     })
     .await
 }

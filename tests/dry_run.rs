@@ -110,3 +110,25 @@ fn runbook_futures_are_send() {
     let f = handover(&env, &h);
     is_send(&f);
 }
+
+/// Every runbook's future can be spawned (it is `Send` for any lifetime, not only for some).
+#[tokio::test]
+async fn runbooks_can_be_spawned() {
+    use agentlab_ops::runbook::*;
+    use std::sync::Arc;
+    let env = Arc::new(Environment::builder("spawn").build());
+    let e = env.clone();
+    let take = tokio::spawn(async move { take_backup(&e, &TakeOptions::default()).await });
+    let e = env.clone();
+    let recover = tokio::spawn(async move { recover_data(&e, &RecoverOptions::default()).await });
+    let e = env.clone();
+    let verify = tokio::spawn(async move { verify_backups(&e, &VerifyOptions::default()).await });
+    let e = env.clone();
+    let deploy = tokio::spawn(async move { standard_deploy(&e, &DeployOptions::default()).await });
+    let e = env.clone();
+    let bg = tokio::spawn(async move { blue_green_deploy(&e, &BlueGreenOptions::default()).await });
+    for r in [take, recover, verify, deploy, bg] {
+        // No backups, hosts or deployer configured: each fails cleanly, as a report.
+        assert_eq!(r.await.unwrap().verdict, agentlab_ops::Verdict::Failed);
+    }
+}

@@ -66,6 +66,8 @@ pub enum Command {
         #[command(subcommand)]
         which: DeployCmd,
     },
+    /// Run a Lua script as a runbook (the `ops` module; see examples/lua/).
+    Run(RunArgs),
     /// The audit journal.
     Journal {
         #[command(subcommand)]
@@ -133,6 +135,26 @@ pub enum BackupCmd {
         #[arg(long)]
         restore_test: bool,
     },
+}
+
+/// `run script.lua [args...]`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The script.
+    pub script: std::path::PathBuf,
+    /// Arguments for the script (`arg[1]`...).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// Give the script the whole standard library (os.execute, io.popen, io.open...).
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Stop the script after this long (e.g. 30s, 5m); its undo steps run.
+    #[arg(long, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    agentlab_ops::config::parse_duration(s)
 }
 
 /// `deploy ...`.
@@ -627,6 +649,29 @@ async fn run(cli: Cli) -> i32 {
             };
             t.env.close().await;
             print_report(&r, g.format)
+        }
+        Command::Run(a) => {
+            let t = match target(g).await {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            say_note(&t.note, g.format);
+            let env = std::sync::Arc::new(t.env);
+            let opts = agentlab_ops_lua::ScriptOptions {
+                dry_run: g.dry_run,
+                allow_unsafe: a.allow_unsafe,
+                timeout: a.timeout,
+                ctrl_c: true,
+                args: a.args.clone(),
+                no_journal: false,
+            };
+            let r = agentlab_ops_lua::run_script(env.clone(), &a.script, &opts).await;
+            env.close().await;
+            let code = print_report(&r, g.format);
+            if let (Some(e), Format::Json) = (&r.error, g.format) {
+                eprintln!("error: {}", e.message);
+            }
+            code
         }
         Command::Journal {
             which: JournalCmd::Stats { environment },

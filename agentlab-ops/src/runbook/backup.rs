@@ -284,10 +284,12 @@ async fn copy_dataset(
     date: NaiveDate,
     concurrency: usize,
 ) -> Result<TakenDataset> {
-    let mut entries: Vec<ManifestEntry> = stream::iter(files.iter())
-        .map(|path| async move {
-            let data = host.read_file(path).await?;
-            let name = path.rsplit('/').next().unwrap_or(path);
+    // Owned items (not `&String`): a closure over borrowed items makes the runbook's future
+    // not `Send` for every lifetime, and then it cannot be spawned.
+    let mut entries: Vec<ManifestEntry> = stream::iter(files.iter().cloned())
+        .map(|path: String| async move {
+            let data = host.read_file(&path).await?;
+            let name = path.rsplit('/').next().unwrap_or(&path);
             let key = format!("{prefix}{name}");
             let entry = ManifestEntry {
                 key: key.clone(),

@@ -282,9 +282,9 @@ async fn restore_one(
             ),
         ));
     }
-    let _ = stream::iter(staged.iter())
-        .map(|p| async move {
-            let b = hr.read_file(p).await?;
+    let _ = stream::iter(staged.iter().cloned())
+        .map(|p: String| async move {
+            let b = hr.read_file(&p).await?;
             validate_format(specr.format, &b)
                 .map_err(|m| Error::new(ErrorKind::InvalidResponse, format!("staged {p}: {m}")))
         })

@@ -162,7 +162,7 @@ fn lua_err(e: mlua::Error) -> Error {
     } else {
         ErrorKind::Unexpected
     };
-    Error::new(kind, msg).with_operation("lua")
+    Error::new(kind, msg)
 }
 
 fn json_of(lua: &Lua, v: Value) -> serde_json::Value {
@@ -842,11 +842,22 @@ pub async fn run_source(
             arg.set(i + 1, a.as_str())?;
         }
         lua.globals().set("arg", arg)?;
-        // A script that never yields (a tight loop) still sees the timeout and Ctrl-C.
+        // A script that never yields (a tight loop) still sees the timeout (checked here: no
+        // timer task may get to run while it spins) and Ctrl-C.
         let (c, w) = (cancel.clone(), why.clone());
+        let deadline = opts.timeout.map(|t| (std::time::Instant::now() + t, t));
         lua.set_global_hook(
             mlua::HookTriggers::new().every_nth_instruction(10_000),
             move |_, _| {
+                if let Some((d, t)) = deadline {
+                    if !c.is_cancelled() && std::time::Instant::now() >= d {
+                        *w.lock().unwrap_or_else(|e| e.into_inner()) = format!(
+                            "timed out after {}",
+                            agentlab_ops::config::format_duration(t)
+                        );
+                        c.cancel();
+                    }
+                }
                 if c.is_cancelled() {
                     let why = w.lock().map(|s| s.clone()).unwrap_or_default();
                     return Err(mlua::Error::runtime(format!("cancelled: {why}")));
@@ -860,6 +871,9 @@ pub async fn run_source(
             .into_function()?;
         Ok((lua, f))
     })();
+    // The state outlives the run: undo steps registered by the script call back into it after
+    // the script's body has ended.
+    let keep = setup.as_ref().ok().map(|(l, _)| l.clone());
     let report = env
         .execute(name, &run_opts, |run| async move {
             let (lua, f) =
@@ -871,6 +885,7 @@ pub async fn run_source(
             Ok(json_of(&lua, v))
         })
         .await;
+    drop(keep);
     for w in watchers {
         w.abort();
     }

@@ -133,8 +133,14 @@ function ops.step(name, kind, fn, undo)
   local function guarded()
     local r = table.pack(pcall(fn))
     if r[1] then return table.unpack(r, 2, r.n) end
-    caught = r[2]
-    error(r[2], 0)
+    local e = r[2]
+    -- error({kind=, message=}) from a script: make it print as ours do.
+    if type(e) == "table" and getmetatable(e) == nil and e.message ~= nil then
+      e.kind = e.kind or "unexpected"
+      setmetatable(e, Error)
+    end
+    caught = e
+    error(e, 0)
   end
   local ok, v = native.step(name, kind or "read", guarded, undo)
   if ok then return v end

@@ -510,3 +510,98 @@ fn recovery_killed_at_any_moment_leaves_old_or_new() {
     assert_eq!(tree(&data), new);
     assert!(!d.path().join("app/READ_ONLY_MODE").exists());
 }
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/lua")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn run_lua_scripts_with_exit_codes_from_their_reports() {
+    let d = tempfile::tempdir().unwrap();
+    // Escalation → 1, with the script's own escalation in the JSON report.
+    let o = run(
+        d.path(),
+        &[
+            "--sandbox",
+            "disk-full",
+            "--format",
+            "json",
+            "run",
+            &example("disk_alert.lua"),
+            "90",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["runbook"], "lua:disk_alert");
+    assert_eq!(v["escalations"][0]["subject"], "web-2:/app");
+    assert_eq!(v["payload"]["limit"], 90);
+    // The script's run is journaled like a built-in runbook.
+    let journal = std::fs::read_to_string(d.path().join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"runbook\":\"lua:disk_alert\""));
+
+    // Healthy → 0; dry-run plans the restarts (the sandbox hosts are this machine: nothing runs).
+    let o = run(
+        d.path(),
+        &[
+            "--sandbox",
+            "healthy",
+            "--dry-run",
+            "run",
+            &example("rolling_restart.lua"),
+            "agent-lab",
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("PLANNED*      restart agent-lab on web-1"),
+        "{out}"
+    );
+
+    // An uncaught error → 2, naming the script's file and line.
+    let script = d.path().join("broken.lua");
+    std::fs::write(&script, "local a = 1\nops.host('db-9'):run{'true'}\n").unwrap();
+    let o = run(
+        d.path(),
+        &["--sandbox", "healthy", "run", script.to_str().unwrap()],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("broken.lua:2: not_found: no host named \"db-9\""),
+        "{out}"
+    );
+
+    // --timeout bounds the whole script.
+    std::fs::write(&script, "while true do end\n").unwrap();
+    let o = run(
+        d.path(),
+        &[
+            "--sandbox",
+            "healthy",
+            "run",
+            "--timeout",
+            "300ms",
+            script.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stdout).contains("timed out after 300ms"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // The other subcommands still work from the same binary.
+    assert_eq!(
+        run(d.path(), &["--sandbox", "healthy", "check", "morning"])
+            .status
+            .code(),
+        Some(0)
+    );
+}

@@ -15,10 +15,14 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-ke
     $SUDO apt-get update -qq
     # nginx's package may try to start the system nginx: the tests run their own, so keep
     # the package scripts from starting services.
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made_policy=""
+    if ! [ -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light >/dev/null
-    $SUDO rm -f /usr/sbin/policy-rc.d
+    [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 VENV=.venv-test

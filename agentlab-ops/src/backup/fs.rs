@@ -417,12 +417,13 @@ mod at {
             use rustix::fs::{Mode, OFlags};
             if self.current.as_ref().map(|(p, _)| p.as_str()) != Some(parent) {
                 let path = self.root.join(parent);
-                let fd = rustix::fs::open(
-                    &path,
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(std::io::Error::from);
+                // O_PATH where there is one: no read permission needed, nothing read.
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                let fd =
+                    rustix::fs::open(&path, flags, Mode::empty()).map_err(std::io::Error::from);
                 self.current = Some((parent.to_string(), fd));
             }
             match self.current.as_ref().map(|(_, fd)| fd) {

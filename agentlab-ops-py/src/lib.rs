@@ -83,10 +83,10 @@ where
     }
 }
 
-/// Run a runbook on a thread of its own that drives it with the runtime's handle: the runbook's
-/// future need not be `Send` (some are not, for any lifetime, a compiler limitation with
-/// closures over borrowed data), and a long run never holds one of the runtime's workers or
-/// blocking threads. Its I/O and spawned tasks still run on the shared runtime.
+/// Run a runbook on a thread of its own that drives it with the runtime's handle: a long run
+/// never holds one of the runtime's two workers or its blocking threads (a `gather` of many
+/// runbooks cannot starve the ones they spawn), and the future need not be `Send`. Its I/O and
+/// spawned tasks still run on the shared runtime.
 pub(crate) fn spawn_run<T, F, Fut>(make: F) -> impl Future<Output = PyResult<T>> + Send + 'static
 where
     T: Send + 'static,

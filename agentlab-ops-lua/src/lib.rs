@@ -107,6 +107,47 @@ fn to_lua<T: serde::Serialize + ?Sized>(lua: &Lua, v: &T) -> mlua::Result<Value>
     )
 }
 
+/// An SLO status as a table, built directly (serde's generic path costs several times more on
+/// a call this small).
+fn status_table(lua: &Lua, s: &agentlab_ops::SloStatus) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 11)?;
+    t.raw_set("name", s.name.as_str())?;
+    t.raw_set("target", s.target)?;
+    t.raw_set("period", s.period.as_str())?;
+    t.raw_set("total", s.total)?;
+    t.raw_set("good", s.good)?;
+    t.raw_set("error_ratio", s.error_ratio)?;
+    t.raw_set("budget_remaining", s.budget_remaining)?;
+    t.raw_set("zone", s.zone.as_str())?;
+    t.raw_set("reason", s.reason.as_str())?;
+    let burn = lua.create_table_with_capacity(0, s.burn_rates.len())?;
+    for (k, v) in &s.burn_rates {
+        burn.raw_set(k.as_str(), *v)?;
+    }
+    t.raw_set("burn_rates", burn)?;
+    let alerts = lua.create_table_with_capacity(s.alerts.len(), 0)?;
+    for (i, a) in s.alerts.iter().enumerate() {
+        let x = lua.create_table_with_capacity(0, 8)?;
+        x.raw_set(
+            "severity",
+            match a.severity {
+                agentlab_ops::slo::AlertSeverity::Page => "page",
+                agentlab_ops::slo::AlertSeverity::Ticket => "ticket",
+            },
+        )?;
+        x.raw_set("long_window", a.long_window.as_str())?;
+        x.raw_set("short_window", a.short_window.as_str())?;
+        x.raw_set("threshold", a.threshold)?;
+        x.raw_set("long_burn", a.long_burn)?;
+        x.raw_set("short_burn", a.short_burn)?;
+        x.raw_set("firing", a.firing)?;
+        x.raw_set("inconclusive", a.inconclusive)?;
+        alerts.raw_set(i + 1, x)?;
+    }
+    t.raw_set("alerts", alerts)?;
+    Ok(t)
+}
+
 fn error_table(lua: &Lua, e: &Error) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("kind", e.kind().as_str())?;
@@ -522,10 +563,16 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                 Ok(env.slo_evaluator().evaluate(&data))
             }
             .await;
-            let r = r.and_then(|v| {
-                to_lua(&lua, &v).map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string()))
-            });
-            reply(&lua, r)
+            match r {
+                Ok(v) => {
+                    let t = lua.create_table_with_capacity(v.len(), 0)?;
+                    for (i, s) in v.iter().enumerate() {
+                        t.raw_set(i + 1, status_table(&lua, s)?)?;
+                    }
+                    Ok((true, Value::Table(t)))
+                }
+                Err(e) => reply(&lua, Err(e)),
+            }
         })?,
     )?;
 
@@ -568,10 +615,10 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                 };
                 Ok(agentlab_ops::slo::evaluate(&spec, Some(&data)))
             })();
-            let r = r.and_then(|s| {
-                to_lua(lua, &s).map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string()))
-            });
-            reply(lua, r)
+            match r {
+                Ok(s) => Ok((true, Value::Table(status_table(lua, &s)?))),
+                Err(e) => reply(lua, Err(e)),
+            }
         })?,
     )?;
 

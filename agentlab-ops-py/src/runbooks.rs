@@ -327,15 +327,62 @@ both!(
     core_standard
 );
 
+/// Pause, resume or abort a blue-green rollout from another thread or task: it stops before its
+/// next traffic step.
+#[pyclass(module = "agentlab_ops", name = "RolloutControl", frozen)]
+#[derive(Default)]
+pub struct RolloutControl {
+    inner: agentlab_ops::runbook::WaveControl,
+}
+
+#[pymethods]
+impl RolloutControl {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+    /// Stop before the next step until `resume()` (at most `blue_green.max_pause`).
+    fn pause(&self) {
+        self.inner.pause();
+    }
+    /// Go on after a pause.
+    fn resume(&self) {
+        self.inner.resume();
+    }
+    /// Stop before the next step; traffic goes back to blue.
+    fn abort(&self, reason: &str) {
+        self.inner.abort(reason);
+    }
+    /// Whether it is paused.
+    #[getter]
+    fn paused(&self) -> bool {
+        self.inner.is_paused()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<RolloutControl{}>",
+            if self.inner.is_paused() {
+                " paused"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 fn prep_blue_green(
     _py: Python<'_>,
     version: Option<String>,
     force: Option<String>,
+    control: Option<PyRef<'_, RolloutControl>>,
     run: RunOptions,
 ) -> PyResult<BlueGreenOptions> {
     let mut o = BlueGreenOptions::default();
     o.version = version;
     o.force = force;
+    if let Some(c) = control {
+        o.control = c.inner.clone();
+    }
     o.run = run;
     Ok(o)
 }
@@ -344,7 +391,7 @@ both!(
     blue_green_deploy,
     aio_blue_green_deploy,
     prep_blue_green,
-    (version: Option<String> = None, force: Option<String> = None),
+    (version: Option<String> = None, force: Option<String> = None, control: Option<PyRef<'_, RolloutControl>> = None),
     core_blue_green
 );
 
@@ -370,6 +417,7 @@ both!(
 );
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RolloutControl>()?;
     for f in [
         wrap_pyfunction!(standard_deploy, m)?,
         wrap_pyfunction!(aio_standard_deploy, m)?,

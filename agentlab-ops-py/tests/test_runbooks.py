@@ -289,3 +289,22 @@ def test_deployments_with_the_memory_deployer(lab: Lab) -> None:
     rb = agentlab_ops.rollback(env, reason="bad release", to="v1.4.2")
     assert rb.ok, str(rb)
     assert d.calls[-2][0] == "dispatch" and d.calls[-2][2]["reason"] == "bad release"
+
+
+def test_blue_green_can_be_paused_resumed_and_aborted() -> None:
+    import threading
+    import time
+
+    with agentlab_ops.sandbox("green-healthy") as env:
+        control = agentlab_ops.RolloutControl()
+        control.pause()
+        assert control.paused and "paused" in repr(control)
+        threading.Timer(0.6, control.resume).start()
+        start = time.perf_counter()
+        r = agentlab_ops.blue_green_deploy(env, version="1.5.0", control=control)
+        assert time.perf_counter() - start >= 0.6
+        assert r.ok and r.payload["green_percent"] == 100, str(r)
+        stop = agentlab_ops.RolloutControl()
+        stop.abort("change freeze")
+        r = agentlab_ops.blue_green_deploy(env, version="1.5.1", control=stop)
+        assert r.verdict == "escalate" and "change freeze" in r.escalations[0].observed

@@ -26,6 +26,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "Report",
+    "RolloutControl",
     "Sandbox",
     "SloStatus",
     "UnauthenticatedError",
@@ -318,8 +319,22 @@ def standard_deploy(
     high_risk: bool = False,
     dry_run: bool = False,
 ) -> Report: ...
+@final
+class RolloutControl:
+    def __new__(cls) -> RolloutControl: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def abort(self, reason: str) -> None: ...
+    @property
+    def paused(self) -> bool: ...
+
 def blue_green_deploy(
-    config: _ConfigArg = None, *, version: Optional[str] = None, force: Optional[str] = None, dry_run: bool = False
+    config: _ConfigArg = None,
+    *,
+    version: Optional[str] = None,
+    force: Optional[str] = None,
+    control: Optional[RolloutControl] = None,
+    dry_run: bool = False,
 ) -> Report: ...
 def rollback(
     config: _ConfigArg = None, *, reason: Optional[str] = None, to: Optional[str] = None, dry_run: bool = False
@@ -338,6 +353,7 @@ def aio_blue_green_deploy(
     *,
     version: Optional[str] = None,
     force: Optional[str] = None,
+    control: Optional[RolloutControl] = None,
     dry_run: bool = False,
     cancel: Optional[CancelToken] = None,
 ) -> Awaitable[Report]: ...

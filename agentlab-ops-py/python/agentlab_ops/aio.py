@@ -118,10 +118,17 @@ async def standard_deploy(
 
 
 async def blue_green_deploy(
-    config: ConfigArg = None, *, version: Optional[str] = None, force: Optional[str] = None, dry_run: bool = False
+    config: ConfigArg = None,
+    *,
+    version: Optional[str] = None,
+    force: Optional[str] = None,
+    control: Optional[_native.RolloutControl] = None,
+    dry_run: bool = False,
 ) -> Report:
     """Awaitable :func:`agentlab_ops.blue_green_deploy`."""
-    return await _run(_native.aio_blue_green_deploy, config, version=version, force=force, dry_run=dry_run)
+    return await _run(
+        _native.aio_blue_green_deploy, config, version=version, force=force, control=control, dry_run=dry_run
+    )
 
 
 async def rollback(

@@ -71,6 +71,28 @@ fn strip_nulls(v: serde_json::Value) -> Option<serde_json::Value> {
     }
 }
 
+/// A dict with the environment file's structure as a config: through JSON (what Python can
+/// say) and TOML (so errors name the field exactly as for a file); `None` means "not set".
+pub(crate) fn config_from_dict(
+    py: Python<'_>,
+    dict: &Bound<'_, PyDict>,
+    origin: &str,
+) -> PyResult<Config> {
+    let json: String = py
+        .import("json")?
+        .call_method1("dumps", (dict,))?
+        .extract()?;
+    let value: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| to_py(Error::config(format!("{origin}: not JSON-like: {e}"))))?;
+    let value = strip_nulls(value).unwrap_or(serde_json::Value::Null);
+    let text = toml::to_string(&value).map_err(|e| {
+        to_py(Error::config(format!(
+            "{origin}: cannot be an environment file: {e}"
+        )))
+    })?;
+    Config::from_toml_str(&text, origin).py_err()
+}
+
 #[pymethods]
 impl Environment {
     /// Load an environment file (TOML), as `agentlab-ops --config FILE` does.
@@ -85,19 +107,7 @@ impl Environment {
     /// field's path.
     #[staticmethod]
     fn from_dict(py: Python<'_>, config: &Bound<'_, PyDict>) -> PyResult<Self> {
-        let json: String = py
-            .import("json")?
-            .call_method1("dumps", (config,))?
-            .extract()?;
-        let value: serde_json::Value = serde_json::from_str(&json)
-            .map_err(|e| to_py(Error::config(format!("<dict>: not JSON-like: {e}"))))?;
-        let value = strip_nulls(value).unwrap_or(serde_json::Value::Null);
-        let text = toml::to_string(&value).map_err(|e| {
-            to_py(Error::config(format!(
-                "<dict>: cannot be an environment file: {e}"
-            )))
-        })?;
-        let cfg = Config::from_toml_str(&text, "<dict>").py_err()?;
+        let cfg = config_from_dict(py, config, "<dict>")?;
         Environment::build(py, cfg)
     }
 

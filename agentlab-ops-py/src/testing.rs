@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use agentlab_ops::backup::StoreCall;
 use agentlab_ops::backup::{BackupStore, BackupStoreExt};
-use agentlab_ops::config::Config;
 use agentlab_ops::{
-    Environment as CoreEnv, Error, ErrorKind, Faults, MemoryBackupStore as CoreStore,
+    Environment as CoreEnv, ErrorKind, Faults, MemoryBackupStore as CoreStore,
     MemoryHost as CoreHost, MemoryNotifier as CoreNotifier, MemoryProbe as CoreProbe,
     MemorySloSource as CoreSlo,
 };
@@ -17,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::env::Environment;
-use crate::errors::{IntoPy, to_py};
+use crate::errors::IntoPy;
 
 fn kind_arg(kind: &str) -> PyResult<ErrorKind> {
     serde_json::from_value(serde_json::Value::String(kind.into())).map_err(|_| {
@@ -465,12 +464,7 @@ fn environment(
                 journal.update(j.cast::<PyDict>()?.as_mapping())?;
             }
             s.set_item("journal", journal)?;
-            let json: String = py.import("json")?.call_method1("dumps", (s,))?.extract()?;
-            let value: serde_json::Value = serde_json::from_str(&json)
-                .map_err(|e| to_py(Error::config(format!("settings: {e}"))))?;
-            let text = toml::to_string(&value)
-                .map_err(|e| to_py(Error::config(format!("settings: {e}"))))?;
-            Some(Config::from_toml_str(&text, "<settings>").py_err()?)
+            Some(crate::env::config_from_dict(py, &s, "<settings>")?)
         }
         None => None,
     };

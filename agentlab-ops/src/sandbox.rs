@@ -129,14 +129,7 @@ impl Green {
     fn share(&self) -> u8 {
         std::fs::read_to_string(&self.upstream)
             .ok()
-            .and_then(|t| {
-                t.lines()
-                    .next()?
-                    .strip_prefix("# managed by agentlab-ops: green ")?
-                    .trim_end_matches('%')
-                    .parse()
-                    .ok()
-            })
+            .and_then(|t| crate::deploy::router::parse_green(&t))
             .unwrap_or(0)
     }
 }

@@ -107,7 +107,8 @@ impl NginxRouter {
     }
 }
 
-fn parse_green(text: &str) -> Option<u8> {
+/// Green's share as an upstream file written by [`NginxRouter`] states it on its first line.
+pub fn parse_green(text: &str) -> Option<u8> {
     let first = text.lines().next()?;
     let p = first.strip_prefix("# managed by agentlab-ops: green ")?;
     p.trim_end_matches('%').trim().parse().ok()

@@ -3,11 +3,10 @@
 //!      script (`ops.slo{...}`) and directly from Rust: the per-call difference is the binding;
 //!   2. `ops.parallel` over 100 memory hosts that each answer after 50 ms: about one latency.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentlab_ops::slo::{Counts, SliData, SloSpec, evaluate};
+use agentlab_ops::slo::{Counts, SloSpec, evaluate_counts};
 use agentlab_ops::{Environment, MemoryHost};
 use agentlab_ops_lua::{ScriptOptions, run_source};
 
@@ -18,20 +17,11 @@ fn rust_calls() -> Duration {
     let mut red = 0u64;
     for i in 0..CALLS {
         let spec = SloSpec::new("slo", 0.999);
-        let mut w = BTreeMap::new();
-        w.insert(
-            spec.period,
-            Counts {
-                good: 999_000 + i % 1000,
-                total: 1_000_000,
-            },
-        );
-        let data = SliData {
-            name: "slo".into(),
-            target: Some(0.999),
-            windows: w,
+        let period = Counts {
+            good: 999_000 + i % 1000,
+            total: 1_000_000,
         };
-        red += u64::from(evaluate(&spec, Some(&data)).zone == agentlab_ops::Zone::Red);
+        red += u64::from(evaluate_counts(&spec, period, []).zone == agentlab_ops::Zone::Red);
     }
     std::hint::black_box(red);
     t.elapsed()

@@ -19,28 +19,7 @@ PY=.venv-test/bin/python
 
 D="$(mktemp -d /tmp/agentlab-pybench.XXXXXX)"
 trap 'rm -rf "$D"' EXIT
-python3 - "$D/backups" "$N" <<'PY'
-import hashlib, json, os, sys, datetime
-root, n = sys.argv[1], int(sys.argv[2])
-day = "20261129"
-prefix = f"sessions/{day}/"
-os.makedirs(os.path.join(root, prefix), exist_ok=True)
-entries = []
-for i in range(n):
-    body = json.dumps({"session_id": f"s-{i}", "agent": "researcher",
-        "messages": [{"role": "user", "content": "x" * 1900}]}).encode()
-    key = f"{prefix}session-{i:07d}.json"
-    with open(os.path.join(root, key), "wb") as f:
-        f.write(body)
-    entries.append({"key": key, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
-header = {"manifest_version": 1, "dataset": "sessions", "date": day,
-          "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-          "source": "bench", "count": n, "bytes": sum(e["size"] for e in entries)}
-with open(os.path.join(root, prefix, "MANIFEST.jsonl"), "w") as f:
-    f.write(json.dumps(header) + "\n")
-    for e in sorted(entries, key=lambda e: e["key"]):
-        f.write(json.dumps(e) + "\n")
-PY
+python3 benches/make_sessions.py "$D/backups" "$N"
 cat >"$D/cfg.toml" <<CFG
 environment = "bench"
 [service]

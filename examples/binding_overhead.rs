@@ -4,12 +4,11 @@
 //! `cargo run --release --example binding_overhead -- CONFIG RUNS SLO_CALLS`
 //! prints `verify_best_s=<seconds> slo_call_ns=<nanoseconds>`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use agentlab_ops::config::Config;
 use agentlab_ops::runbook::{Sample, VerifyOptions, verify_backups};
-use agentlab_ops::slo::{Counts, SliData, SloSpec, evaluate};
+use agentlab_ops::slo::{Counts, SloSpec, evaluate_counts};
 use agentlab_ops::{Environment, RunOptions};
 
 fn main() -> agentlab_ops::Result<()> {
@@ -46,20 +45,11 @@ fn main() -> agentlab_ops::Result<()> {
     for i in 0..calls {
         let mut spec = SloSpec::new("slo", 0.999);
         spec.min_events = 100;
-        let mut w = BTreeMap::new();
-        w.insert(
-            spec.period,
-            Counts {
-                good: 999_000 + (i as u64 % 1000),
-                total: 1_000_000,
-            },
-        );
-        let data = SliData {
-            name: "slo".into(),
-            target: Some(0.999),
-            windows: w,
+        let period = Counts {
+            good: 999_000 + (i as u64 % 1000),
+            total: 1_000_000,
         };
-        let s = evaluate(&spec, Some(&data));
+        let s = evaluate_counts(&spec, period, []);
         red += usize::from(s.zone == agentlab_ops::Zone::Red);
     }
     let per_call = t.elapsed().as_nanos() as f64 / calls as f64;

@@ -9,7 +9,6 @@
 //! Natives answer `(true, value)` or `(false, error table)`; the Lua prelude raises the error
 //! tables, so `pcall` sees `{kind=, message=, operation=, context=, where=}`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,13 +97,15 @@ fn script_position(lua: &Lua) -> Option<String> {
     })
 }
 
-fn to_lua<T: serde::Serialize + ?Sized>(lua: &Lua, v: &T) -> mlua::Result<Value> {
+/// A value as Lua data: `None` and JSON null become `nil`, never a null sentinel.
+fn to_lua<T: serde::Serialize + ?Sized>(lua: &Lua, v: &T) -> Result<Value, Error> {
     lua.to_value_with(
         v,
         mlua::serde::SerializeOptions::new()
             .serialize_none_to_null(false)
             .serialize_unit_to_null(false),
     )
+    .map_err(|e| Error::new(ErrorKind::Unexpected, format!("to Lua: {e}")))
 }
 
 /// An SLO status as a table, built directly (serde's generic path costs several times more on
@@ -340,7 +341,6 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
             let c = ctx(lua)?;
             let r = env_of(&c, id).and_then(|e| {
                 to_lua(lua, &serde_json::json!({"name": e.name(), "base_url": e.config.service.base_url.as_str()}))
-                    .map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string()))
             });
             reply(lua, r)
         })?,
@@ -365,10 +365,8 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                 Ok((envs.len() - 1, name))
             }
             .await;
-            let r = r.and_then(|(id, name)| {
-                to_lua(&lua, &serde_json::json!({"id": id, "name": name}))
-                    .map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string()))
-            });
+            let r =
+                r.and_then(|(id, name)| to_lua(&lua, &serde_json::json!({"id": id, "name": name})));
             reply(&lua, r)
         })?,
     )?;
@@ -385,9 +383,7 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                     (Ok(a), Ok(env)) => runbook(&c, &name, a, env).await,
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 };
-                let r = r.and_then(|rep| {
-                    to_lua(&lua, &rep).map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string()))
-                });
+                let r = r.and_then(|rep| to_lua(&lua, &rep));
                 reply(&lua, r)
             },
         )?,
@@ -407,7 +403,7 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                 }))
             }
             .await;
-            let r = r.and_then(|v: serde_json::Value| to_lua(&lua, &v).map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string())));
+            let r = r.and_then(|v: serde_json::Value| to_lua(&lua, &v));
             reply(&lua, r)
         })?,
     )?;
@@ -437,7 +433,7 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
             let c = ctx(lua)?;
             let r = env_of(&c, env).and_then(|e| {
                 let names: Vec<String> = e.hosts.iter().map(|h| h.config.name.clone()).collect();
-                to_lua(lua, &names).map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string()))
+                to_lua(lua, &names)
             });
             reply(lua, r)
         })?,
@@ -465,9 +461,7 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                     }))
                 }
                 .await;
-                let r = r.and_then(|v: serde_json::Value| {
-                    to_lua(&lua, &v).map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string()))
-                });
+                let r = r.and_then(|v: serde_json::Value| to_lua(&lua, &v));
                 reply(&lua, r)
             },
         )?,
@@ -510,7 +504,7 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                     .collect::<Vec<_>>())
             }
             .await;
-            let r = r.and_then(|v| to_lua(&lua, &v).map_err(|x| Error::new(ErrorKind::Unexpected, x.to_string())));
+            let r = r.and_then(|v| to_lua(&lua, &v));
             reply(&lua, r)
         })?,
     )?;
@@ -596,8 +590,7 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                     spec.period =
                         agentlab_ops::config::parse_duration(&p).map_err(Error::config)?;
                 }
-                let mut windows = BTreeMap::new();
-                windows.insert(spec.period, agentlab_ops::slo::Counts { good, total });
+                let mut windows = Vec::new();
                 if let Ok(Some(w)) = t.get::<Option<Table>>("windows") {
                     for pair in w.pairs::<String, Table>() {
                         let (k, v) = pair.map_err(|e| Error::config(e.to_string()))?;
@@ -605,15 +598,11 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                             agentlab_ops::config::parse_duration(&k).map_err(Error::config)?;
                         let g: u64 = v.get(1).map_err(|e| Error::config(e.to_string()))?;
                         let n: u64 = v.get(2).map_err(|e| Error::config(e.to_string()))?;
-                        windows.insert(len, agentlab_ops::slo::Counts { good: g, total: n });
+                        windows.push((len, agentlab_ops::slo::Counts { good: g, total: n }));
                     }
                 }
-                let data = agentlab_ops::slo::SliData {
-                    name: spec.name.clone(),
-                    target: Some(target),
-                    windows,
-                };
-                Ok(agentlab_ops::slo::evaluate(&spec, Some(&data)))
+                let period = agentlab_ops::slo::Counts { good, total };
+                Ok(agentlab_ops::slo::evaluate_counts(&spec, period, windows))
             })();
             match r {
                 Ok(s) => Ok((true, Value::Table(status_table(lua, &s)?))),

@@ -107,6 +107,25 @@ fn run_options(dry_run: bool, cancel: &CoreCancel) -> RunOptions {
         .cancel_on(cancel.clone())
 }
 
+/// Start a runbook on its own thread; an environment opened for this call is closed after it.
+fn start<F, Fut>(
+    env: Arc<CoreEnv>,
+    owned: bool,
+    body: F,
+) -> impl Future<Output = PyResult<CoreReport>> + Send + 'static
+where
+    F: FnOnce(Arc<CoreEnv>) -> Fut + Send + 'static,
+    Fut: Future<Output = CoreReport>,
+{
+    crate::spawn_run(move || async move {
+        let r = body(env.clone()).await;
+        if owned {
+            env.close().await;
+        }
+        r
+    })
+}
+
 /// Run a runbook synchronously: the GIL is released; Ctrl-C cancels the run (its undo steps
 /// run) and raises `KeyboardInterrupt`. An environment opened for this call is closed after.
 fn run_sync<F, Fut>(
@@ -120,14 +139,7 @@ where
     F: FnOnce(Arc<CoreEnv>) -> Fut + Send + 'static,
     Fut: Future<Output = CoreReport>,
 {
-    let run = crate::spawn_run(move || async move {
-        let r = body(env.clone()).await;
-        if owned {
-            env.close().await;
-        }
-        r
-    });
-    let report = crate::block_on(py, Some(cancel), run)??;
+    let report = crate::block_on(py, Some(cancel), start(env, owned, body))??;
     Ok(Report::from(report))
 }
 
@@ -143,13 +155,7 @@ where
     F: FnOnce(Arc<CoreEnv>) -> Fut + Send + 'static,
     Fut: Future<Output = CoreReport>,
 {
-    let run = crate::spawn_run(move || async move {
-        let r = body(env.clone()).await;
-        if owned {
-            env.close().await;
-        }
-        r
-    });
+    let run = start(env, owned, body);
     pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(Report::from(run.await?)) })
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use agentlab_ops::config::parse_duration;
-use agentlab_ops::slo::{Counts, SliData, SloSpec, SloStatus as CoreStatus, evaluate};
+use agentlab_ops::slo::{Counts, SloSpec, SloStatus as CoreStatus, evaluate_counts};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -97,19 +97,13 @@ fn evaluate_slo(
     let mut spec = SloSpec::new(name, target);
     spec.period = period;
     spec.min_events = min_events;
-    let mut w = BTreeMap::new();
-    w.insert(period, Counts { good, total });
+    let mut w = Vec::new();
     for (len, (good, total)) in windows.unwrap_or_default() {
         let len = parse_duration(&len).map_err(PyValueError::new_err)?;
-        w.insert(len, Counts { good, total });
+        w.push((len, Counts { good, total }));
     }
-    let data = SliData {
-        name: name.to_string(),
-        target: Some(target),
-        windows: w,
-    };
     Ok(SloStatus {
-        inner: evaluate(&spec, Some(&data)),
+        inner: evaluate_counts(&spec, Counts { good, total }, w),
     })
 }
 

@@ -212,6 +212,18 @@ async fn bad_ratio(source: &dyn SloSource, sli: &str) -> Result<f64> {
         })
 }
 
+/// The version to release: the one given (without a leading `v`), else the repository's
+/// version file.
+async fn release_version(env: &Environment, given: &Option<String>) -> Result<String> {
+    match (given, &env.repo) {
+        (Some(v), _) => Ok(v.trim_start_matches('v').to_string()),
+        (None, Some(r)) => r.version().await,
+        (None, None) => Err(Error::config(
+            "no version: pass one, or set deploy.repo_dir to read version.txt",
+        )),
+    }
+}
+
 fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
@@ -722,11 +734,7 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
         }
         p.forced = opts.force.clone();
 
-        let version = match (&opts.version, &env.repo) {
-            (Some(v), _) => v.trim_start_matches('v').to_string(),
-            (None, Some(r)) => r.version().await?,
-            (None, None) => return Err(Error::config("no version: pass one, or set deploy.repo_dir to read version.txt")),
-        };
+        let version = release_version(env, &opts.version).await?;
         let tag = format!("v{version}");
         let previous = match &env.repo {
             Some(r) => r.tags().await?.into_iter().find(|t| *t != tag),
@@ -1084,11 +1092,7 @@ pub async fn blue_green_deploy(
             return Ok(p);
         }
         p.forced = opts.force.clone();
-        let version = match (&opts.version, &env.repo) {
-            (Some(v), _) => v.trim_start_matches('v').to_string(),
-            (None, Some(r)) => r.version().await?,
-            (None, None) => return Err(Error::config("no version: pass one, or set deploy.repo_dir")),
-        };
+        let version = release_version(env, &opts.version).await?;
         p.version = Some(version.clone());
         let clock = env.clock.clone();
         let deploy_to = |environment: String| {

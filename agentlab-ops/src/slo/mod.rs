@@ -201,6 +201,23 @@ pub fn budget_remaining(spec: &SloSpec, counts: &Counts) -> Option<f64> {
         .map(|e| (spec.budget() - e) / spec.budget())
 }
 
+/// Evaluate an objective from counts alone: `period` over the spec's period, then shorter
+/// `windows` for the burn rates (what the bindings' "SLO from counts" calls).
+pub fn evaluate_counts(
+    spec: &SloSpec,
+    period: Counts,
+    windows: impl IntoIterator<Item = (Duration, Counts)>,
+) -> SloStatus {
+    let mut w = BTreeMap::from([(spec.period, period)]);
+    w.extend(windows);
+    let data = SliData {
+        name: spec.name.clone(),
+        target: Some(spec.target),
+        windows: w,
+    };
+    evaluate(spec, Some(&data))
+}
+
 /// Evaluate one objective from its data (`None`: the source has no data for it).
 pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
     let empty = BTreeMap::new();

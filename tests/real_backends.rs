@@ -165,6 +165,51 @@ async fn ssh_arguments_reach_the_remote_verbatim() {
     host.close().await.unwrap();
 }
 
+/// A remote command past its timeout is ended on the host with what it started (its process
+/// group), and the error says so.
+#[tokio::test]
+async fn ssh_timed_out_command_is_ended_on_the_host() {
+    let Some(s) = servers("ssh_timed_out_command_is_ended_on_the_host") else {
+        return;
+    };
+    let cd = control_dir();
+    let host = s.ssh_host("ssh-timeout", s.ssh_ports[0], cd.path());
+    // A unique duration names the processes: the shell and the sleep it started.
+    let tag = format!(
+        "{}.{}",
+        40 + std::process::id() % 50,
+        std::process::id() % 997
+    );
+    let script = format!("sleep {tag}; echo done");
+    let err = host
+        .run(
+            &Cmd::new("sh")
+                .args(["-c", script.as_str()])
+                .timeout(Duration::from_millis(800)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), agentlab_ops::ErrorKind::Timeout);
+    assert!(
+        err.to_string()
+            .contains("it was stopped on the host (process group"),
+        "{err}"
+    );
+    let mut left = processes_mentioning(&format!("sleep {tag}"));
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_mentioning(&format!("sleep {tag}"));
+    }
+    assert!(left.is_empty(), "still running on the host: {left:?}");
+    // The host still works afterwards.
+    let out = host.run(&Cmd::new("echo").arg("ok")).await.unwrap();
+    assert_eq!(out.stdout.trim(), "ok");
+    host.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn ssh_reads_files_byte_for_byte() {
     let Some(s) = servers("ssh_reads_files_byte_for_byte") else {

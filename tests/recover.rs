@@ -235,12 +235,18 @@ async fn a_failing_dataset_swaps_the_others_back_and_clears_the_flag() {
     assert!(
         r.checks
             .iter()
-            .any(|c| c.name == "swap back sessions" && c.outcome == Outcome::Pass)
+            .any(|c| c.name == "undo restore:sessions" && c.outcome == Outcome::Pass)
     );
     assert!(
         host.file("/srv/app/READ_ONLY_MODE").is_none(),
         "flag cleared"
     );
+    let staged: Vec<String> = host
+        .paths()
+        .into_iter()
+        .filter(|p| p.contains(".restore-"))
+        .collect();
+    assert!(staged.is_empty(), "staging data left behind: {staged:?}");
 }
 
 #[tokio::test]

@@ -470,7 +470,7 @@ fn print_report(r: &Report, format: Format) -> i32 {
 
 async fn run(cli: Cli) -> i32 {
     let g = &cli.global;
-    let run_opts = RunOptions::default().dry_run(g.dry_run).ctrl_c(true);
+    let run_opts = RunOptions::default().dry_run(g.dry_run).signals(true);
     match &cli.command {
         Command::Check {
             which: CheckCmd::Morning { date },
@@ -661,7 +661,7 @@ async fn run(cli: Cli) -> i32 {
                 dry_run: g.dry_run,
                 allow_unsafe: a.allow_unsafe,
                 timeout: a.timeout,
-                ctrl_c: true,
+                signals: true,
                 args: a.args.clone(),
                 no_journal: false,
             };

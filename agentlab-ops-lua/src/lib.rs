@@ -36,8 +36,8 @@ pub struct ScriptOptions {
     pub allow_unsafe: bool,
     /// Stop the script (and run its undo steps) after this long.
     pub timeout: Option<Duration>,
-    /// Stop on Ctrl-C (and run the undo steps).
-    pub ctrl_c: bool,
+    /// Stop on SIGINT (Ctrl-C), SIGTERM and SIGHUP (and run the undo steps).
+    pub signals: bool,
     /// The script's arguments (`arg[1]`...).
     pub args: Vec<String>,
     /// Do not journal the script's report.
@@ -52,6 +52,8 @@ struct Ctx {
     run: Mutex<Option<Run>>,
     dry_run: bool,
     cancel: CancelToken,
+    /// The script's undos are running: a cancelled run must not stop them.
+    undoing: std::sync::atomic::AtomicBool,
 }
 
 fn ctx(lua: &Lua) -> mlua::Result<Arc<Ctx>> {
@@ -661,7 +663,12 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                     }
                     "change" => {
                         let undo = undo.map(|u| {
+                            let c = ctx(&lua);
                             Undo::on_failure(format!("undo {name}"), move || async move {
+                                // The instruction hook stops a cancelled script, not its undos.
+                                if let Ok(c) = &c {
+                                    c.undoing.store(true, std::sync::atomic::Ordering::SeqCst);
+                                }
                                 u.call_async::<()>(()).await.map_err(lua_err)
                             })
                         });
@@ -794,6 +801,7 @@ pub fn install(
         run: Mutex::new(None),
         dry_run,
         cancel,
+        undoing: std::sync::atomic::AtomicBool::new(false),
     }));
     let native = native_table(lua)?;
     let ops: Table = lua.load(PRELUDE).set_name("=agentlab_ops").call(native)?;
@@ -860,14 +868,18 @@ pub async fn run_source(
             c.cancel();
         }));
     }
-    if opts.ctrl_c {
-        let (c, w) = (cancel.clone(), why.clone());
-        watchers.push(tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                *w.lock().unwrap_or_else(|e| e.into_inner()) = "interrupted (Ctrl-C)".into();
+    if opts.signals {
+        // The run handles the signals too (a second one while undos run); this watcher
+        // cancels the token the instruction hook reads, so a script in a tight loop stops.
+        run_opts = run_opts.signals(true);
+        if let Some(mut sig) = agentlab_ops::runbook::stop::StopSignals::new() {
+            let (c, w) = (cancel.clone(), why.clone());
+            watchers.push(tokio::spawn(async move {
+                let name = sig.recv().await;
+                *w.lock().unwrap_or_else(|e| e.into_inner()) = format!("interrupted ({name})");
                 c.cancel();
-            }
-        }));
+            }));
+        }
     }
     let setup = (|| -> mlua::Result<(Lua, Function)> {
         let lua = new_state(opts.allow_unsafe)?;
@@ -884,7 +896,13 @@ pub async fn run_source(
         let deadline = opts.timeout.map(|t| (std::time::Instant::now() + t, t));
         lua.set_global_hook(
             mlua::HookTriggers::new().every_nth_instruction(10_000),
-            move |_, _| {
+            move |lua, _| {
+                let undoing = lua
+                    .app_data_ref::<Arc<Ctx>>()
+                    .is_some_and(|c| c.undoing.load(std::sync::atomic::Ordering::SeqCst));
+                if undoing {
+                    return Ok(mlua::VmState::Continue);
+                }
                 if let Some((d, t)) = deadline {
                     if !c.is_cancelled() && std::time::Instant::now() >= d {
                         *w.lock().unwrap_or_else(|e| e.into_inner()) = format!(
@@ -929,7 +947,7 @@ pub async fn run_source(
     let why = why.lock().map(|s| s.clone()).unwrap_or_default();
     if !why.is_empty() {
         if let Some(e) = &mut report.error {
-            e.message = format!("script {why}; undo steps ran");
+            e.message = format!("script {why}");
         }
     }
     report

@@ -123,7 +123,17 @@ impl MemoryHost {
             .is_some()
     }
 
-    /// A file's contents.
+    /// Every file's path, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// A file's content, if it exists.
     pub fn file(&self, path: &str) -> Option<bytes::Bytes> {
         self.files
             .lock()
@@ -260,6 +270,31 @@ impl RemoteHost for MemoryHost {
             .unwrap_or_else(|e| e.into_inner())
             .remove(path);
         Ok(())
+    }
+
+    async fn remove_tree(&self, path: &str) -> Result<()> {
+        self.calls.push(Cmd::new("rm").args(["-rf", "--", path]));
+        self.faults
+            .apply("host.remove_tree")
+            .await
+            .map_err(|e| e.with_context("host", self.name.clone()))?;
+        let inside = format!("{}/", path.trim_end_matches('/'));
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| k != path && !k.starts_with(&inside));
+        Ok(())
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool> {
+        self.calls.push(Cmd::new("test").args(["-e", path]));
+        let inside = format!("{}/", path.trim_end_matches('/'));
+        Ok(self
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .any(|k| k == path || k.starts_with(&inside)))
     }
 
     async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {

@@ -11,6 +11,8 @@ mod memory;
 pub mod parse;
 #[cfg(feature = "ssh")]
 mod ssh;
+#[cfg(feature = "ssh")]
+pub mod ssh_masters;
 
 pub use local::LocalHost;
 pub use memory::MemoryHost;
@@ -172,6 +174,16 @@ pub trait RemoteHost: Send + Sync + Debug {
         let cmd = Cmd::new("rm").args(["-f", "--", path]);
         self.run(&cmd).await?.check(self.name(), &cmd).map(|_| ())
     }
+    /// Delete a file or a directory with everything in it (`rm -rf`); a missing path is fine.
+    async fn remove_tree(&self, path: &str) -> Result<()> {
+        let cmd = Cmd::new("rm").args(["-rf", "--", path]);
+        self.run(&cmd).await?.check(self.name(), &cmd).map(|_| ())
+    }
+    /// Whether a file or directory exists at `path`.
+    async fn exists(&self, path: &str) -> Result<bool> {
+        let cmd = Cmd::new("test").args(["-e", path]);
+        Ok(self.run(&cmd).await?.success())
+    }
     /// Regular files directly in `dir` whose name matches the shell `pattern` (`*.json`), or
     /// `dir` itself when it is a matching file; sorted. A missing path gives an empty list.
     async fn list_files(&self, dir: &str, pattern: &str) -> Result<Vec<String>> {
@@ -232,6 +244,12 @@ impl<T: RemoteHost + ?Sized> RemoteHost for Arc<T> {
     }
     async fn delete_file(&self, path: &str) -> Result<()> {
         (**self).delete_file(path).await
+    }
+    async fn remove_tree(&self, path: &str) -> Result<()> {
+        (**self).remove_tree(path).await
+    }
+    async fn exists(&self, path: &str) -> Result<bool> {
+        (**self).exists(path).await
     }
 }
 

@@ -42,8 +42,11 @@ pub struct SshOptions {
     pub command_timeout: Duration,
     /// Concurrent commands.
     pub max_concurrent: usize,
-    /// Directory for control sockets.
+    /// Directory for control sockets (each process uses `agentlab-ops-<pid>/` in it).
     pub control_dir: PathBuf,
+    /// How long an idle master connection outlives its last command (`ControlPersist`): a
+    /// master left by a killed runner ends by itself after this long.
+    pub master_idle: Duration,
 }
 
 impl SshOptions {
@@ -61,6 +64,7 @@ impl SshOptions {
             command_timeout: Duration::from_secs(30),
             max_concurrent: 10,
             control_dir: std::env::temp_dir(),
+            master_idle: Duration::from_secs(120),
         }
     }
 
@@ -85,6 +89,7 @@ impl SshOptions {
             command_timeout: h.command_timeout.0,
             max_concurrent: h.max_concurrent.unwrap_or(s.max_concurrent).max(1),
             control_dir: s.control_dir.clone().unwrap_or_else(std::env::temp_dir),
+            master_idle: Duration::from_secs(120),
         })
     }
 }
@@ -134,11 +139,15 @@ impl SshHost {
 
     async fn connect(&self) -> Result<Session> {
         let o = &self.opts;
+        let control_dir = super::ssh_masters::process_dir(&o.control_dir).await?;
+        let idle = std::num::NonZeroUsize::new(o.master_idle.as_secs().max(1) as usize)
+            .unwrap_or(std::num::NonZeroUsize::MIN);
         let mut b = SessionBuilder::default();
         b.port(o.port)
             .connect_timeout(o.connect_timeout)
             .server_alive_interval(Duration::from_secs(15))
-            .control_directory(&o.control_dir)
+            .control_directory(&control_dir)
+            .control_persist(openssh::ControlPersist::IdleFor(idle))
             .known_hosts_check(match o.host_key_check {
                 HostKeyCheck::Strict => KnownHosts::Strict,
                 HostKeyCheck::AcceptNew => KnownHosts::Add,
@@ -155,9 +164,6 @@ impl SshHost {
         if let Some(c) = &o.config_file {
             b.config_file(c);
         }
-        std::fs::create_dir_all(&o.control_dir).map_err(|e| {
-            Error::from(e).with_context("control_dir", o.control_dir.display().to_string())
-        })?;
         let budget = o.connect_timeout + Duration::from_secs(5);
         match tokio::time::timeout(budget, b.connect_mux(&o.host)).await {
             Ok(Ok(s)) => Ok(s),
@@ -224,7 +230,12 @@ impl SshHost {
     async fn session(&self) -> Result<Arc<Session>> {
         let mut guard = self.session.lock().await;
         if let Some(s) = guard.as_ref() {
-            return Ok(s.clone());
+            // An idle master ends after `master_idle`: reconnect then.
+            if s.check().await.is_ok() {
+                return Ok(s.clone());
+            }
+            tracing::debug!(host = %self.name, "ssh master gone (idle or lost); reconnecting");
+            guard.take();
         }
         let s = Arc::new(self.connect().await?);
         *guard = Some(s.clone());
@@ -269,14 +280,19 @@ impl RemoteHost for SshHost {
         let timeout = cmd.timeout.unwrap_or(self.opts.command_timeout);
         let start = Instant::now();
         let (_permit, session) = self.channel().await?;
+        let pidfile = super::ssh_masters::remote_pidfile();
         let fut = async {
             // sshd may still count a just-closed channel against MaxSessions: opening a new
             // one then fails before anything runs, so it is safe to try again shortly.
             let mut delay = Duration::from_millis(20);
             let mut tries = 0;
             loop {
+                // In a session of its own whose id is written to `pidfile`, so a command past
+                // its timeout can be ended on the host with everything it started.
                 let r = session
-                    .command(cmd.program.as_str())
+                    .command("setsid")
+                    .args(["-w", "sh", "-c", GROUP_WRAPPER, pidfile.as_str()])
+                    .arg(cmd.program.as_str())
                     .args(cmd.args.iter().map(String::as_str))
                     .stdin(Stdio::null())
                     .output()
@@ -336,14 +352,17 @@ impl RemoteHost for SshHost {
                 };
                 Err(self.ctx(err.with_source(e)))
             }
-            Err(_) => Err(self.ctx(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "{} did not finish within {}; its channel was closed",
-                    cmd.program,
-                    crate::config::format_duration(timeout)
-                ),
-            ))),
+            Err(_) => {
+                let ended = self.end_remote_group(&session, &pidfile).await;
+                Err(self.ctx(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{} did not finish within {}; {ended}",
+                        cmd.program,
+                        crate::config::format_duration(timeout)
+                    ),
+                )))
+            }
         }
     }
 
@@ -394,14 +413,49 @@ impl RemoteHost for SshHost {
         if let Some(s) = s {
             // `Session::close` only asks the master to stop listening, which leaves it running
             // as "ssh: [stopped mux]", still connected: ask it to exit instead.
-            terminate_master(s.control_socket()).await;
+            super::ssh_masters::exit_master(s.control_socket()).await;
             drop(s);
         }
         Ok(())
     }
 }
 
+/// Runs `"$@"` as the leader of a new session (under `setsid -w`), its pid in the file `$0`
+/// while it runs.
+const GROUP_WRAPPER: &str = "echo $$ >\"$0\"; \"$@\"; r=$?; rm -f \"$0\"; exit $r";
+
+/// Ends the process group named in the file `$0` (TERM, then KILL after 2 s); prints its id.
+// (dash's `kill` takes a negative pid only as `kill -s SIG -- -PGID`.)
+const GROUP_KILLER: &str = "p=$(cat \"$0\" 2>/dev/null) || exit 3; kill -s TERM -- \"-$p\" 2>/dev/null; \
+i=0; while [ $i -lt 20 ] && kill -s 0 -- \"-$p\" 2>/dev/null; do sleep 0.1; i=$((i+1)); done; \
+kill -s KILL -- \"-$p\" 2>/dev/null; rm -f \"$0\"; echo \"$p\"";
+
 impl SshHost {
+    /// End a timed-out command's process group on the host; says what happened, in words.
+    async fn end_remote_group(&self, session: &Session, pidfile: &str) -> String {
+        let fut = async {
+            session
+                .command("sh")
+                .args(["-c", GROUP_KILLER, pidfile])
+                .stdin(Stdio::null())
+                .output()
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(10), fut).await {
+            Ok(Ok(out)) if out.status.success() => {
+                let pgid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                tracing::debug!(host = %self.name, pgid, "timed-out remote command ended");
+                format!("it was stopped on the host (process group {pgid})")
+            }
+            Ok(Ok(_)) => "it had already ended on the host".to_string(),
+            Ok(Err(e)) => {
+                tracing::warn!(host = %self.name, error = %e, "cannot end a timed-out remote command");
+                "it may still run on the host (could not reach it to stop it)".to_string()
+            }
+            Err(_) => "it may still run on the host (stopping it timed out)".to_string(),
+        }
+    }
+
     /// Run a file command (`cat`, `sh -c 'cat > f'`) under the command timeout and turn a
     /// failure into an error naming the path: a missing file is `not_found`, a refused one
     /// `permission_denied`.
@@ -447,22 +501,6 @@ impl SshHost {
         let mut c = openssh_mux_client::Connection::connect(&ctl).await.ok()?;
         c.send_alive_check().await.ok().map(|p| p.get())
     }
-}
-
-/// `ssh -S <ctl> -O exit`: the master closes its connection and exits.
-async fn terminate_master(ctl: &std::path::Path) {
-    let cmd = tokio::process::Command::new("ssh")
-        .arg("-F")
-        .arg("/dev/null")
-        .arg("-S")
-        .arg(ctl)
-        .args(["-O", "exit", "agentlab-ops"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(5), cmd).await;
 }
 
 impl Drop for SshHost {

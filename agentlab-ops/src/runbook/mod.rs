@@ -6,6 +6,7 @@ pub mod handover;
 pub mod morning;
 pub mod recover;
 pub mod run;
+pub mod stop;
 pub mod wave;
 
 pub use backup::{Sample, TakeOptions, VerifyOptions, VerifyPayload, take_backup, verify_backups};

@@ -198,18 +198,17 @@ pub async fn recover_data(env: &Environment, opts: &RecoverOptions) -> Report {
             let (hh, st) = (h.clone(), store.clone());
             let spec = s.clone();
             let conc = cfg.concurrency.max(1);
+            let phase = Arc::new(std::sync::Mutex::new(Phase::Staging));
+            // Registered before anything is written, so an error, Ctrl-C or SIGTERM at any
+            // moment leaves neither staging data nor a half-done swap behind.
+            run.push_undo(undo_restore(&s.name, h.clone(), Paths { staging: staging.clone(), live: path.clone(), kept: kept.clone() }, phase.clone()));
+            let paths = Paths { staging: staging.clone(), live: path.clone(), kept: kept.clone() };
             let swapped = run
                 .change(
                     &format!("restore:{}", s.name),
                     plan,
-                    restore_one(hh, st, spec, date, staging.clone(), path.clone(), kept.clone(), live > 0, conc),
-                    Some({
-                        let (h3, p3, k3) = (h.clone(), path.clone(), kept.clone());
-                        Undo::on_failure(format!("swap back {}", s.name), move || async move {
-                            // The new data goes aside, the previous data back in place.
-                            h3.exchange(&p3, &k3).await
-                        })
-                    }),
+                    restore_one(hh, st, spec, date, paths, live > 0, conc, phase),
+                    None,
                 )
                 .await?;
             out.push(RecoveredDataset {
@@ -233,12 +232,12 @@ async fn restore_one(
     store: Arc<dyn BackupStore>,
     spec: DatasetConfig,
     date: NaiveDate,
-    staging: String,
-    live: String,
-    kept: String,
+    paths: Paths,
     live_exists: bool,
     concurrency: usize,
+    phase: Arc<std::sync::Mutex<Phase>>,
 ) -> Result<Option<String>> {
+    let staging = paths.staging.clone();
     let (_, entries) = manifest::open(store.as_ref(), &manifest_key(&spec.name, date)).await?;
     let single = is_single_file(&spec);
     let (hr, sr, specr, stg) = (&h, &store, &spec, &staging);
@@ -291,21 +290,120 @@ async fn restore_one(
         .buffer_unordered(concurrency)
         .try_collect::<Vec<()>>()
         .await?;
-    // One atomic step: the live path is the old data or the new, never missing. The live path
-    // may hold no matching file and still exist (all sessions lost, other files left): always
-    // try the exchange first, and fall back to a rename only when there is nothing there.
-    match h.exchange(&staging, &live).await {
+    // The swap runs as its own task: a run stopped now (Ctrl-C, SIGTERM) does not cut it in
+    // half; the undo waits for it and then knows exactly what to put back.
+    set_phase(&phase, Phase::Swapping);
+    let task = tokio::spawn(swap(h, paths, live_exists, phase));
+    task.await
+        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("swap task failed: {e}")))?
+}
+
+/// The paths of one dataset's restore.
+#[derive(Debug, Clone)]
+struct Paths {
+    staging: String,
+    live: String,
+    kept: String,
+}
+
+/// How far a dataset's restore got: what its undo must put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Restored data only in the staging path (or not even that).
+    Staging,
+    /// The swap is running.
+    Swapping,
+    /// Exchanged: the live path holds the restored data, the staging path the previous data.
+    Exchanged,
+    /// Done: the previous data is kept under the kept path.
+    Kept,
+    /// Done, and there was no previous data: the staging path was renamed into place.
+    Moved,
+}
+
+fn set_phase(phase: &std::sync::Mutex<Phase>, p: Phase) {
+    *phase.lock().unwrap_or_else(|e| e.into_inner()) = p;
+}
+
+fn get_phase(phase: &std::sync::Mutex<Phase>) -> Phase {
+    *phase.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One atomic step: the live path is the old data or the new, never missing. The live path
+/// may hold no matching file and still exist (all sessions lost, other files left): always try
+/// the exchange first, and fall back to a rename only when there is nothing there.
+async fn swap(
+    h: Arc<dyn RemoteHost>,
+    p: Paths,
+    live_exists: bool,
+    phase: Arc<std::sync::Mutex<Phase>>,
+) -> Result<Option<String>> {
+    match h.exchange(&p.staging, &p.live).await {
         Ok(()) => {
-            h.rename(&staging, &kept).await?;
-            Ok(Some(kept))
+            set_phase(&phase, Phase::Exchanged);
+            h.rename(&p.staging, &p.kept).await?;
+            set_phase(&phase, Phase::Kept);
+            Ok(Some(p.kept))
         }
         Err(e)
             if !live_exists
                 && (e.kind() == ErrorKind::NotFound || e.to_string().contains("No such file")) =>
         {
-            h.rename(&staging, &live).await?;
+            set_phase(&phase, Phase::Staging);
+            h.rename(&p.staging, &p.live).await?;
+            set_phase(&phase, Phase::Moved);
             Ok(None)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            set_phase(&phase, Phase::Staging);
+            Err(e)
+        }
     }
+}
+
+/// The undo of one dataset's restore, whatever point it reached: staging data removed, a swap
+/// reverted (the restored data set aside, the previous data back in place).
+fn undo_restore(
+    dataset: &str,
+    h: Arc<dyn RemoteHost>,
+    p: Paths,
+    phase: Arc<std::sync::Mutex<Phase>>,
+) -> Undo {
+    Undo::on_failure(format!("undo restore:{dataset}"), move || async move {
+        // A swap in flight finishes first (it is a task of its own; the undo is bounded).
+        while get_phase(&phase) == Phase::Swapping {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        match get_phase(&phase) {
+            Phase::Staging | Phase::Swapping => remove_staging(h.as_ref(), &p.staging).await,
+            Phase::Exchanged => {
+                // The previous data is in the staging path: put it back, drop the restored.
+                h.exchange(&p.live, &p.staging).await?;
+                remove_staging(h.as_ref(), &p.staging).await
+            }
+            // The restored data goes aside under the kept name, the previous data back.
+            Phase::Kept => h.exchange(&p.live, &p.kept).await,
+            // Nothing was there before: the restored data is set aside, not deleted.
+            Phase::Moved => {
+                h.rename(&p.live, &p.staging.replace(".restore-", ".restored-"))
+                    .await
+            }
+        }
+    })
+}
+
+/// Remove a staging path and make sure it stays gone: writes of the interrupted run that were
+/// already on their way to the host (a remote `mkdir -p && cat >`) may land just after.
+async fn remove_staging(h: &dyn RemoteHost, staging: &str) -> Result<()> {
+    for _ in 0..10 {
+        h.remove_tree(staging).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        if !h.exists(staging).await? {
+            return Ok(());
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Unexpected,
+        format!("{staging} keeps reappearing; remove it by hand"),
+    ))
 }

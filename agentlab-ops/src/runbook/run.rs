@@ -9,13 +9,11 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::future::BoxFuture;
-use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorInfo, ErrorKind, Result};
 use crate::report::{Action, Check, Escalation, Finding, Outcome, Report, Severity, Verdict};
@@ -27,8 +25,9 @@ use crate::secret::redact;
 pub struct RunOptions {
     /// Reads run; changes are only planned.
     pub dry_run: bool,
-    /// Stop on Ctrl-C (SIGINT) and run the undo steps.
-    pub handle_ctrl_c: bool,
+    /// Stop on SIGINT (Ctrl-C), SIGTERM and SIGHUP and run the undo steps (see
+    /// [`super::stop`]): for a process that owns its signals, like the command.
+    pub handle_signals: bool,
     /// Stop when this token is cancelled and run the undo steps.
     pub cancel: Option<CancelToken>,
     /// Do not append the report to the journal.
@@ -41,9 +40,9 @@ impl RunOptions {
         self.dry_run = dry_run;
         self
     }
-    /// Options with Ctrl-C handling set.
-    pub fn ctrl_c(mut self, on: bool) -> Self {
-        self.handle_ctrl_c = on;
+    /// Options with stop-signal handling (SIGINT, SIGTERM, SIGHUP) set.
+    pub fn signals(mut self, on: bool) -> Self {
+        self.handle_signals = on;
         self
     }
     /// Options with a cancellation token.
@@ -58,35 +57,8 @@ impl RunOptions {
     }
 }
 
-/// A cancellation token shared between a caller and a run.
-#[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<(AtomicBool, Notify)>);
-
-impl CancelToken {
-    /// A new, uncancelled token.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Cancel: the run stops at once and undoes its changes.
-    pub fn cancel(&self) {
-        self.0.0.store(true, Ordering::SeqCst);
-        self.0.1.notify_waiters();
-    }
-    /// Whether it was cancelled.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.0.load(Ordering::SeqCst)
-    }
-    /// Resolves when cancelled.
-    pub async fn cancelled(&self) {
-        loop {
-            let notified = self.0.1.notified();
-            if self.is_cancelled() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
+pub use super::stop::CancelToken;
+use super::stop::{StopSignals, stopped};
 
 /// The value of a read step with its judgement.
 #[derive(Debug, Clone)]
@@ -134,6 +106,8 @@ pub struct Undo {
     name: String,
     when: UndoWhen,
     f: UndoFn,
+    /// The change step it belongs to, while that step runs (see [`Run::change`]).
+    step: Option<u64>,
 }
 
 impl std::fmt::Debug for Undo {
@@ -156,6 +130,7 @@ impl Undo {
             name: name.into(),
             when: UndoWhen::OnFailure,
             f: Box::new(move || Box::pin(f())),
+            step: None,
         }
     }
     /// An undo that always runs at the end.
@@ -168,6 +143,7 @@ impl Undo {
             name: name.into(),
             when: UndoWhen::Always,
             f: Box::new(move || Box::pin(f())),
+            step: None,
         }
     }
 }
@@ -180,6 +156,8 @@ struct State {
     findings: Vec<Finding>,
     escalations: Vec<Escalation>,
     undo: Vec<Undo>,
+    /// The undo running now.
+    undoing: Option<String>,
     in_flight: BTreeSet<String>,
 }
 
@@ -354,7 +332,10 @@ impl Run {
 
     /// Run a change step. Under dry-run it is recorded as `planned` with `plan` as its summary
     /// and `Ok(None)` is returned without running `fut`. Otherwise `fut` runs; on success its
-    /// `undo` (if any) is registered and `Ok(Some(value))` returned.
+    /// `undo` (if any) stays registered and `Ok(Some(value))` is returned. The undo is
+    /// registered *before* `fut` runs, so it also runs when the run is stopped while the change
+    /// is in flight (a flag written, then SIGTERM): an undo must be safe when the change did
+    /// not happen. A change that fails by itself withdraws its [`UndoWhen::OnFailure`] undo.
     pub async fn change<T, Fut>(
         &self,
         name: &str,
@@ -381,6 +362,14 @@ impl Run {
             return Ok(None);
         }
         let seq = self.begin(name);
+        // The undo is registered before the change runs: a run stopped while the change is in
+        // flight (Ctrl-C, SIGTERM, a deadline) does not know how much of it happened, so it
+        // runs the undo. A change that fails by itself withdraws an `OnFailure` undo (it
+        // reports its own error); an `Always` undo stays.
+        if let Some(mut u) = undo {
+            u.step = Some(seq);
+            self.state().undo.push(u);
+        }
         let start = Instant::now();
         let result = fut.await;
         let ms = start.elapsed().as_millis() as u64;
@@ -397,9 +386,6 @@ impl Run {
                         error: None,
                     },
                 );
-                if let Some(u) = undo {
-                    self.state().undo.push(u);
-                }
                 Ok(Some(v))
             }
             Err(e) => {
@@ -414,6 +400,9 @@ impl Run {
                         error: Some(redacted_info(&e)),
                     },
                 );
+                self.state()
+                    .undo
+                    .retain(|u| u.step != Some(seq) || u.when == UndoWhen::Always);
                 Err(e)
             }
         }
@@ -473,6 +462,7 @@ impl Run {
 
     /// Run the registered undos (newest first) and build the report.
     pub async fn finish(self, payload: serde_json::Value, error: Option<Error>) -> Report {
+        // (`execute` does the same with signal handling in between.)
         let failed = error.is_some();
         self.run_undos(failed).await;
         self.report(payload, error)
@@ -495,54 +485,91 @@ impl Run {
 
     async fn run_undos(&self, failed: bool) -> bool {
         let mut all_ok = true;
-        let undos: Vec<Undo> = std::mem::take(&mut self.state().undo);
-        for u in undos.into_iter().rev() {
-            if u.when == UndoWhen::OnFailure && !failed {
-                continue;
-            }
-            let start = Instant::now();
-            let r = match tokio::time::timeout(self.inner.undo_timeout, (u.f)()).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    "undo did not finish in time",
-                )),
-            };
-            let ms = start.elapsed().as_millis() as u64;
-            match r {
-                Ok(()) => self.push(
-                    None,
-                    Check {
-                        name: u.name.clone(),
-                        action: Action::Undo,
-                        outcome: Outcome::Pass,
-                        summary: "undone".into(),
-                        duration_ms: ms,
-                        error: None,
-                    },
-                ),
-                Err(e) => {
-                    all_ok = false;
-                    self.push(
-                        None,
-                        Check {
-                            name: u.name.clone(),
-                            action: Action::Undo,
-                            outcome: Outcome::Error,
-                            summary: redact(&e.to_string()),
-                            duration_ms: ms,
-                            error: Some(redacted_info(&e)),
-                        },
-                    );
-                    self.state().findings.push(Finding {
-                        severity: Severity::Critical,
-                        subject: u.name.clone(),
-                        message: redact(&format!("undo failed, fix by hand: {e}")),
-                    });
+        loop {
+            // One at a time from the stack, so what is left is always known (`pending_undos`).
+            let u = {
+                let mut st = self.state();
+                let Some(u) = st.undo.pop() else { break };
+                if u.when == UndoWhen::OnFailure && !failed {
+                    continue;
                 }
-            }
+                st.undoing = Some(u.name.clone());
+                u
+            };
+            all_ok &= self.run_undo(u).await;
+            self.state().undoing = None;
         }
         all_ok
+    }
+
+    /// The undos not finished yet, the running one first.
+    pub fn pending_undos(&self, failed: bool) -> Vec<String> {
+        let st = self.state();
+        let rest = st
+            .undo
+            .iter()
+            .rev()
+            .filter(|u| failed || u.when == UndoWhen::Always);
+        st.undoing
+            .iter()
+            .cloned()
+            .chain(rest.map(|u| u.name.clone()))
+            .collect()
+    }
+
+    /// Give up on the undos left: each becomes a critical finding to fix by hand.
+    fn abandon_undos(&self, failed: bool, why: &str) {
+        let left = self.pending_undos(failed);
+        let mut st = self.state();
+        st.undo.clear();
+        st.undoing = None;
+        for name in left {
+            st.findings.push(Finding {
+                severity: Severity::Critical,
+                subject: name,
+                message: format!("not undone ({why}): fix by hand"),
+            });
+        }
+    }
+
+    async fn run_undo(&self, u: Undo) -> bool {
+        let start = Instant::now();
+        let r = match tokio::time::timeout(self.inner.undo_timeout, (u.f)()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "undo did not finish in time",
+            )),
+        };
+        let ms = start.elapsed().as_millis() as u64;
+        let (outcome, summary, error) = match &r {
+            Ok(()) => (Outcome::Pass, "undone".to_string(), None),
+            Err(e) => (
+                Outcome::Error,
+                redact(&e.to_string()),
+                Some(redacted_info(e)),
+            ),
+        };
+        self.push(
+            None,
+            Check {
+                name: u.name.clone(),
+                action: Action::Undo,
+                outcome,
+                summary,
+                duration_ms: ms,
+                error,
+            },
+        );
+        if let Err(e) = r {
+            self.state().findings.push(Finding {
+                severity: Severity::Critical,
+                subject: u.name.clone(),
+                message: redact(&format!("undo failed, fix by hand: {e}")),
+            });
+            return false;
+        }
+        true
     }
 
     fn report(&self, payload: serde_json::Value, error: Option<Error>) -> Report {
@@ -590,8 +617,8 @@ fn redacted_info(e: &Error) -> ErrorInfo {
     i
 }
 
-/// Run a runbook body through a recorder: stop it on failure, cancellation or Ctrl-C, run the
-/// undos, and return the report (journaling is the caller's: see
+/// Run a runbook body through a recorder: stop it on failure, cancellation or a stop signal,
+/// run the undos, and return the report (journaling is the caller's: see
 /// [`crate::Environment::execute`]).
 pub async fn execute<F, Fut>(runbook: &str, environment: &str, opts: &RunOptions, body: F) -> Report
 where
@@ -599,46 +626,63 @@ where
     Fut: Future<Output = Result<serde_json::Value>>,
 {
     let run = Run::new(runbook, environment, opts.dry_run);
-    let fut = body(run.clone());
-    let cancel = async {
-        match (&opts.cancel, opts.handle_ctrl_c) {
-            (Some(t), true) => {
-                tokio::select! {
-                    _ = t.cancelled() => "cancelled",
-                    _ = ctrl_c() => "interrupted (Ctrl-C)",
-                }
-            }
-            (Some(t), false) => {
-                t.cancelled().await;
-                "cancelled"
-            }
-            (None, true) => {
-                ctrl_c().await;
-                "interrupted (Ctrl-C)"
-            }
-            (None, false) => futures::future::pending().await,
-        }
+    let mut signals = if opts.handle_signals {
+        StopSignals::new()
+    } else {
+        None
     };
+    let fut = body(run.clone());
     let outcome = tokio::select! {
         r = fut => r,
-        why = cancel => Err(Error::new(ErrorKind::Cancelled, format!("run {why}; undo steps ran"))),
+        why = stopped(opts.cancel.as_ref(), signals.as_mut()) => {
+            Err(Error::new(ErrorKind::Cancelled, format!("run {why}")))
+        }
     };
-    match outcome {
-        Ok(payload) => run.finish(payload, None).await,
-        Err(e) => run.finish(serde_json::Value::Null, Some(e)).await,
+    let (payload, error) = match outcome {
+        Ok(payload) => (payload, None),
+        Err(e) => (serde_json::Value::Null, Some(e)),
+    };
+    let failed = error.is_some();
+    match signals {
+        Some(mut sig) => undo_under_signals(&run, failed, &mut sig).await,
+        None => {
+            run.run_undos(failed).await;
+        }
     }
+    run.report(payload, error)
 }
 
-async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        futures::future::pending::<()>().await;
+/// Run the undos while stop signals keep arriving: the second one says what is left and lets
+/// the undos finish; the third abandons them, each named in the report as not undone.
+async fn undo_under_signals(run: &Run, failed: bool, sig: &mut StopSignals) {
+    let undos = run.run_undos(failed);
+    tokio::pin!(undos);
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            _ = &mut undos => return,
+            name = sig.recv() => {
+                seen += 1;
+                let left = run.pending_undos(failed).join(", ");
+                if seen == 1 {
+                    tracing::warn!(signal = name, left = %left, "signal while undoing; undos continue");
+                    eprintln!(
+                        "agentlab-ops: {name} while undoing; still to undo: {left}. The undos go on (each bounded); {name} again abandons them."
+                    );
+                } else {
+                    eprintln!("agentlab-ops: {name} again: abandoning the undos left: {left}");
+                    run.abandon_undos(failed, &format!("abandoned on a repeated {name}"));
+                    return;
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     #[tokio::test]
     async fn dry_run_plans_changes_without_running_them() {

@@ -37,6 +37,9 @@ pub struct Global {
     /// Run against the built-in sandbox: healthy, degraded, budget-exhausted, backups-missing, disk-full.
     #[arg(long, global = true, value_name = "SCENARIO")]
     pub sandbox: Option<String>,
+    /// Stop the run after this long (e.g. 90s, 10m): its undo steps run, exit 2.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    pub deadline: Option<Duration>,
     /// Log library events to stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -470,7 +473,8 @@ fn print_report(r: &Report, format: Format) -> i32 {
 
 async fn run(cli: Cli) -> i32 {
     let g = &cli.global;
-    let run_opts = RunOptions::default().dry_run(g.dry_run).signals(true);
+    let mut run_opts = RunOptions::default().dry_run(g.dry_run).signals(true);
+    run_opts.deadline = g.deadline;
     match &cli.command {
         Command::Check {
             which: CheckCmd::Morning { date },

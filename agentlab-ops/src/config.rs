@@ -204,6 +204,10 @@ pub struct BackupsConfig {
     /// Integrity sample: `"all"`, a count (`"200"`) or a percentage (`"10%"`).
     #[serde(default = "d_sample")]
     pub sample: String,
+    /// A fractional sample reads at least this many objects (all of a smaller dataset):
+    /// sampling only makes sense for large datasets.
+    #[serde(default = "d_sample_min")]
+    pub sample_min: u64,
     /// Trend: a day smaller than the 7-day median by more than this is a finding.
     #[serde(default = "d_drop")]
     pub trend_drop_max: Ratio,
@@ -214,6 +218,10 @@ pub struct BackupsConfig {
     /// `data_dir`, as the spec's `/app/READ_ONLY_MODE`).
     #[serde(default)]
     pub read_only_flag: Option<String>,
+    /// `backup verify` stops after this long (every dataset at once), its report saying what
+    /// was not verified.
+    #[serde(default = "d_verify_deadline")]
+    pub verify_deadline: Dur,
 }
 
 /// `[[backups.dataset]]`: a dataset besides the built-in ones.
@@ -283,6 +291,12 @@ fn d_data_dir() -> String {
 }
 fn d_pattern() -> String {
     "*".into()
+}
+fn d_verify_deadline() -> Dur {
+    Dur(std::time::Duration::from_secs(30 * 60))
+}
+fn d_sample_min() -> u64 {
+    20
 }
 fn d_sample() -> String {
     "10%".into()
@@ -382,9 +396,11 @@ impl BackupsConfig {
             data_dir: d_data_dir(),
             custom_datasets: Vec::new(),
             sample: d_sample(),
+            sample_min: d_sample_min(),
             trend_drop_max: d_drop(),
             trend_spike_max: d_spike(),
             read_only_flag: None,
+            verify_deadline: d_verify_deadline(),
         }
     }
 }

@@ -403,7 +403,11 @@ fn rank(seed: u64, key: &str) -> u64 {
 /// Verify one day's backups, level by level.
 pub async fn verify_backups(env: &Environment, opts: &VerifyOptions) -> Report {
     let date = opts.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    env.execute("backup_verify", &opts.run, |run| async move {
+    let mut run_opts = opts.run.clone();
+    if run_opts.deadline.is_none() {
+        run_opts.deadline = env.config.backups.as_ref().map(|b| b.verify_deadline.0);
+    }
+    env.execute("backup_verify", &run_opts, |run| async move {
         let store = store_of(env)?;
         let specs = specs(env)?;
         let cfg = env
@@ -415,10 +419,13 @@ pub async fn verify_backups(env: &Environment, opts: &VerifyOptions) -> Report {
             Some(s) => s,
             None => Sample::parse(&cfg.sample).map_err(Error::config)?,
         };
-        let mut out = Vec::new();
-        for spec in &specs {
-            out.push(verify_dataset(env, &run, store.as_ref(), spec, date, sample, opts).await);
-        }
+        // Datasets are independent: verified together (the run's deadline bounds them all).
+        let out = futures::future::join_all(
+            specs
+                .iter()
+                .map(|spec| verify_dataset(env, &run, store.as_ref(), spec, date, sample, opts)),
+        )
+        .await;
         let p = VerifyPayload {
             date: date.format("%Y%m%d").to_string(),
             store: store.describe(),
@@ -644,8 +651,9 @@ async fn verify_dataset(
         ))
     });
     let integrity = run.check(&integrity_name, None, async {
+        let sample_min = env.config.backups.as_ref().map_or(20, |b| b.sample_min);
         let (chosen, expected) =
-            choose_sample(store, &mkey, header.count, sample, opts.seed).await?;
+            choose_sample(store, &mkey, header.count, sample, sample_min, opts.seed).await?;
         if let Some(p) = &opts.progress {
             p.total.fetch_add(expected, Ordering::Relaxed);
         }
@@ -687,6 +695,11 @@ async fn verify_dataset(
                                 .filter_map(|(e, b)| {
                                     let why = match b {
                                         Ok(data) => check_bytes(&e, format, &data).err(),
+                                        // Absent: the completeness level's finding, not a
+                                        // corrupt object (and nothing was read).
+                                        Err(err) if err.kind() == ErrorKind::NotFound => {
+                                            Some(ABSENT.to_string())
+                                        }
                                         Err(err) => Some(format!("cannot read: {err}")),
                                     };
                                     why.map(|w| (e.key, w))
@@ -713,7 +726,8 @@ async fn verify_dataset(
                         if let Err(why) =
                             check_object(store, &entry, spec.format, scratch_path.as_deref()).await
                         {
-                            problems.push((entry.key.clone(), why));
+                            problems
+                                .push((entry.key.clone(), why.unwrap_or_else(|| ABSENT.into())));
                         }
                         read.fetch_add(1, Ordering::Relaxed);
                         if let Some(p) = &opts.progress {
@@ -727,24 +741,44 @@ async fn verify_dataset(
             .flat_map(stream::iter)
             .collect()
             .await;
-        let n = read.load(Ordering::Relaxed);
+        let (absent, problems): (Vec<_>, Vec<_>) =
+            problems.into_iter().partition(|(_, why)| why == ABSENT);
+        let n = read.load(Ordering::Relaxed) - absent.len() as u64;
         for (key, why) in &problems {
             run.finding(Severity::Critical, key.clone(), why.clone());
         }
         let bad = problems.len() as u64;
-        let outcome = if bad == 0 {
-            Outcome::Pass
+        let absent_note = if absent.is_empty() {
+            String::new()
         } else {
-            Outcome::Fail
-        };
-        Ok(Checked::with(
-            bad,
-            outcome,
             format!(
-                "{n} objects read (sample {sample}, seed {}), {bad} bad",
-                opts.seed
-            ),
-        ))
+                " ({} sampled objects absent: see completeness)",
+                absent.len()
+            )
+        };
+        let (outcome, summary) = if n == 0 && bad == 0 {
+            // A level that inspected nothing never passes.
+            (
+                Outcome::Skipped,
+                format!(
+                    "no object read (sample {sample} of {}){absent_note}",
+                    header.count
+                ),
+            )
+        } else {
+            (
+                if bad == 0 {
+                    Outcome::Pass
+                } else {
+                    Outcome::Fail
+                },
+                format!(
+                    "{n} objects read (sample {sample}, seed {}), {bad} bad{absent_note}",
+                    opts.seed
+                ),
+            )
+        };
+        Ok(Checked::with((bad, n), outcome, summary))
     });
     let (completeness, integrity) = if fused {
         let integrity = integrity.await;
@@ -781,10 +815,16 @@ async fn verify_dataset(
 
     // 3. integrity: a seeded sample, checksums and formats.
     match integrity {
-        Ok(0) => v
+        Ok((0, 0)) => v.levels.push(level(
+            "integrity",
+            Outcome::Skipped,
+            "no object read: nothing to judge",
+            0,
+        )),
+        Ok((0, _)) => v
             .levels
             .push(level("integrity", Outcome::Pass, "sample intact", 0)),
-        Ok(n) => {
+        Ok((n, _)) => {
             run.escalate(
                 "backup_corrupt",
                 ds.clone(),
@@ -926,6 +966,7 @@ async fn choose_sample(
     mkey: &str,
     total: u64,
     sample: Sample,
+    sample_min: u64,
     seed: u64,
 ) -> Result<(
     futures::stream::BoxStream<'static, Result<ManifestEntry>>,
@@ -934,6 +975,19 @@ async fn choose_sample(
     let (_, entries) = manifest::open(store, mkey).await?;
     Ok(match sample {
         Sample::All => (entries, total),
+        Sample::Fraction(f) if f <= 0.0 || total == 0 => (stream::empty().boxed(), 0),
+        // A fraction of a small dataset is a count, rounded up and at least `sample_min` (all
+        // of a smaller dataset): one object at the very least whenever there are objects.
+        Sample::Fraction(f) if f < 1.0 && ((total as f64) * f).ceil() <= SAMPLE_HEAP_MAX as f64 => {
+            let k = (((total as f64) * f).ceil() as u64)
+                .max(sample_min.min(total))
+                .max(1);
+            if k >= total {
+                (entries, total)
+            } else {
+                lowest_ranks(entries, k, seed).await?
+            }
+        }
         Sample::Fraction(f) => {
             let limit = (f * u64::MAX as f64) as u64;
             let s = entries
@@ -941,25 +995,41 @@ async fn choose_sample(
                 .boxed();
             (s, (total as f64 * f).round() as u64)
         }
-        Sample::Count(n) => {
-            let n = n.min(total) as usize;
-            let mut heap: BinaryHeap<(u64, String, u64, String)> = BinaryHeap::new();
-            let mut entries = entries;
-            while let Some(e) = entries.try_next().await? {
-                heap.push((rank(seed, &e.key), e.key, e.size, e.sha256));
-                if heap.len() > n {
-                    heap.pop();
-                }
-            }
-            let mut out: Vec<ManifestEntry> = heap
-                .into_iter()
-                .map(|(_, key, size, sha256)| ManifestEntry { key, size, sha256 })
-                .collect();
-            out.sort_by(|a, b| a.key.cmp(&b.key));
-            let len = out.len() as u64;
-            (stream::iter(out.into_iter().map(Ok)).boxed(), len)
-        }
+        Sample::Count(n) => lowest_ranks(entries, n.min(total), seed).await?,
     })
+}
+
+/// Above this many sampled objects a fraction is streamed (a filter on the seeded rank, flat
+/// memory) rather than chosen exactly in a heap.
+const SAMPLE_HEAP_MAX: u64 = 10_000;
+
+/// What a sampled object that is not in the store reports (the completeness level's finding).
+const ABSENT: &str = "\u{0}absent";
+
+/// The `n` entries of lowest seeded rank, kept in a heap; in key order.
+async fn lowest_ranks(
+    mut entries: futures::stream::BoxStream<'static, Result<ManifestEntry>>,
+    n: u64,
+    seed: u64,
+) -> Result<(
+    futures::stream::BoxStream<'static, Result<ManifestEntry>>,
+    u64,
+)> {
+    let n = n as usize;
+    let mut heap: BinaryHeap<(u64, String, u64, String)> = BinaryHeap::new();
+    while let Some(e) = entries.try_next().await? {
+        heap.push((rank(seed, &e.key), e.key, e.size, e.sha256));
+        if heap.len() > n {
+            heap.pop();
+        }
+    }
+    let mut out: Vec<ManifestEntry> = heap
+        .into_iter()
+        .map(|(_, key, size, sha256)| ManifestEntry { key, size, sha256 })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    let len = out.len() as u64;
+    Ok((stream::iter(out.into_iter().map(Ok)).boxed(), len))
 }
 
 /// Completeness as a merge of two sorted streams: the manifest and the store's listing (S3's
@@ -1191,11 +1261,23 @@ async fn check_object(
     e: &ManifestEntry,
     format: DataFormat,
     scratch: Option<&std::path::Path>,
-) -> std::result::Result<(), String> {
-    let mut body = store
-        .get(&e.key)
+) -> std::result::Result<(), Option<String>> {
+    let mut body = match store.get(&e.key).await {
+        Ok(b) => b,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Err(None),
+        Err(err) => return Err(Some(format!("cannot read: {err}"))),
+    };
+    check_body(&mut body, e, format, scratch)
         .await
-        .map_err(|err| format!("cannot read: {err}"))?;
+        .map_err(Some)
+}
+
+async fn check_body(
+    body: &mut crate::backup::ByteStream,
+    e: &ManifestEntry,
+    format: DataFormat,
+    scratch: Option<&std::path::Path>,
+) -> std::result::Result<(), String> {
     let mut hasher = Sha256::new();
     let keep = format != DataFormat::Any || scratch.is_some();
     let mut data = Vec::new();

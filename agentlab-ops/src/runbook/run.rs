@@ -32,6 +32,9 @@ pub struct RunOptions {
     pub cancel: Option<CancelToken>,
     /// Do not append the report to the journal.
     pub no_journal: bool,
+    /// Stop the run after this long (a `timeout` error; its undo steps run). A runbook may set
+    /// its own default when the caller sets none.
+    pub deadline: Option<Duration>,
 }
 
 impl RunOptions {
@@ -48,6 +51,11 @@ impl RunOptions {
     /// Options with a cancellation token.
     pub fn cancel_on(mut self, token: CancelToken) -> Self {
         self.cancel = Some(token);
+        self
+    }
+    /// Options with a deadline for the whole run.
+    pub fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = Some(d);
         self
     }
     /// Options without journaling.
@@ -632,11 +640,24 @@ where
         None
     };
     let fut = body(run.clone());
+    let deadline = async {
+        match opts.deadline {
+            Some(d) => tokio::time::sleep(d).await,
+            None => futures::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         r = fut => r,
         why = stopped(opts.cancel.as_ref(), signals.as_mut()) => {
             Err(Error::new(ErrorKind::Cancelled, format!("run {why}")))
         }
+        _ = deadline => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "run did not finish within its deadline of {}",
+                crate::config::format_duration(opts.deadline.unwrap_or_default())
+            ),
+        )),
     };
     let (payload, error) = match outcome {
         Ok(payload) => (payload, None),

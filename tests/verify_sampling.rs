@@ -228,3 +228,70 @@ async fn verify_stops_at_its_deadline_with_a_hung_s3_server() {
         stopped.message
     );
 }
+
+/// A stopped S3 server is one readable line naming the endpoint and the real key (with the
+/// configured prefix); the SDK's chain is the error's detail.
+#[tokio::test]
+async fn a_stopped_s3_server_is_one_readable_line_with_the_real_key() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "k", "s", None, None, "t",
+        ))
+        .endpoint_url(&url)
+        .force_path_style(true)
+        .build();
+    let mut o = S3Options::new("b");
+    o.prefix = "nightly/".into();
+    o.endpoint_url = Some(url.clone());
+    o.policy = RetryPolicy {
+        attempts: 2,
+        attempt_timeout: Duration::from_secs(2),
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(10),
+    };
+    let store = S3BackupStore::from_client(aws_sdk_s3::Client::from_conf(conf), o);
+    let e = store
+        .head("sessions/20261128/MANIFEST.jsonl")
+        .await
+        .unwrap_err();
+    let line = e.to_string();
+    assert!(
+        line.contains(&format!("S3 at {url}: connection refused")),
+        "{line}"
+    );
+    assert!(
+        line.contains("key=nightly/sessions/20261128/MANIFEST.jsonl"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("DispatchFailure") && line.len() < 200,
+        "{line}"
+    );
+    assert!(
+        e.detail().is_some_and(|d| d.contains("dispatch")),
+        "{:?}",
+        e.detail()
+    );
+    // In a report: the check's summary is the same line.
+    let store: Arc<dyn BackupStore> = Arc::new(store);
+    let r = verify_backups(&env(store, host(0)), &VerifyOptions::default()).await;
+    let c = check(&r, "presence:sessions");
+    assert!(
+        c.summary.contains("connection refused") && c.summary.len() < 250,
+        "{}",
+        c.summary
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(
+        json.to_string().contains("\"detail\""),
+        "the JSON keeps the detail"
+    );
+}

@@ -80,6 +80,7 @@ pub struct Error {
     operation: &'static str,
     context: Vec<(&'static str, String)>,
     temporary: bool,
+    detail: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -95,6 +96,7 @@ impl Error {
             operation: "",
             context: Vec::new(),
             temporary: kind.default_temporary(),
+            detail: None,
             source: None,
         }
     }
@@ -125,6 +127,24 @@ impl Error {
         } else {
             self.with_context(key, value)
         }
+    }
+
+    /// Replace the message (a backend's one-line summary of a lower error).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Attach the full technical detail (an SDK's error chain, a tool's banner): kept out of the
+    /// one-line display, shown in `-v` logs and in the JSON error (`detail`).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The technical detail, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 
     /// Mark as temporary (worth retrying) or not.
@@ -178,8 +198,10 @@ impl fmt::Display for Error {
             f.write_str(")")?;
         }
         if let Some(src) = &self.source {
+            // A long or multi-line source is detail, not part of the one line.
             let s = src.to_string();
-            if !s.is_empty() && !self.message.contains(&s) {
+            let short = s.len() <= 160 && !s.contains('\n');
+            if short && !s.is_empty() && !self.message.contains(&s) && self.detail.is_none() {
                 write!(f, ": {s}")?;
             }
         }
@@ -195,6 +217,7 @@ impl fmt::Debug for Error {
             .field("operation", &self.operation)
             .field("context", &self.context)
             .field("temporary", &self.temporary)
+            .field("detail", &self.detail)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
@@ -240,6 +263,12 @@ pub struct ErrorInfo {
     /// Whether it was temporary.
     #[serde(default)]
     pub temporary: bool,
+    /// Key/value context (host, key, path...), also in the message.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub context: std::collections::BTreeMap<String, String>,
+    /// The full technical detail, kept out of the one-line message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl From<&Error> for ErrorInfo {
@@ -249,6 +278,17 @@ impl From<&Error> for ErrorInfo {
             message: e.to_string(),
             operation: e.operation.to_string(),
             temporary: e.temporary,
+            context: e
+                .context
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            detail: e.detail.clone().or_else(|| {
+                e.source
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .filter(|s| s.len() > 160 || s.contains('\n'))
+            }),
         }
     }
 }

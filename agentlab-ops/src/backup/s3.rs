@@ -23,6 +23,8 @@ pub struct S3BackupStore {
     bucket: String,
     prefix: String,
     policy: RetryPolicy,
+    /// Where errors say the store is: the endpoint, or `s3://bucket`.
+    place: String,
 }
 
 /// Settings of an [`S3BackupStore`].
@@ -94,11 +96,16 @@ impl S3BackupStore {
 
     /// Wrap an existing client (tests, custom credentials providers).
     pub fn from_client(client: aws_sdk_s3::Client, opts: S3Options) -> Self {
+        let place = match &opts.endpoint_url {
+            Some(u) => format!("S3 at {u}"),
+            None => format!("S3 bucket {}", opts.bucket),
+        };
         S3BackupStore {
             client,
             bucket: opts.bucket,
             prefix: opts.prefix,
             policy: opts.policy,
+            place,
         }
     }
 
@@ -116,18 +123,23 @@ impl S3BackupStore {
         format!("{}{key}", self.prefix)
     }
 
+    /// An SDK error as one readable line (`S3 at http://...: connection refused`), naming the
+    /// real key (with the configured prefix); the SDK's whole chain is in the `detail` context.
     fn err<E>(
         &self,
         e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
         op: &'static str,
-        key: &str,
+        full_key: &str,
     ) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        map_sdk_error(e, op)
+        let mapped = map_sdk_error(e, op);
+        let line = format!("{}: {}", self.place, mapped.message());
+        mapped
+            .with_message(line)
             .with_context("bucket", self.bucket.clone())
-            .with_context("key", key.to_string())
+            .with_context("key", full_key.to_string())
     }
 }
 
@@ -183,12 +195,62 @@ where
     };
     let msg = match kind {
         ErrorKind::NotFound => "no such object".to_string(),
-        _ => detail,
+        _ => summarize(&e),
     };
+    tracing::debug!(operation = op, detail = %detail, "S3 error");
     Error::new(kind, msg)
         .set_temporary(temporary)
         .with_operation(op)
+        .with_detail(detail)
         .with_source(e)
+}
+
+/// What happened, in a few words: the SDK's own Display is a nested debug dump.
+fn summarize<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match e {
+        SdkError::TimeoutError(_) => "the request timed out".into(),
+        SdkError::DispatchFailure(d) => {
+            let root = root_cause(e);
+            let lower = root.to_ascii_lowercase();
+            if d.is_timeout() || lower.contains("timed out") {
+                "the connection timed out".into()
+            } else if lower.contains("refused") {
+                "connection refused".into()
+            } else if lower.contains("reset") || lower.contains("closed") || lower.contains("eof") {
+                format!("the connection was closed ({root})")
+            } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup")
+            {
+                format!("cannot resolve the endpoint ({root})")
+            } else {
+                format!("cannot connect ({root})")
+            }
+        }
+        SdkError::ResponseError(_) => {
+            format!("the answer could not be understood ({})", root_cause(e))
+        }
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            match (s.err().code(), s.err().message()) {
+                (Some(c), Some(m)) => format!("{c}: {m} (HTTP {status})"),
+                (Some(c), None) => format!("{c} (HTTP {status})"),
+                _ => format!("HTTP {status}"),
+            }
+        }
+        _ => root_cause(e),
+    }
+}
+
+/// The innermost error of a chain, on one line.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let text = cur.to_string();
+    crate::secret::redact(text.lines().next().unwrap_or("").trim())
 }
 
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -288,7 +350,7 @@ impl BackupStore for S3BackupStore {
                 .key(&full)
                 .send()
                 .await
-                .map_err(|e| self.err(e, "backup.head", key))
+                .map_err(|e| self.err(e, "backup.head", &full))
         })
         .await?;
         Ok(ObjectMeta {
@@ -308,10 +370,10 @@ impl BackupStore for S3BackupStore {
                 .key(&full)
                 .send()
                 .await
-                .map_err(|e| self.err(e, "backup.get", key))
+                .map_err(|e| self.err(e, "backup.get", &full))
         })
         .await?;
-        let (bucket, key) = (self.bucket.clone(), key.to_string());
+        let (bucket, key) = (self.bucket.clone(), full.clone());
         let body = out.body;
         Ok(stream::unfold(Some(body), move |body| {
             let (bucket, key) = (bucket.clone(), key.clone());
@@ -348,7 +410,7 @@ impl BackupStore for S3BackupStore {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.err(e, "backup.put", key))
+                .map_err(|e| self.err(e, "backup.put", &full))
         })
         .await
     }

@@ -184,47 +184,11 @@ impl SshHost {
             openssh::Error::Connect(io) | openssh::Error::Master(io) => io.to_string(),
             other => other.to_string(),
         };
-        let lower = detail.to_ascii_lowercase();
-        let target = self.target();
-        let (kind, msg) = if lower.contains("host key verification failed")
-            || lower.contains("remote host identification has changed")
-            || lower.contains("host key is known")
-            || lower.contains("no matching host key")
-        {
-            (
-                ErrorKind::Unauthenticated,
-                format!(
-                    "host-key verification failed for {target}: {}",
-                    detail.trim()
-                ),
-            )
-        } else if lower.contains("permission denied") {
-            (
-                ErrorKind::Unauthenticated,
-                format!("authentication failed for {target}: {}", detail.trim()),
-            )
-        } else if lower.contains("connection refused") {
-            (
-                ErrorKind::Unavailable,
-                format!("connection refused by {target}"),
-            )
-        } else if lower.contains("timed out") {
-            (
-                ErrorKind::Timeout,
-                format!("connecting to {target} timed out"),
-            )
-        } else if lower.contains("could not resolve") {
-            (
-                ErrorKind::NotFound,
-                format!("cannot resolve {target}: {}", detail.trim()),
-            )
-        } else {
-            (
-                ErrorKind::Unavailable,
-                format!("cannot connect to {target}: {}", detail.trim()),
-            )
-        };
-        Error::new(kind, msg).with_source(e)
+        let (kind, msg) = connect_failure(&self.name, &self.target(), &detail);
+        tracing::debug!(host = %self.name, detail = %detail.trim(), "ssh connect failed");
+        Error::new(kind, msg)
+            .with_detail(detail.trim().to_string())
+            .with_source(e)
     }
 
     async fn session(&self) -> Result<Arc<Session>> {
@@ -334,7 +298,7 @@ impl RemoteHost for SshHost {
                 let err = if dead {
                     Error::new(
                         ErrorKind::Unavailable,
-                        format!("connection to {} lost: {e}", self.target()),
+                        format!("connection to {} lost", self.target()),
                     )
                 } else {
                     match &e {
@@ -390,7 +354,9 @@ impl RemoteHost for SshHost {
             }
             child.wait_with_output().await
         };
-        self.file_command("write", path, fut).await.map(|_| ())
+        self.file_command("write", path, &session, fut)
+            .await
+            .map(|_| ())
     }
 
     async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
@@ -404,7 +370,7 @@ impl RemoteHost for SshHost {
                 .output()
                 .await
         };
-        let out = self.file_command("read", path, fut).await?;
+        let out = self.file_command("read", path, &session, fut).await?;
         Ok(bytes::Bytes::from(out.stdout))
     }
 
@@ -417,6 +383,56 @@ impl RemoteHost for SshHost {
             drop(s);
         }
         Ok(())
+    }
+}
+
+/// What a failed connection means, in one line: OpenSSH's output (a 15-line banner for a changed
+/// host key) is kept as the error's detail.
+fn connect_failure(name: &str, target: &str, detail: &str) -> (ErrorKind, String) {
+    let lower = detail.to_ascii_lowercase();
+    let first_line = detail
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('@'))
+        .unwrap_or("")
+        .to_string();
+    if lower.contains("remote host identification has changed") || lower.contains("offending") {
+        // "Offending ED25519 key in /path/known_hosts:3"
+        let line = detail
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Offending ")?.rsplit_once(':'))
+            .map(|(_, n)| format!(" (known_hosts line {})", n.trim()))
+            .unwrap_or_default();
+        let msg = format!("host key for {name} ({target}) changed{line}: refusing to connect");
+        (ErrorKind::Unauthenticated, msg)
+    } else if lower.contains("host key verification failed")
+        || lower.contains("host key is known")
+        || lower.contains("no matching host key")
+    {
+        let msg = format!("host key for {name} ({target}) is not in known_hosts (strict checking)");
+        (ErrorKind::Unauthenticated, msg)
+    } else if lower.contains("permission denied") {
+        (
+            ErrorKind::Unauthenticated,
+            format!("authentication failed for {target}: {first_line}"),
+        )
+    } else if lower.contains("connection refused") {
+        (
+            ErrorKind::Unavailable,
+            format!("connection refused by {target}"),
+        )
+    } else if lower.contains("timed out") {
+        (
+            ErrorKind::Timeout,
+            format!("connecting to {target} timed out"),
+        )
+    } else if lower.contains("could not resolve") {
+        (ErrorKind::NotFound, format!("cannot resolve {target}"))
+    } else {
+        (
+            ErrorKind::Unavailable,
+            format!("cannot connect to {target}: {first_line}"),
+        )
     }
 }
 
@@ -459,17 +475,31 @@ impl SshHost {
     /// Run a file command (`cat`, `sh -c 'cat > f'`) under the command timeout and turn a
     /// failure into an error naming the path: a missing file is `not_found`, a refused one
     /// `permission_denied`.
-    async fn file_command<F>(&self, verb: &str, path: &str, fut: F) -> Result<std::process::Output>
+    async fn file_command<F>(
+        &self,
+        verb: &str,
+        path: &str,
+        session: &Arc<Session>,
+        fut: F,
+    ) -> Result<std::process::Output>
     where
         F: std::future::Future<Output = std::result::Result<std::process::Output, openssh::Error>>,
     {
         let out = match tokio::time::timeout(self.opts.command_timeout, fut).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => {
-                return Err(self.ctx(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("{verb} {path} failed: {e}"),
-                )));
+                // One message for one cause: a dead master is a lost connection, whichever
+                // command noticed it.
+                let msg = if self.drop_if_dead(session).await {
+                    format!("connection to {} lost", self.target())
+                } else {
+                    format!("{verb} {path} failed: {e}")
+                };
+                return Err(self.ctx(
+                    Error::new(ErrorKind::Unavailable, msg)
+                        .with_context("path", path.to_string())
+                        .with_source(e),
+                ));
             }
             Err(_) => {
                 return Err(self.ctx(Error::new(

@@ -622,6 +622,10 @@ impl Run {
 fn redacted_info(e: &Error) -> ErrorInfo {
     let mut i = ErrorInfo::from(e);
     i.message = redact(&i.message);
+    i.detail = i.detail.map(|d| redact(&d));
+    for v in i.context.values_mut() {
+        *v = redact(v);
+    }
     i
 }
 

@@ -447,7 +447,7 @@ fn gh(server: &MockServer, clock: ManualClock) -> GitHubActions {
             api_url: server.uri(),
             repository: "acme/agent-lab".into(),
             git_ref: "main".into(),
-            token: Secret::new("ghp_test_token_value", "test"),
+            token: Secret::new("ghp_test_token_value", "test").into(),
             policy: RetryPolicy {
                 attempts: 3,
                 attempt_timeout: Duration::from_secs(5),

@@ -295,3 +295,41 @@ async fn a_stopped_s3_server_is_one_readable_line_with_the_real_key() {
         "the JSON keeps the detail"
     );
 }
+
+/// The morning check's backup line counts and sums the same set (the data objects, not the
+/// manifest); an incomplete backup's escalation says how many objects are there.
+#[tokio::test]
+async fn backup_counts_and_bytes_are_of_the_same_objects() {
+    let store = MemoryBackupStore::new();
+    let shared: Arc<dyn BackupStore> = Arc::new(store.clone());
+    let e = env(shared.clone(), host(4));
+    let date = chrono::Utc::now().date_naive();
+    take_backup(&e, &TakeOptions::default().date(date)).await;
+    let day = date.format("%Y%m%d");
+    let mut data_bytes = 0;
+    for i in 0..4 {
+        data_bytes += shared
+            .get_bytes(&format!("sessions/{day}/session-{i:03}.json"))
+            .await
+            .unwrap()
+            .len() as u64;
+    }
+    let r = agentlab_ops::runbook::morning_check(&e, &Default::default()).await;
+    let p: agentlab_ops::runbook::MorningPayload = r.payload_as().unwrap();
+    let s = p.backups.iter().find(|b| b.dataset == "sessions").unwrap();
+    assert_eq!(
+        (s.objects, s.bytes),
+        (4, data_bytes),
+        "{}",
+        r.to_text(false)
+    );
+    // Without its manifest: "4 objects, no manifest", not "2+".
+    store.remove(&format!("sessions/{day}/MANIFEST.jsonl"));
+    let r = verify_backups(&e, &VerifyOptions::default().date(date)).await;
+    let x = r
+        .escalations
+        .iter()
+        .find(|x| x.criterion == "backup_incomplete")
+        .unwrap();
+    assert_eq!(x.observed, "4 objects, no manifest");
+}

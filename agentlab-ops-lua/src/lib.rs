@@ -761,7 +761,7 @@ pub fn new_state(allow_unsafe: bool) -> mlua::Result<Lua> {
             local forbidden = function(name)
               return function() error("agentlab_ops: " .. name .. " is not allowed in scripts (run with --allow-unsafe)", 2) end
             end
-            for _, n in ipairs({"execute", "remove", "rename", "exit", "tmpname", "setlocale"}) do
+            for _, n in ipairs({"execute", "remove", "rename", "exit", "tmpname", "setlocale", "getenv"}) do
               os[n] = forbidden("os." .. n)
             end
             for _, n in ipairs({"popen", "open", "lines", "input", "output", "tmpfile"}) do
@@ -777,9 +777,9 @@ pub fn new_state(allow_unsafe: bool) -> mlua::Result<Lua> {
               if type(chunk) == "string" and chunk:byte(1) == 27 then error("agentlab_ops: binary chunks are not allowed in scripts", 2) end
               return raw_load(chunk, name, "t", env)
             end
-            local raw_loadfile = loadfile
-            loadfile = function(path, mode, env) return raw_loadfile(path, "t", env) end
-            dofile = function(path) local f = assert(loadfile(path)); return f() end
+            -- They read any file (a parse error prints its first line), as io.open would.
+            loadfile = forbidden("loadfile")
+            dofile = forbidden("dofile")
             "#,
         )
         .set_name("=agentlab_ops")

@@ -303,6 +303,9 @@ async fn the_standard_library_is_restricted() {
         "package.loadlib('x', 'y')",
         "load(string.dump(function() end))",
         "load('return 1', 'x', 'b')",
+        "loadfile('/etc/passwd')",
+        "dofile('/etc/passwd')",
+        "os.getenv('HOME')",
     ] {
         let r = lua(env.clone(), call).await;
         assert_eq!(r.verdict, Verdict::Failed, "{call} was allowed");

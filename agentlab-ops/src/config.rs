@@ -1342,6 +1342,59 @@ impl SecretRef {
     }
 }
 
+/// A secret read from its `${ENV_VAR}` when first needed, not when the environment is built: a
+/// morning check runs without the Slack webhook's variable; posting fails then, naming it.
+#[derive(Debug, Clone)]
+pub struct LazySecret {
+    reference: Option<(SecretRef, String)>,
+    value: std::sync::OnceLock<Secret>,
+}
+
+impl LazySecret {
+    /// Resolved on first use from `reference`; `field` names it in the error.
+    pub fn deferred(reference: SecretRef, field: impl Into<String>) -> Self {
+        LazySecret {
+            reference: Some((reference, field.into())),
+            value: std::sync::OnceLock::new(),
+        }
+    }
+    /// Already known.
+    pub fn known(secret: Secret) -> Self {
+        let value = std::sync::OnceLock::new();
+        let _ = value.set(secret);
+        LazySecret {
+            reference: None,
+            value,
+        }
+    }
+    /// The secret, resolving it now if needed.
+    pub fn get(&self) -> Result<&Secret> {
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let (r, field) = self
+            .reference
+            .as_ref()
+            .ok_or_else(|| Error::config("secret without a value or a reference"))?;
+        let v = r.resolve(field)?;
+        Ok(self.value.get_or_init(|| v))
+    }
+    /// How to name it without resolving it: `${VAR}`, or the resolved secret's origin.
+    pub fn describe(&self) -> String {
+        match (self.value.get(), &self.reference) {
+            (Some(v), _) => v.origin().to_string(),
+            (None, Some((r, _))) => format!("${{{}}}", r.var()),
+            (None, None) => "unset".into(),
+        }
+    }
+}
+
+impl From<Secret> for LazySecret {
+    fn from(s: Secret) -> Self {
+        LazySecret::known(s)
+    }
+}
+
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;

@@ -135,8 +135,12 @@ impl Environment {
         }
         let notifier: Option<Arc<dyn Notifier>> = match &config.notify {
             None => None,
+            // Resolved when a post is made, not now: commands that post nothing run without it.
             Some(n) => Some(Arc::new(SlackNotifier::new(
-                n.slack_webhook_url.resolve("notify.slack_webhook_url")?,
+                crate::config::LazySecret::deferred(
+                    n.slack_webhook_url.clone(),
+                    "notify.slack_webhook_url",
+                ),
                 n.timeout.0,
             )?)),
         };
@@ -164,11 +168,11 @@ impl Environment {
                 Some(d) => {
                     let deployer: Arc<dyn Deployer> = match d.provider {
                         DeployProvider::Github => {
-                            let token = d
-                                .token
-                                .as_ref()
-                                .ok_or_else(|| Error::config("deploy.token: required for github"))?
-                                .resolve("deploy.token")?;
+                            let token = d.token.as_ref().ok_or_else(|| {
+                                Error::config("deploy.token: required for github")
+                            })?;
+                            let token =
+                                crate::config::LazySecret::deferred(token.clone(), "deploy.token");
                             Arc::new(GitHubActions::new(
                                 GitHubOptions {
                                     api_url: d.api_url.clone(),

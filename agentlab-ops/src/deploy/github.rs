@@ -16,7 +16,6 @@ use crate::clock::Clock;
 use crate::deploy::{CheckSummary, Conclusion, Deployer, RunHandle, RunState, RunStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{RetryPolicy, retry};
-use crate::secret::Secret;
 
 /// Where and how to reach GitHub.
 #[derive(Debug, Clone)]
@@ -28,7 +27,7 @@ pub struct GitHubOptions {
     /// The branch or tag workflows run on.
     pub git_ref: String,
     /// A token with `actions:write` (and `checks:read`).
-    pub token: Secret,
+    pub token: crate::config::LazySecret,
     /// Retries of transient failures.
     pub policy: RetryPolicy,
     /// The longest a rate limit is waited out.
@@ -129,13 +128,14 @@ impl GitHubActions {
         what: &'static str,
     ) -> Result<(u16, Vec<u8>)> {
         let url = self.url(path);
+        let token = self.opts.token.get()?;
         let mut waited = Duration::ZERO;
         loop {
             let (status, headers, bytes) = retry(&self.opts.policy, what, || async {
                 let mut req = self
                     .client
                     .request(method.clone(), &url)
-                    .bearer_auth(self.opts.token.expose())
+                    .bearer_auth(token.expose())
                     .header("accept", "application/vnd.github+json")
                     .header("x-github-api-version", "2022-11-28");
                 if let Some(b) = body {

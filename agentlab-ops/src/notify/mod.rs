@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::double::{CallLog, Faults};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{RetryPolicy, retry};
-use crate::secret::Secret;
 
 /// Sends a message to humans.
 ///
@@ -35,19 +34,19 @@ impl<T: Notifier + ?Sized> Notifier for Arc<T> {
 #[derive(Debug, Clone)]
 pub struct SlackNotifier {
     client: reqwest::Client,
-    url: Secret,
+    url: crate::config::LazySecret,
     policy: RetryPolicy,
 }
 
 impl SlackNotifier {
     /// Post to this webhook.
-    pub fn new(url: Secret, timeout: Duration) -> Result<Self> {
+    pub fn new(url: impl Into<crate::config::LazySecret>, timeout: Duration) -> Result<Self> {
         let client = reqwest::Client::builder()
             .build()
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("HTTP client: {e}")))?;
         Ok(SlackNotifier {
             client,
-            url,
+            url: url.into(),
             policy: RetryPolicy::new(3, timeout),
         })
     }
@@ -56,14 +55,15 @@ impl SlackNotifier {
 #[async_trait::async_trait]
 impl Notifier for SlackNotifier {
     fn describe(&self) -> String {
-        format!("slack ({})", self.url.origin())
+        format!("slack ({})", self.url.describe())
     }
     async fn notify(&self, text: &str) -> Result<()> {
         let body = serde_json::json!({ "text": text });
+        let url = self.url.get()?;
         retry(&self.policy, "notify.slack", || async {
             let r = self
                 .client
-                .post(self.url.expose())
+                .post(url.expose())
                 .json(&body)
                 .send()
                 .await

@@ -549,7 +549,12 @@ async fn verify_dataset(
             );
             return v;
         }
-        Ok((n, false)) => {
+        Ok((_, false)) => {
+            // Presence only looked for a first object: say how many there are.
+            let n = match store.count(&prefix).await {
+                Ok(n) => n.to_string(),
+                Err(_) => "some".to_string(),
+            };
             run.finding(
                 Severity::Critical,
                 mkey.clone(),
@@ -558,7 +563,7 @@ async fn verify_dataset(
             run.escalate(
                 "backup_incomplete",
                 ds.clone(),
-                format!("{n}+ objects, no manifest"),
+                format!("{n} objects, no manifest"),
                 "a manifest",
                 format!("{ds} backup for {day} has no manifest"),
             );

@@ -271,11 +271,10 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
         let mut posted = false;
         if opts.notify {
             match env.notifier.clone() {
-                None => run.finding(
-                    Severity::Warning,
-                    "notify",
-                    "--notify given but no [notify] configured",
-                ),
+                // The user asked for the post: not posting fails the run (the Markdown stays).
+                None => run.fail(crate::error::Error::config(
+                    "notify: the post was asked for but no [notify] is configured",
+                )),
                 Some(n) => {
                     let text = md.clone();
                     let r = run
@@ -289,11 +288,14 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
                     match r {
                         Ok(Some(())) => posted = true,
                         Ok(None) => {}
-                        Err(e) => run.finding(
-                            Severity::Warning,
-                            "notify",
-                            format!("handover not posted: {e}"),
-                        ),
+                        Err(e) => {
+                            run.finding(
+                                Severity::Critical,
+                                "notify",
+                                format!("handover not posted: {e}"),
+                            );
+                            run.fail(e.with_context_once("step", "notify"));
+                        }
                     }
                 }
             }

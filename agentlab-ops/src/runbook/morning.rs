@@ -395,8 +395,8 @@ async fn backup_check(
                         .head(&crate::backup::manifest::manifest_key(d, date))
                         .await
                     {
-                        Ok(_) => Ok(true),
-                        Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(false),
+                        Ok(m) => Ok(Some(m.size)),
+                        Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
                         Err(e) => Err(e),
                     };
                     (d.clone(), sum.and_then(|s| manifest.map(|m| (s, m))))
@@ -407,13 +407,14 @@ async fn backup_check(
             let mut errors = Vec::new();
             for (d, s) in sums {
                 match s {
+                    // Count and bytes of the same set: the data objects, without the manifest.
                     Ok((PrefixSummary { objects, bytes }, manifest)) => out.push(DatasetBackup {
                         dataset: d,
                         date: day.clone(),
-                        objects: objects.saturating_sub(u64::from(manifest)),
-                        bytes,
-                        present: objects > u64::from(manifest),
-                        manifest,
+                        objects: objects.saturating_sub(u64::from(manifest.is_some())),
+                        bytes: bytes.saturating_sub(manifest.unwrap_or(0)),
+                        present: objects > u64::from(manifest.is_some()),
+                        manifest: manifest.is_some(),
                     }),
                     Err(e) => errors.push((d, e.to_string())),
                 }

@@ -166,6 +166,8 @@ struct State {
     undo: Vec<Undo>,
     /// The undo running now.
     undoing: Option<String>,
+    /// Set by [`Run::fail`]: the run failed, though its body finished with a payload.
+    failure: Option<Error>,
     in_flight: BTreeSet<String>,
 }
 
@@ -463,6 +465,16 @@ impl Run {
         });
     }
 
+    /// Fail the run with `e` while the body goes on to return its payload (the handover's
+    /// Markdown stays in the report when the post the user asked for failed). The first
+    /// failure is kept.
+    pub fn fail(&self, e: Error) {
+        let mut st = self.state();
+        if st.failure.is_none() {
+            st.failure = Some(e);
+        }
+    }
+
     /// Number of escalations so far.
     pub fn escalation_count(&self) -> usize {
         self.state().escalations.len()
@@ -663,8 +675,9 @@ where
             ),
         )),
     };
+    let failure = run.state().failure.take();
     let (payload, error) = match outcome {
-        Ok(payload) => (payload, None),
+        Ok(payload) => (payload, failure),
         Err(e) => (serde_json::Value::Null, Some(e)),
     };
     let failed = error.is_some();

@@ -849,3 +849,104 @@ async fn deployments_are_announced_and_a_failed_notification_is_only_a_warning()
     );
     assert_eq!(l.deployer.dispatched(), vec!["deploy.yml", "deploy.yml"]);
 }
+
+/// A service whose health lives on `/healthz` (configured) turns healthy during a deployment:
+/// the runbooks probe the configured paths, never a hard-coded `/health`.
+#[tokio::test]
+async fn deployments_probe_the_configured_health_paths() {
+    let l = lab();
+    let p = MemoryProbe::new();
+    p.respond_json("/healthz", json!({"status": "ok"}));
+    p.respond_json(
+        "/healthz/full",
+        json!({"status": "ok", "components": {"app": {"status": "ok"}}}),
+    );
+    let mut env = Environment::builder("deploy")
+        .probe(p.clone())
+        .slo_source(slo(0.9, 0.001))
+        .slo("availability", 0.999)
+        .host(l.host.clone())
+        .deployer(l.deployer.clone())
+        .repo(l.repo.clone())
+        .clock(l.clock.clone())
+        .build();
+    env.config.service.health_path = "/healthz".into();
+    env.config.service.detailed_health_path = "/healthz/full".into();
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    let health = r
+        .checks
+        .iter()
+        .find(|c| c.summary.contains("healthy after"))
+        .unwrap();
+    assert!(
+        health
+            .summary
+            .starts_with("/healthz and /healthz/full healthy"),
+        "{}",
+        health.summary
+    );
+}
+
+/// `[fleet] failure_budget` governs the manual rollback across hosts: once more hosts than it
+/// allows have failed, the hosts not started are skipped, and the report names them.
+#[tokio::test]
+async fn the_fleet_failure_budget_stops_a_manual_rollback() {
+    let l = lab();
+    l.deployer.script(
+        "deploy.yml",
+        Script::Completes {
+            conclusion: Conclusion::Failure,
+            polls: 1,
+        },
+    );
+    l.deployer.script("rollback.yml", Script::Hangs);
+    let broken = MemoryHost::new("web-0");
+    broken.respond_any("git", 1, "");
+    let others: Vec<MemoryHost> = (1..4)
+        .map(|i| {
+            let h = MemoryHost::new(format!("web-{i}"));
+            h.respond_any("git", 0, "");
+            h.respond_any("systemctl", 0, "");
+            h
+        })
+        .collect();
+    let mut b = Environment::builder("deploy")
+        .probe(healthy_probe())
+        .slo_source(slo(0.9, 0.001))
+        .slo("availability", 0.999)
+        .host(broken.clone());
+    for h in &others {
+        b = b.host(h.clone());
+    }
+    let mut env = b
+        .deployer(l.deployer.clone())
+        .repo(l.repo.clone())
+        .clock(l.clock.clone())
+        .build();
+    env.config.fleet.concurrency = 1;
+    env.config.fleet.failure_budget = Some(agentlab_ops::config::FailureBudget::Count(0));
+    let r = standard_deploy(&env, &DeployOptions::default()).await;
+    let undo = r
+        .findings
+        .iter()
+        .find(|f| f.message.contains("manual rollback failed"))
+        .unwrap_or_else(|| panic!("{}", r.to_text(false)));
+    assert!(
+        undo.message.contains("failed on 1 of 4 hosts (3 skipped)"),
+        "{}",
+        undo.message
+    );
+    assert!(
+        undo.message
+            .contains("web-3: skipped (failure budget spent)"),
+        "{}",
+        undo.message
+    );
+    for h in &others {
+        assert!(
+            h.calls.all().iter().all(|c| c.program != "git"),
+            "a host past the budget was touched"
+        );
+    }
+}

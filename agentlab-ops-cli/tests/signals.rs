@@ -338,3 +338,77 @@ fn a_third_signal_abandons_the_undos_and_the_report_names_them() {
     );
     assert!(!d.path().join("undone").exists());
 }
+
+/// SIGTERM during a blue-green rollout behind the real nginx the test command starts: the run
+/// stops, traffic goes back to blue (the upstream file checked and nginx reloaded), exit 2.
+#[test]
+fn sigterm_during_a_blue_green_rollout_puts_traffic_back_on_blue() {
+    if ssh().is_none() {
+        return;
+    }
+    let var =
+        |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} (scripts/test-servers.sh)"));
+    let (ndir, blue, green) = (
+        var("AGENTLAB_TEST_NGINX_DIR"),
+        var("AGENTLAB_TEST_NGINX_BLUE_PORT"),
+        var("AGENTLAB_TEST_NGINX_GREEN_PORT"),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = rt.block_on(async {
+        agentlab_ops::Sandbox::start(agentlab_ops::Scenario::GreenHealthy)
+            .await
+            .unwrap()
+    });
+    let mut cfg = sandbox.config().clone();
+    let nginx = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "/usr/sbin/nginx",
+            "-e",
+            &format!("{ndir}/logs/error.log"),
+            "-c",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend([format!("{ndir}/nginx.conf"), "-p".into(), ndir.clone()]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let upstream = format!("{ndir}/upstream.conf");
+    let bg = cfg.blue_green.as_mut().unwrap();
+    bg.upstream_file = upstream.clone();
+    bg.blue_server = Some(format!("127.0.0.1:{blue}"));
+    bg.green_server = Some(format!("127.0.0.1:{green}"));
+    bg.check_command = nginx(&["-t", "-q"]);
+    bg.reload_command = nginx(&["-s", "reload"]);
+    bg.measurements = 4;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("agentlab-ops.toml"),
+        toml::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+    let child = bin(d.path())
+        .args(["deploy", "blue-green", "--version", "1.5.0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shifted = || {
+        std::fs::read_to_string(&upstream)
+            .unwrap_or_default()
+            .contains("green 10%")
+    };
+    wait_for("traffic on green", Duration::from_secs(60), shifted);
+    signal(&child, "TERM");
+    let o = child.wait_with_output().unwrap();
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("interrupted (SIGTERM)"), "{out}");
+    let now = std::fs::read_to_string(&upstream).unwrap();
+    assert!(
+        now.starts_with("# managed by agentlab-ops: green 0%"),
+        "{now}"
+    );
+    drop(sandbox);
+}

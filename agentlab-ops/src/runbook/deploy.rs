@@ -228,16 +228,23 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
 
-/// Wait until `/health` and `/health/detailed` are both healthy, at most `wait`.
+/// The configured health paths (`[service] health_path`, `detailed_health_path`).
+fn health_paths(env: &Environment) -> [String; 2] {
+    let s = &env.config.service;
+    [s.health_path.clone(), s.detailed_health_path.clone()]
+}
+
+/// Wait until the health and detailed health paths are both healthy, at most `wait`.
 async fn wait_healthy(
     probe: &dyn HealthProbe,
     clock: &dyn Clock,
     wait: Duration,
+    paths: &[String; 2],
 ) -> Result<String> {
     let start = clock.now();
     loop {
         let mut problems = Vec::new();
-        for (path, detailed) in [("/health", false), ("/health/detailed", true)] {
+        for (path, detailed) in [(paths[0].as_str(), false), (paths[1].as_str(), true)] {
             match probe.get(path).await {
                 Ok(r) => {
                     let h = assess(&r, detailed);
@@ -250,7 +257,9 @@ async fn wait_healthy(
         }
         if problems.is_empty() {
             return Ok(format!(
-                "/health and /health/detailed healthy after {}s",
+                "{} and {} healthy after {}s",
+                paths[0],
+                paths[1],
                 (clock.now() - start).num_seconds()
             ));
         }
@@ -526,12 +535,79 @@ struct RollbackPlan {
     clock: Arc<dyn Clock>,
     cfg: DeployConfig,
     hosts: Vec<HostEntry>,
+    fleet: crate::config::FleetConfig,
     probe: Arc<dyn HealthProbe>,
+    health_paths: [String; 2],
     previous: Option<String>,
     reason: Arc<std::sync::Mutex<String>>,
 }
 
 impl RollbackPlan {
+    /// The spec's manual fallback on every host, through the fleet fan-out: `[fleet]
+    /// concurrency` hosts at once, and once more hosts than `[fleet] failure_budget` allows
+    /// have failed, the hosts not started yet are skipped (and named).
+    async fn manual_rollback(&self, previous: &str) -> Result<String> {
+        let vars = BTreeMap::from([("previous".to_string(), previous.to_string())]);
+        let mut opts = crate::host::fleet::FleetOptions::new(self.fleet.concurrency);
+        if let Some(b) = self.fleet.failure_budget {
+            opts = opts.failure_budget(b);
+        }
+        let res = crate::host::fleet::fan_out(&self.hosts, opts, |h| {
+            let vars = vars.clone();
+            async move {
+                for line in &self.cfg.manual_rollback {
+                    let argv = fill(line, &vars);
+                    let Some((p, a)) = argv.split_first() else {
+                        continue;
+                    };
+                    let out = h
+                        .host
+                        .run(&Cmd::new(p.clone()).args(a.iter().cloned()))
+                        .await?;
+                    if out.status != Some(0) {
+                        return Err(Error::new(
+                            ErrorKind::Unexpected,
+                            format!(
+                                "`{}` exited {:?}: {}",
+                                argv.join(" "),
+                                out.status,
+                                out.stderr.trim()
+                            ),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        })
+        .await;
+        let (failed, skipped) = (res.failed(), res.skipped());
+        if failed == 0 {
+            return Ok(format!(
+                "manual rollback to {previous} on {} hosts",
+                self.hosts.len()
+            ));
+        }
+        let problems: Vec<String> = res
+            .hosts
+            .iter()
+            .filter_map(|(name, o)| match o {
+                crate::host::fleet::HostOutcome::Failed(e) => Some(format!("{name}: {e}")),
+                crate::host::fleet::HostOutcome::Skipped => {
+                    Some(format!("{name}: skipped (failure budget spent)"))
+                }
+                crate::host::fleet::HostOutcome::Done(_) => None,
+            })
+            .collect();
+        Err(Error::new(
+            ErrorKind::Unexpected,
+            format!(
+                "manual rollback failed on {failed} of {} hosts ({skipped} skipped): {}",
+                self.hosts.len(),
+                problems.join("; ")
+            ),
+        ))
+    }
+
     /// The rollback workflow; if it fails, the manual fallback over SSH on every host; then
     /// health again. Each decision is a finding.
     async fn execute(self) -> Result<()> {
@@ -580,41 +656,14 @@ impl RollbackPlan {
                         "manual rollback needs the previous release tag, and none is known",
                     )
                 })?;
-                let vars = BTreeMap::from([("previous".to_string(), previous.clone())]);
-                for h in &self.hosts {
-                    for line in &self.cfg.manual_rollback {
-                        let argv = fill(line, &vars);
-                        let Some((p, a)) = argv.split_first() else {
-                            continue;
-                        };
-                        let out = h
-                            .host
-                            .run(&Cmd::new(p.clone()).args(a.iter().cloned()))
-                            .await?;
-                        if out.status != Some(0) {
-                            return Err(Error::new(
-                                ErrorKind::Unexpected,
-                                format!(
-                                    "manual rollback on {}: `{}` exited {:?}: {}",
-                                    h.config.name,
-                                    argv.join(" "),
-                                    out.status,
-                                    out.stderr.trim()
-                                ),
-                            ));
-                        }
-                    }
-                }
-                format!(
-                    "manual rollback to {previous} on {} hosts",
-                    self.hosts.len()
-                )
+                self.manual_rollback(&previous).await?
             }
         };
         let health = wait_healthy(
             self.probe.as_ref(),
             self.clock.as_ref(),
             self.cfg.health_wait.0,
+            &self.health_paths,
         )
         .await
         .map_err(|e| {
@@ -785,6 +834,8 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
             cfg: cfg.clone(),
             hosts: env.hosts.clone(),
             probe: env.probe.clone(),
+            fleet: env.config.fleet.clone(),
+            health_paths: health_paths(env),
             previous: previous.clone(),
             reason: reason.clone(),
         };
@@ -836,7 +887,7 @@ pub async fn standard_deploy(env: &Environment, opts: &DeployOptions) -> crate::
         // Health of the new version.
         let health = run
             .check("health:new_version", None, async {
-                let s = wait_healthy(env.probe.as_ref(), env.clock.as_ref(), cfg.health_wait.0).await?;
+                let s = wait_healthy(env.probe.as_ref(), env.clock.as_ref(), cfg.health_wait.0, &health_paths(env)).await?;
                 Ok(Checked::pass((), s))
             })
             .await;
@@ -946,6 +997,8 @@ pub async fn rollback(env: &Environment, opts: &RollbackOptions) -> crate::repor
             cfg: cfg.clone(),
             hosts: env.hosts.clone(),
             probe: env.probe.clone(),
+            fleet: env.config.fleet.clone(),
+            health_paths: health_paths(env),
             previous: previous.clone(),
             reason: Arc::new(std::sync::Mutex::new(reason.clone())),
         };
@@ -1112,7 +1165,7 @@ pub async fn blue_green_deploy(
         match &colors.staging {
             Some(s) if !run.is_dry_run() => {
                 run.check("validate:staging", None, async {
-                    Ok(Checked::pass((), wait_healthy(s.as_ref(), env.clock.as_ref(), cfg.health_wait.0).await?))
+                    Ok(Checked::pass((), wait_healthy(s.as_ref(), env.clock.as_ref(), cfg.health_wait.0, &health_paths(env)).await?))
                 })
                 .await?;
             }
@@ -1128,7 +1181,7 @@ pub async fn blue_green_deploy(
             run.skip("health:green", Action::Read, "dry-run: nothing deployed");
         } else {
             run.check("health:green", None, async {
-                Ok(Checked::pass((), wait_healthy(colors.green.as_ref(), env.clock.as_ref(), cfg.health_wait.0).await?))
+                Ok(Checked::pass((), wait_healthy(colors.green.as_ref(), env.clock.as_ref(), cfg.health_wait.0, &health_paths(env)).await?))
             })
             .await?;
         }

@@ -869,17 +869,9 @@ pub async fn run_source(
         }));
     }
     if opts.signals {
-        // The run handles the signals too (a second one while undos run); this watcher
-        // cancels the token the instruction hook reads, so a script in a tight loop stops.
+        // The run listens for stop signals and cancels `cancel` on the first one, which the
+        // instruction hook reads: a script in a tight loop stops too.
         run_opts = run_opts.signals(true);
-        if let Some(mut sig) = agentlab_ops::runbook::stop::StopSignals::new() {
-            let (c, w) = (cancel.clone(), why.clone());
-            watchers.push(tokio::spawn(async move {
-                let name = sig.recv().await;
-                *w.lock().unwrap_or_else(|e| e.into_inner()) = format!("interrupted ({name})");
-                c.cancel();
-            }));
-        }
     }
     let setup = (|| -> mlua::Result<(Lua, Function)> {
         let lua = new_state(opts.allow_unsafe)?;

@@ -650,11 +650,13 @@ where
     Fut: Future<Output = Result<serde_json::Value>>,
 {
     let run = Run::new(runbook, environment, opts.dry_run);
-    let mut signals = if opts.handle_signals {
-        StopSignals::new()
-    } else {
-        None
-    };
+    // One listener for the whole run, so each signal is seen exactly once: the first stops the
+    // body (and cancels the caller's token, which a script's instruction hook reads), later
+    // ones reach the undo loop.
+    let mut signals = opts
+        .handle_signals
+        .then(|| listen(opts.cancel.clone()))
+        .flatten();
     let fut = body(run.clone());
     let deadline = async {
         match opts.deadline {
@@ -662,9 +664,11 @@ where
             None => futures::future::pending().await,
         }
     };
+    // `biased`, stop first: a body that ends because the token was cancelled still reports
+    // the signal that cancelled it (and consumes it).
     let outcome = tokio::select! {
-        r = fut => r,
-        why = stopped(opts.cancel.as_ref(), signals.as_mut()) => {
+        biased;
+        why = stopped(opts.cancel.as_ref(), signals.as_mut().map(|s| &mut s.rx)) => {
             Err(Error::new(ErrorKind::Cancelled, format!("run {why}")))
         }
         _ = deadline => Err(Error::new(
@@ -674,6 +678,7 @@ where
                 crate::config::format_duration(opts.deadline.unwrap_or_default())
             ),
         )),
+        r = fut => r,
     };
     let failure = run.state().failure.take();
     let (payload, error) = match outcome {
@@ -681,25 +686,57 @@ where
         Err(e) => (serde_json::Value::Null, Some(e)),
     };
     let failed = error.is_some();
-    match signals {
-        Some(mut sig) => undo_under_signals(&run, failed, &mut sig).await,
+    match &mut signals {
+        Some(sig) => undo_under_signals(&run, failed, &mut sig.rx).await,
         None => {
             run.run_undos(failed).await;
         }
     }
+    if let Some(sig) = signals {
+        sig.task.abort();
+    }
     run.report(payload, error)
+}
+
+/// The stop signals of a run, as they arrive.
+struct Listener {
+    rx: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn listen(cancel: Option<CancelToken>) -> Option<Listener> {
+    let mut sig = StopSignals::new()?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let name = sig.recv().await;
+            // Sent before the token is cancelled: whoever sees the token cancelled finds the
+            // signal already in the channel, so it is never counted twice.
+            if tx.send(name).is_err() {
+                return;
+            }
+            if let Some(c) = &cancel {
+                c.cancel();
+            }
+        }
+    });
+    Some(Listener { rx, task })
 }
 
 /// Run the undos while stop signals keep arriving: the second one says what is left and lets
 /// the undos finish; the third abandons them, each named in the report as not undone.
-async fn undo_under_signals(run: &Run, failed: bool, sig: &mut StopSignals) {
+async fn undo_under_signals(
+    run: &Run,
+    failed: bool,
+    sig: &mut tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+) {
     let undos = run.run_undos(failed);
     tokio::pin!(undos);
     let mut seen = 0;
     loop {
         tokio::select! {
             _ = &mut undos => return,
-            name = sig.recv() => {
+            Some(name) = sig.recv() => {
                 seen += 1;
                 let left = run.pending_undos(failed).join(", ");
                 if seen == 1 {

@@ -61,7 +61,7 @@ impl StopSignals {
 /// Why a run was stopped from outside, for its error message.
 pub(crate) async fn stopped(
     cancel: Option<&CancelToken>,
-    signals: Option<&mut StopSignals>,
+    signals: Option<&mut tokio::sync::mpsc::UnboundedReceiver<&'static str>>,
 ) -> String {
     let token = async {
         match cancel {
@@ -71,12 +71,17 @@ pub(crate) async fn stopped(
     };
     let signal = async {
         match signals {
-            Some(s) => s.recv().await,
+            Some(s) => match s.recv().await {
+                Some(name) => name,
+                None => futures::future::pending().await,
+            },
             None => futures::future::pending().await,
         }
     };
+    // `biased`: a signal also cancels the token; name the signal, not "cancelled".
     tokio::select! {
-        _ = token => "cancelled".to_string(),
+        biased;
         name = signal => format!("interrupted ({name})"),
+        _ = token => "cancelled".to_string(),
     }
 }

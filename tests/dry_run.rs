@@ -53,15 +53,17 @@ async fn dry_run_plans_the_post_and_sends_nothing() {
 }
 
 #[tokio::test]
-async fn a_failed_post_is_a_warning_not_a_failure() {
+async fn a_failed_post_that_was_asked_for_fails_the_run_and_keeps_the_markdown() {
     let dir = tempfile::tempdir().unwrap();
     let n = MemoryNotifier::new();
     n.faults
         .fail_always(ErrorKind::Unavailable, "slack is down");
     let e = env(n.clone(), &dir.path().join("j.jsonl"));
     let r = handover(&e, &HandoverOptions::default().notify(true)).await;
-    assert_eq!(r.verdict, Verdict::Healthy);
+    assert_eq!(r.verdict, Verdict::Failed);
     assert_eq!(r.check("notify").unwrap().outcome, Outcome::Error);
+    let p: HandoverPayload = r.payload_as().unwrap();
+    assert!(!p.posted && p.markdown.contains("# Daily Handover"));
     assert!(
         r.findings
             .iter()

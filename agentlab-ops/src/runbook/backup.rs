@@ -67,14 +67,28 @@ impl Sample {
     }
 }
 
-/// Progress of a long operation, for a progress bar.
-#[derive(Debug, Clone, Default)]
-pub struct Progress {
-    /// Units done.
-    pub done: Arc<AtomicU64>,
-    /// Units expected (0 while unknown).
-    pub total: Arc<AtomicU64>,
+impl serde::Serialize for Sample {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
 }
+
+impl<'de> serde::Deserialize<'de> for Sample {
+    /// `"all"`, `"10%"`, `"200"` or a whole number; `2.5` and `-1` are errors.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Sample::parse(&s).map_err(serde::de::Error::custom),
+            serde_json::Value::Number(n) if n.is_u64() => {
+                Ok(Sample::Count(n.as_u64().unwrap_or(0)))
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "invalid sample {other}: \"all\", a count (200) or a percentage (\"10%\")"
+            ))),
+        }
+    }
+}
+
+pub use crate::runbook::run::Progress;
 
 /// Options of [`take_backup`].
 #[derive(Debug, Clone, Default)]
@@ -1359,3 +1373,118 @@ mod tests {
         assert_ne!(rank(1, "a"), rank(2, "a"));
     }
 }
+
+/// Options of `backup_take` in the catalogue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TakeArgs {
+    /// Date of the backup (default today, UTC).
+    #[serde(with = "crate::runbook::registry::date")]
+    pub date: Option<NaiveDate>,
+    /// Host to read from.
+    pub host: Option<String>,
+}
+
+impl crate::runbook::registry::Validate for TakeArgs {}
+
+/// `backup_take` in the catalogue.
+pub static TAKE: crate::runbook::registry::Definition = crate::runbook::registry::Definition {
+    name: "backup_take",
+    aliases: &["take_backup"],
+    summary: "copy every dataset from a host into the backup store, manifest last",
+    changes: true,
+    steps: &["copy:<dataset> (objects, then MANIFEST.jsonl)"],
+    options: &[
+        crate::runbook::registry::OptionDoc {
+            name: "date",
+            kind: "YYYY-MM-DD",
+            help: "date of the backup (default today, UTC)",
+        },
+        crate::runbook::registry::OptionDoc {
+            name: "host",
+            kind: "host name",
+            help: "host to read from (default [backups] source_host, else the first)",
+        },
+    ],
+    defaults: crate::runbook::registry::defaults_of::<TakeArgs>,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let a: TakeArgs = crate::runbook::registry::parse_args("backup_take", v)?;
+            let o = TakeOptions {
+                date: a.date,
+                host: a.host,
+                run,
+            };
+            Ok(take_backup(env, &o).await)
+        })
+    },
+};
+
+/// Options of `backup_verify` in the catalogue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyArgs {
+    /// Day to verify (default today, UTC).
+    #[serde(with = "crate::runbook::registry::date")]
+    pub date: Option<NaiveDate>,
+    /// Integrity sample (default `[backups] sample`).
+    pub sample: Option<Sample>,
+    /// Seed of the sample.
+    pub seed: u64,
+    /// Also restore the sample into a scratch directory.
+    pub restore_test: bool,
+}
+
+impl crate::runbook::registry::Validate for VerifyArgs {}
+
+/// `backup_verify` in the catalogue.
+pub static VERIFY: crate::runbook::registry::Definition = crate::runbook::registry::Definition {
+    name: "backup_verify",
+    aliases: &["verify_backups"],
+    summary: "verify a day's backups: presence, completeness, integrity (sample), trend",
+    changes: false,
+    steps: &[
+        "presence:<dataset>",
+        "completeness:<dataset>",
+        "integrity:<dataset>",
+        "trend:<dataset>",
+    ],
+    options: &[
+        crate::runbook::registry::OptionDoc {
+            name: "date",
+            kind: "YYYY-MM-DD",
+            help: "day to verify (default today, UTC)",
+        },
+        crate::runbook::registry::OptionDoc {
+            name: "sample",
+            kind: "\"all\" | count | \"N%\"",
+            help: "integrity sample (default [backups] sample)",
+        },
+        crate::runbook::registry::OptionDoc {
+            name: "seed",
+            kind: "integer",
+            help: "seed of the sample: the same seed reads the same objects",
+        },
+        crate::runbook::registry::OptionDoc {
+            name: "restore_test",
+            kind: "bool",
+            help: "also restore the sample into a scratch directory",
+        },
+    ],
+    defaults: crate::runbook::registry::defaults_of::<VerifyArgs>,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let a: VerifyArgs = crate::runbook::registry::parse_args("backup_verify", v)?;
+            let progress = run.progress.clone();
+            let o = VerifyOptions {
+                date: a.date,
+                sample: a.sample,
+                seed: a.seed,
+                restore_test: a.restore_test,
+                progress,
+                run,
+            };
+            Ok(verify_backups(env, &o).await)
+        })
+    },
+};

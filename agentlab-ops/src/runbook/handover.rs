@@ -316,3 +316,73 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
 fn or_tbd(s: &str) -> &str {
     if s.is_empty() { "TBD" } else { s }
 }
+
+/// Options of `handover` in the catalogue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoverArgs {
+    /// Post the handover to the notifier (a failed post fails the run).
+    pub notify: bool,
+    /// Primary on-call ("Name phone"; default the config's).
+    pub primary: Option<String>,
+    /// Backup on-call.
+    pub backup: Option<String>,
+    /// Extra outstanding items.
+    pub items: Vec<OutstandingItem>,
+    /// Extra schedule entries.
+    pub schedule: Vec<ScheduleItem>,
+}
+
+impl crate::runbook::registry::Validate for HandoverArgs {}
+
+/// `handover` in the catalogue.
+pub static DEFINITION: crate::runbook::registry::Definition =
+    crate::runbook::registry::Definition {
+        name: "handover",
+        aliases: &[],
+        summary: "the end-of-day handover (Markdown), posted with notify",
+        changes: true,
+        steps: &[
+            "morning (journaled report, else a fresh check)",
+            "notify (with notify = true)",
+        ],
+        options: &[
+            crate::runbook::registry::OptionDoc {
+                name: "notify",
+                kind: "bool",
+                help: "post it to the configured notifier",
+            },
+            crate::runbook::registry::OptionDoc {
+                name: "primary",
+                kind: "\"Name phone\"",
+                help: "primary on-call",
+            },
+            crate::runbook::registry::OptionDoc {
+                name: "backup",
+                kind: "\"Name phone\"",
+                help: "backup on-call",
+            },
+            crate::runbook::registry::OptionDoc {
+                name: "items",
+                kind: "[{issue, status, owner, eta}]",
+                help: "outstanding items",
+            },
+            crate::runbook::registry::OptionDoc {
+                name: "schedule",
+                kind: "[{what, detail}]",
+                help: "schedule entries",
+            },
+        ],
+        defaults: crate::runbook::registry::defaults_of::<HandoverArgs>,
+        start: |env, v, run| {
+            Box::pin(async move {
+                let a: HandoverArgs = crate::runbook::registry::parse_args("handover", v)?;
+                let mut o = HandoverOptions::default().notify(a.notify).run(run);
+                o.primary = a.primary;
+                o.backup = a.backup;
+                o.outstanding = a.items;
+                o.schedule = a.schedule;
+                Ok(handover(env, &o).await)
+            })
+        },
+    };

@@ -2,9 +2,11 @@
 
 pub mod backup;
 pub mod deploy;
+pub mod deploy_args;
 pub mod handover;
 pub mod morning;
 pub mod recover;
+pub mod registry;
 pub mod run;
 pub mod stop;
 pub mod wave;

@@ -599,3 +599,42 @@ async fn host_check(
         }
     }
 }
+
+/// Options of `morning_check` in the catalogue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MorningArgs {
+    /// Backup date to look for (default today, UTC).
+    #[serde(with = "crate::runbook::registry::date")]
+    pub date: Option<NaiveDate>,
+}
+
+impl crate::runbook::registry::Validate for MorningArgs {}
+
+/// `morning_check` in the catalogue.
+pub static DEFINITION: crate::runbook::registry::Definition =
+    crate::runbook::registry::Definition {
+        name: "morning_check",
+        aliases: &["check_morning"],
+        summary: "health, SLOs, last night's backups and the resources of every host",
+        changes: false,
+        steps: &[
+            "health",
+            "health_detailed",
+            "slo",
+            "backups",
+            "resources:<host>",
+        ],
+        options: &[crate::runbook::registry::OptionDoc {
+            name: "date",
+            kind: "YYYY-MM-DD",
+            help: "backup date to look for (default today, UTC)",
+        }],
+        defaults: crate::runbook::registry::defaults_of::<MorningArgs>,
+        start: |env, v, run| {
+            Box::pin(async move {
+                let a: MorningArgs = crate::runbook::registry::parse_args("morning_check", v)?;
+                Ok(morning_check(env, &MorningOptions { date: a.date, run }).await)
+            })
+        },
+    };

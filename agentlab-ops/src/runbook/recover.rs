@@ -407,3 +407,75 @@ async fn remove_staging(h: &dyn RemoteHost, staging: &str) -> Result<()> {
         format!("{staging} keeps reappearing; remove it by hand"),
     ))
 }
+
+/// Options of `backup_recover` in the catalogue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoverArgs {
+    /// Exactly this day's backup.
+    #[serde(with = "crate::runbook::registry::date")]
+    pub date: Option<NaiveDate>,
+    /// The latest complete backup on or before this day (default today).
+    #[serde(with = "crate::runbook::registry::date")]
+    pub before: Option<NaiveDate>,
+    /// Host to restore on.
+    pub host: Option<String>,
+}
+
+impl crate::runbook::registry::Validate for RecoverArgs {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.date.is_some() && self.before.is_some() {
+            return Err("date and before exclude each other: give one".into());
+        }
+        Ok(())
+    }
+}
+
+/// `backup_recover` in the catalogue.
+pub static DEFINITION: crate::runbook::registry::Definition =
+    crate::runbook::registry::Definition {
+        name: "backup_recover",
+        aliases: &["recover_data"],
+        summary: "restore the live data from the latest complete backup (old data kept)",
+        changes: true,
+        steps: &[
+            "recovery_point",
+            "assess:<dataset>",
+            "read_only_flag (always cleared)",
+            "restore:<dataset> (stage, validate, swap)",
+        ],
+        options: &[
+            crate::runbook::registry::OptionDoc {
+                name: "date",
+                kind: "YYYY-MM-DD",
+                help: "use exactly this day's backup",
+            },
+            crate::runbook::registry::OptionDoc {
+                name: "before",
+                kind: "YYYY-MM-DD",
+                help: "the latest complete backup on or before this day",
+            },
+            crate::runbook::registry::OptionDoc {
+                name: "host",
+                kind: "host name",
+                help: "host to restore on",
+            },
+        ],
+        defaults: crate::runbook::registry::defaults_of::<RecoverArgs>,
+        start: |env, v, run| {
+            Box::pin(async move {
+                let a: RecoverArgs = crate::runbook::registry::parse_args("backup_recover", v)?;
+                let point = match (a.date, a.before) {
+                    (Some(d), _) => RecoveryPoint::Date(d),
+                    (None, Some(b)) => RecoveryPoint::OnOrBefore(b),
+                    (None, None) => RecoveryPoint::Latest,
+                };
+                let o = RecoverOptions {
+                    point,
+                    host: a.host,
+                    run,
+                };
+                Ok(recover_data(env, &o).await)
+            })
+        },
+    };

@@ -35,6 +35,19 @@ pub struct RunOptions {
     /// Stop the run after this long (a `timeout` error; its undo steps run). A runbook may set
     /// its own default when the caller sets none.
     pub deadline: Option<Duration>,
+    /// Progress of a long runbook (objects verified), for a progress bar.
+    pub progress: Option<Progress>,
+    /// Pause, resume or abort a rollout from outside (SIGUSR1/SIGUSR2, Python's RolloutControl).
+    pub control: Option<super::wave::WaveControl>,
+}
+
+/// Progress of a long operation, for a progress bar.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Units done.
+    pub done: Arc<std::sync::atomic::AtomicU64>,
+    /// Units expected (0 while unknown).
+    pub total: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RunOptions {

@@ -1,0 +1,184 @@
+//! The runbook catalogue: one [`Definition`] per runbook, the only place the command, Python and
+//! Lua learn what runbooks exist, what they are called and what options they take.
+//!
+//! A runbook's name is used everywhere: the journal (`backup_verify`), the command's path
+//! (`agentlab-ops backup verify`: the name with `_` as a space), Python
+//! (`agentlab_ops.run("backup_verify", env, sample="10%")`) and Lua
+//! (`ops.backup_verify{sample = "10%"}`). Options are a serde struct of the runbook's, with
+//! `deny_unknown_fields` and its defaults in one place, parsed by [`parse_args`]: a bad value gives
+//! the same error kind and message from every binding.
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::environment::Environment;
+use crate::error::{Error, ErrorKind, Result};
+use crate::report::Report;
+use crate::runbook::run::RunOptions;
+
+/// How a runbook starts: its environment, its options as JSON (an object, or null for the
+/// defaults), and the run options.
+pub type Start =
+    for<'a> fn(&'a Environment, serde_json::Value, RunOptions) -> BoxFuture<'a, Result<Report>>;
+
+/// One option of a runbook, for `describe` and the bindings' help.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionDoc {
+    /// Field name (`sample`).
+    pub name: &'static str,
+    /// What it takes (`"all" | count | "N%"`).
+    pub kind: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+/// A runbook of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Definition {
+    /// The one name (`backup_verify`).
+    pub name: &'static str,
+    /// Names it had before, still accepted (`verify_backups`).
+    pub aliases: &'static [&'static str],
+    /// One line.
+    pub summary: &'static str,
+    /// Whether it changes things (else it only reads).
+    pub changes: bool,
+    /// The steps it takes, in order (what its dry-run plans).
+    pub steps: &'static [&'static str],
+    /// Its options.
+    pub options: &'static [OptionDoc],
+    /// Its options' defaults, as JSON.
+    pub defaults: fn() -> serde_json::Value,
+    /// Start it.
+    pub start: Start,
+}
+
+impl Definition {
+    /// The command's path: `backup verify`.
+    pub fn command(&self) -> String {
+        self.name.replace('_', " ")
+    }
+    /// Run it: options parsed and validated by the core, then the runbook.
+    pub async fn run(
+        &self,
+        env: &Environment,
+        options: serde_json::Value,
+        run: RunOptions,
+    ) -> Result<Report> {
+        (self.start)(env, options, run).await
+    }
+}
+
+/// Every runbook, in catalogue order. Adding a runbook adds one line here.
+pub fn all() -> &'static [&'static Definition] {
+    CATALOGUE
+}
+
+static CATALOGUE: &[&Definition] = &[
+    &super::morning::DEFINITION,
+    &super::handover::DEFINITION,
+    &super::backup::TAKE,
+    &super::backup::VERIFY,
+    &super::recover::DEFINITION,
+    &super::deploy_args::STANDARD,
+    &super::deploy_args::BLUE_GREEN,
+    &super::deploy_args::ROLLBACK,
+];
+
+/// The runbook of that name: its name, an alias, or its command path (`backup verify`,
+/// `backup-verify`).
+pub fn find(name: &str) -> Option<&'static Definition> {
+    let n = name.trim().replace([' ', '-'], "_");
+    all()
+        .iter()
+        .copied()
+        .find(|d| d.name == n || d.aliases.contains(&n.as_str()))
+}
+
+/// [`find`], or a `not_found` error listing the names.
+pub fn get(name: &str) -> Result<&'static Definition> {
+    find(name).ok_or_else(|| {
+        let names: Vec<&str> = all().iter().map(|d| d.name).collect();
+        Error::new(
+            ErrorKind::NotFound,
+            format!("no runbook named {name:?}; runbooks: {}", names.join(", ")),
+        )
+        .with_operation("runbook.find")
+    })
+}
+
+/// Run the runbook `name` with `options` (JSON).
+pub async fn run(
+    env: &Environment,
+    name: &str,
+    options: serde_json::Value,
+    run: RunOptions,
+) -> Result<Report> {
+    get(name)?.run(env, options, run).await
+}
+
+/// Options that check themselves once parsed (exclusive fields, ranges).
+pub trait Validate {
+    /// What is wrong, naming the field.
+    fn validate(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Parse a runbook's options from JSON: unknown fields, wrong types and bad values are a
+/// `config_invalid` error naming the runbook and the field (`backup_verify: sample: invalid
+/// sample "2.5": ...`).
+pub fn parse_args<A: DeserializeOwned + Validate>(
+    runbook: &str,
+    v: serde_json::Value,
+) -> Result<A> {
+    let v = if v.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        v
+    };
+    let a: A = serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let at = if path == "." || path.is_empty() {
+            String::new()
+        } else {
+            format!(" {path}:")
+        };
+        Error::config(format!("{runbook}:{at} {msg}")).with_operation("runbook.options")
+    })?;
+    a.validate()
+        .map_err(|m| Error::config(format!("{runbook}: {m}")).with_operation("runbook.options"))?;
+    Ok(a)
+}
+
+/// A date option: `YYYY-MM-DD` or `YYYYMMDD`.
+pub mod date {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Parse `YYYY-MM-DD` or `YYYYMMDD`.
+    pub fn parse(s: &str) -> std::result::Result<NaiveDate, String> {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .or_else(|_| NaiveDate::parse_from_str(s, "%Y%m%d"))
+            .map_err(|_| format!("invalid date {s:?}: use YYYY-MM-DD or YYYYMMDD"))
+    }
+    /// Serde: an optional date.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| parse(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+    /// Serde: an optional date as `YYYY-MM-DD`.
+    pub fn serialize<S: Serializer>(v: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_str(&d.format("%Y-%m-%d").to_string()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// The defaults of an options type, as JSON.
+pub fn defaults_of<A: Default + serde::Serialize>() -> serde_json::Value {
+    serde_json::to_value(A::default()).unwrap_or_default()
+}

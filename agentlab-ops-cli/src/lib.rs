@@ -5,11 +5,12 @@
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use agentlab_ops::config::{OutstandingItem, ScheduleItem};
-use agentlab_ops::runbook::{HandoverOptions, MorningOptions, handover, morning_check};
 use agentlab_ops::{Config, Environment, Format, Journal, Report, RunOptions, Sandbox, Scenario};
+
+mod catalogue;
+mod runbooks;
 use clap::{Args, Parser, Subcommand};
 
 /// Agent Lab's operational runbooks as code.
@@ -86,6 +87,18 @@ pub enum Command {
         #[command(subcommand)]
         which: SandboxCmd,
     },
+    /// Every runbook of the catalogue: name, whether it changes things, summary.
+    List,
+    /// A runbook's options (with defaults) and the steps it takes.
+    Describe {
+        /// Its name (`backup_verify`), an alias, or its command (`"backup verify"`).
+        name: String,
+    },
+    /// Shell completions: `agentlab-ops completions bash > /etc/bash_completion.d/agentlab-ops`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `check ...`.
@@ -94,8 +107,8 @@ pub enum CheckCmd {
     /// Morning health check: health, SLOs, last night's backups, host resources.
     Morning {
         /// Backup date to check (YYYY-MM-DD or YYYYMMDD; default today, UTC).
-        #[arg(long, value_parser = parse_date)]
-        date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        date: Option<String>,
     },
 }
 
@@ -105,8 +118,8 @@ pub enum BackupCmd {
     /// Copy every dataset from a host into the backup store, manifest last.
     Take {
         /// Date of the backup (YYYY-MM-DD or YYYYMMDD; default today, UTC).
-        #[arg(long, value_parser = parse_date)]
-        date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        date: Option<String>,
         /// Host to read from (default: [backups] source_host, else the first host).
         #[arg(long)]
         host: Option<String>,
@@ -114,11 +127,11 @@ pub enum BackupCmd {
     /// Restore the live data from a backup (read-only flag set meanwhile; old data kept).
     Recover {
         /// Use exactly this day's backup (YYYY-MM-DD or YYYYMMDD).
-        #[arg(long, value_parser = parse_date, conflicts_with = "before")]
-        date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        date: Option<String>,
         /// Use the latest complete backup on or before this day (default: today).
-        #[arg(long, value_parser = parse_date)]
-        before: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        before: Option<String>,
         /// Host to restore on (default: [backups] source_host, else the first host).
         #[arg(long)]
         host: Option<String>,
@@ -126,11 +139,11 @@ pub enum BackupCmd {
     /// Verify a day's backups: presence, completeness, integrity (sample), trend.
     Verify {
         /// Day to verify (YYYY-MM-DD or YYYYMMDD; default today, UTC).
-        #[arg(long, value_parser = parse_date)]
-        date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        date: Option<String>,
         /// Integrity sample: "all", a count or a percentage (default: [backups] sample).
-        #[arg(long, value_parser = parse_sample)]
-        sample: Option<agentlab_ops::runbook::Sample>,
+        #[arg(long)]
+        sample: Option<String>,
         /// Seed of the sample (the same seed reads the same objects).
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -173,7 +186,7 @@ pub enum DeployCmd {
         #[arg(long)]
         high_risk: bool,
         /// Deploy despite failed gates (needs --reason, recorded in the report).
-        #[arg(long, requires = "reason")]
+        #[arg(long)]
         force: bool,
         /// Why the gates are overridden.
         #[arg(long)]
@@ -186,7 +199,7 @@ pub enum DeployCmd {
         #[arg(long)]
         version: Option<String>,
         /// Deploy despite failed gates (needs --reason).
-        #[arg(long, requires = "reason")]
+        #[arg(long)]
         force: bool,
         /// Why the gates are overridden.
         #[arg(long)]
@@ -201,10 +214,6 @@ pub enum DeployCmd {
         #[arg(long)]
         to: Option<String>,
     },
-}
-
-fn parse_sample(s: &str) -> Result<agentlab_ops::runbook::Sample, String> {
-    agentlab_ops::runbook::Sample::parse(s)
 }
 
 /// `handover` options.
@@ -254,12 +263,6 @@ pub enum SandboxCmd {
         #[arg(default_value = "healthy")]
         scenario: String,
     },
-}
-
-fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y%m%d"))
-        .map_err(|_| format!("invalid date {s:?}: use YYYY-MM-DD or YYYYMMDD"))
 }
 
 /// Parse arguments, run, and return the exit code.
@@ -390,45 +393,34 @@ fn say_note(note: &Option<String>, format: Format) {
     }
 }
 
-/// Run `fut` while showing a progress line on stderr (only on a terminal).
-async fn with_progress<F: std::future::Future<Output = Report>>(
+/// Run `fut` while showing a progress line on stderr (`indicatif`; drawn only on a terminal):
+/// a spinner, or a bar once the runbook knows its total (objects to verify).
+async fn with_progress<T, F: std::future::Future<Output = T>>(
     label: &str,
     fut: F,
-    progress: Option<agentlab_ops::runbook::backup::Progress>,
-) -> Report {
+    progress: Option<agentlab_ops::runbook::run::Progress>,
+) -> T {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     if !std::io::stderr().is_terminal() {
         return fut.await;
     }
-    let start = Instant::now();
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(label.to_string());
     let ticker = async {
-        let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-        let mut i = 0usize;
         loop {
-            let bar = match &progress {
-                Some(p) => {
-                    use std::sync::atomic::Ordering::Relaxed;
-                    let (done, total) = (p.done.load(Relaxed), p.total.load(Relaxed));
-                    match (done.min(total) * 24).checked_div(total) {
-                        Some(filled) => {
-                            let filled = filled as usize;
-                            format!(
-                                "[{}{}] {done}/{total} ",
-                                "#".repeat(filled),
-                                ".".repeat(24 - filled)
-                            )
-                        }
-                        None => String::new(),
-                    }
+            if let Some(p) = &progress {
+                use std::sync::atomic::Ordering::Relaxed;
+                let total = p.total.load(Relaxed);
+                if total > 0 {
+                    bar.set_length(total);
+                    bar.set_position(p.done.load(Relaxed).min(total));
                 }
-                None => String::new(),
-            };
-            eprint!(
-                "\r{} {label} {bar}{:.1}s ",
-                frames[i % frames.len()],
-                start.elapsed().as_secs_f64()
-            );
-            let _ = std::io::stderr().flush();
-            i += 1;
+            }
+            bar.tick();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
@@ -436,7 +428,7 @@ async fn with_progress<F: std::future::Future<Output = Report>>(
         r = fut => r,
         _ = ticker => unreachable!("the ticker never ends"),
     };
-    eprint!("\r\x1b[2K");
+    bar.finish_and_clear();
     r
 }
 
@@ -475,184 +467,19 @@ async fn run(cli: Cli) -> i32 {
     let g = &cli.global;
     let mut run_opts = RunOptions::default().dry_run(g.dry_run).signals(true);
     run_opts.deadline = g.deadline;
+    if let Some((name, options)) = runbooks::options_of(&cli.command) {
+        return runbooks::run_named(g, name, options, run_opts).await;
+    }
     match &cli.command {
-        Command::Check {
-            which: CheckCmd::Morning { date },
-        } => {
-            let t = match target(g).await {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            say_note(&t.note, g.format);
-            let mut opts = MorningOptions::default().run(run_opts);
-            opts.date = *date;
-            let r = with_progress("morning check", morning_check(&t.env, &opts), None).await;
-            t.env.close().await;
-            print_report(&r, g.format)
+        Command::Check { .. } | Command::Handover(_) | Command::Backup { .. } | Command::Deploy { .. } => {
+            unreachable!("runbook commands are handled above")
         }
-        Command::Handover(a) => {
-            let t = match target(g).await {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            say_note(&t.note, g.format);
-            let mut opts = HandoverOptions::default().notify(a.notify).run(run_opts);
-            opts.primary = a.primary.clone();
-            opts.backup = a.backup.clone();
-            opts.outstanding = a
-                .items
-                .iter()
-                .map(|s| {
-                    let mut p = s.splitn(4, '|').map(|x| x.trim().to_string());
-                    OutstandingItem {
-                        issue: p.next().unwrap_or_default(),
-                        status: p.next().unwrap_or_default(),
-                        owner: p.next().unwrap_or_default(),
-                        eta: p.next().unwrap_or_default(),
-                    }
-                })
-                .collect();
-            opts.schedule = a
-                .schedule
-                .iter()
-                .map(|s| {
-                    let (w, d) = s.split_once('|').unwrap_or((s, ""));
-                    ScheduleItem {
-                        what: w.trim().into(),
-                        detail: d.trim().into(),
-                    }
-                })
-                .collect();
-            let r = with_progress("handover", handover(&t.env, &opts), None).await;
-            t.env.close().await;
-            match g.format {
-                Format::Json => print_report(&r, Format::Json),
-                _ => {
-                    let md = r.payload.get("markdown").and_then(|m| m.as_str());
-                    match md {
-                        Some(md) => println!("{}", md.trim_end()),
-                        None => println!("{}", r.render(g.format, color_for(g.format)).trim_end()),
-                    }
-                    for f in &r.findings {
-                        eprintln!("{:?}: {}: {}", f.severity, f.subject, f.message);
-                    }
-                    if let Some(e) = &r.error {
-                        eprintln!("error: {}", e.message);
-                    }
-                    r.verdict.exit_code()
-                }
-            }
-        }
-        Command::Backup { which } => {
-            let t = match target(g).await {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            say_note(&t.note, g.format);
-            let r = match which {
-                BackupCmd::Take { date, host } => {
-                    let mut o = agentlab_ops::runbook::TakeOptions::default().run(run_opts);
-                    o.date = *date;
-                    o.host = host.clone();
-                    with_progress(
-                        "backup take",
-                        agentlab_ops::runbook::take_backup(&t.env, &o),
-                        None,
-                    )
-                    .await
-                }
-                BackupCmd::Recover { date, before, host } => {
-                    use agentlab_ops::runbook::RecoveryPoint;
-                    let point = match (date, before) {
-                        (Some(d), _) => RecoveryPoint::Date(*d),
-                        (None, Some(b)) => RecoveryPoint::OnOrBefore(*b),
-                        (None, None) => RecoveryPoint::Latest,
-                    };
-                    let mut o = agentlab_ops::runbook::RecoverOptions::default()
-                        .point(point)
-                        .run(run_opts);
-                    o.host = host.clone();
-                    with_progress(
-                        "backup recover",
-                        agentlab_ops::runbook::recover_data(&t.env, &o),
-                        None,
-                    )
-                    .await
-                }
-                BackupCmd::Verify {
-                    date,
-                    sample,
-                    seed,
-                    restore_test,
-                } => {
-                    let progress = agentlab_ops::runbook::backup::Progress::default();
-                    let mut o = agentlab_ops::runbook::VerifyOptions::default()
-                        .seed(*seed)
-                        .restore_test(*restore_test)
-                        .run(run_opts);
-                    o.date = *date;
-                    o.sample = *sample;
-                    o.progress = Some(progress.clone());
-                    with_progress(
-                        "backup verify",
-                        agentlab_ops::runbook::verify_backups(&t.env, &o),
-                        Some(progress),
-                    )
-                    .await
-                }
-            };
-            t.env.close().await;
-            print_report(&r, g.format)
-        }
-        Command::Deploy { which } => {
-            let t = match target(g).await {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            say_note(&t.note, g.format);
-            use agentlab_ops::runbook::{
-                BlueGreenOptions, DeployOptions, RollbackOptions, blue_green_deploy, rollback,
-                standard_deploy,
-            };
-            let r = match which {
-                DeployCmd::Standard {
-                    version,
-                    high_risk,
-                    force,
-                    reason,
-                } => {
-                    let mut o = DeployOptions::default();
-                    o.version = version.clone();
-                    o.high_risk = *high_risk;
-                    o.force = if *force { reason.clone() } else { None };
-                    o.run = run_opts;
-                    with_progress("deploy", standard_deploy(&t.env, &o), None).await
-                }
-                DeployCmd::BlueGreen {
-                    version,
-                    force,
-                    reason,
-                } => {
-                    let mut o = BlueGreenOptions::default();
-                    o.version = version.clone();
-                    o.force = if *force { reason.clone() } else { None };
-                    o.run = run_opts;
-                    let control = o.control.clone();
-                    let signals = pause_on_signals(control);
-                    let r = with_progress("blue-green", blue_green_deploy(&t.env, &o), None).await;
-                    signals.abort();
-                    r
-                }
-                DeployCmd::Rollback { reason, to } => {
-                    let mut o = RollbackOptions::default();
-                    o.reason = reason.clone();
-                    o.to = to.clone();
-                    o.run = run_opts;
-                    with_progress("rollback", rollback(&t.env, &o), None).await
-                }
-            };
-            t.env.close().await;
-            print_report(&r, g.format)
+        Command::List => catalogue::list(g.format),
+        Command::Describe { name } => catalogue::describe(name, g.format),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "agentlab-ops", &mut std::io::stdout());
+            0
         }
         Command::Run(a) => {
             let t = match target(g).await {

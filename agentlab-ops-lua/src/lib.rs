@@ -14,10 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentlab_ops::backup::BackupStoreExt;
-use agentlab_ops::runbook::{
-    BlueGreenOptions, Checked, DeployOptions, HandoverOptions, MorningOptions, RecoverOptions,
-    RecoveryPoint, RollbackOptions, Sample, TakeOptions, Undo, VerifyOptions,
-};
+use agentlab_ops::runbook::{Checked, Undo};
 use agentlab_ops::{
     CancelToken, Cmd, Environment, Error, ErrorKind, Outcome, Report, Run, RunOptions, Sandbox,
     Severity,
@@ -214,124 +211,29 @@ fn json_of(lua: &Lua, v: Value) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunbookArgs {
-    date: Option<String>,
-    before: Option<String>,
-    sample: Option<serde_json::Value>,
-    seed: Option<u64>,
-    restore_test: Option<bool>,
-    host: Option<String>,
-    version: Option<String>,
-    force: Option<String>,
-    high_risk: Option<bool>,
-    reason: Option<String>,
-    to: Option<String>,
-    notify: Option<bool>,
-    dry_run: Option<bool>,
-}
-
-fn date(s: &Option<String>) -> Result<Option<chrono::NaiveDate>, Error> {
-    s.as_deref()
-        .map(|d| {
-            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| Error::config(format!("date {d:?} is not YYYY-MM-DD")))
-        })
-        .transpose()
-}
-
+/// Run a runbook of the catalogue by name: the options are the Lua table as JSON, parsed by the
+/// core (the same errors as the command and Python); `dry_run` in the table is the run's.
 async fn runbook(
     c: &Ctx,
     name: &str,
-    a: RunbookArgs,
+    mut args: serde_json::Value,
     env: Arc<Environment>,
 ) -> Result<Report, Error> {
+    // An empty Lua table reads as an empty array.
+    if args.as_array().is_some_and(|a| a.is_empty()) {
+        args = serde_json::Value::Object(Default::default());
+    }
+    let dry_run = match args.as_object_mut().and_then(|o| o.remove("dry_run")) {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(Error::config(format!("{name}: dry_run: {other} is not a boolean")));
+        }
+    };
     let run = RunOptions::default()
-        .dry_run(c.dry_run || a.dry_run.unwrap_or(false))
+        .dry_run(c.dry_run || dry_run)
         .cancel_on(c.cancel.clone());
-    Ok(match name {
-        "morning_check" => {
-            let mut o = MorningOptions::default().run(run);
-            o.date = date(&a.date)?;
-            agentlab_ops::runbook::morning_check(&env, &o).await
-        }
-        "verify_backups" => {
-            let mut o = VerifyOptions::default()
-                .seed(a.seed.unwrap_or(0))
-                .restore_test(a.restore_test.unwrap_or(false))
-                .run(run);
-            o.date = date(&a.date)?;
-            o.sample = match a.sample {
-                None => None,
-                Some(serde_json::Value::Number(n)) if n.is_u64() => {
-                    Some(Sample::Count(n.as_u64().unwrap_or(0)))
-                }
-                Some(serde_json::Value::Number(n)) => {
-                    Some(Sample::Fraction(n.as_f64().unwrap_or(1.0)))
-                }
-                Some(serde_json::Value::String(s)) => {
-                    Some(Sample::parse(&s).map_err(Error::config)?)
-                }
-                Some(other) => {
-                    return Err(Error::config(format!(
-                        "sample: {other} is not \"all\", a count or \"N%\""
-                    )));
-                }
-            };
-            agentlab_ops::runbook::verify_backups(&env, &o).await
-        }
-        "take_backup" => {
-            let mut o = TakeOptions::default().run(run);
-            o.date = date(&a.date)?;
-            o.host = a.host;
-            agentlab_ops::runbook::take_backup(&env, &o).await
-        }
-        "recover_data" => {
-            let point = match (date(&a.date)?, date(&a.before)?) {
-                (Some(d), _) => RecoveryPoint::Date(d),
-                (None, Some(b)) => RecoveryPoint::OnOrBefore(b),
-                _ => RecoveryPoint::Latest,
-            };
-            let mut o = RecoverOptions::default().point(point).run(run);
-            o.host = a.host;
-            agentlab_ops::runbook::recover_data(&env, &o).await
-        }
-        "handover" => {
-            let o = HandoverOptions::default()
-                .notify(a.notify.unwrap_or(false))
-                .run(run);
-            agentlab_ops::runbook::handover(&env, &o).await
-        }
-        "standard_deploy" => {
-            let mut o = DeployOptions::default();
-            o.version = a.version;
-            o.force = a.force;
-            o.high_risk = a.high_risk.unwrap_or(false);
-            o.run = run;
-            agentlab_ops::runbook::standard_deploy(&env, &o).await
-        }
-        "blue_green_deploy" => {
-            let mut o = BlueGreenOptions::default();
-            o.version = a.version;
-            o.force = a.force;
-            o.run = run;
-            agentlab_ops::runbook::blue_green_deploy(&env, &o).await
-        }
-        "rollback" => {
-            let mut o = RollbackOptions::default();
-            o.reason = a.reason.unwrap_or_else(|| "rollback from a script".into());
-            o.to = a.to;
-            o.run = run;
-            agentlab_ops::runbook::rollback(&env, &o).await
-        }
-        other => {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("no runbook {other:?}"),
-            ));
-        }
-    })
+    agentlab_ops::runbook::registry::run(&env, name, args, run).await
 }
 
 fn native_table(lua: &Lua) -> mlua::Result<Table> {
@@ -378,9 +280,9 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
         lua.create_async_function(
             |lua, (name, args, env): (String, Value, usize)| async move {
                 let c = ctx(&lua)?;
-                let a: Result<RunbookArgs, Error> = lua
+                let a: Result<serde_json::Value, Error> = lua
                     .from_value(args)
-                    .map_err(|e| Error::config(format!("ops.{name}: {e}")));
+                    .map_err(|e| Error::config(format!("{name}: {e}")));
                 let r = match (a, env_of(&c, env)) {
                     (Ok(a), Ok(env)) => runbook(&c, &name, a, env).await,
                     (Err(e), _) | (_, Err(e)) => Err(e),
@@ -389,6 +291,19 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
                 reply(&lua, r)
             },
         )?,
+    )?;
+
+    n.set(
+        "runbooks",
+        lua.create_function(|lua, ()| {
+            let list: Vec<serde_json::Value> = agentlab_ops::runbook::registry::all()
+                .iter()
+                .map(|d| {
+                    serde_json::json!({"name": d.name, "aliases": d.aliases, "summary": d.summary, "changes": d.changes})
+                })
+                .collect();
+            lua.to_value(&list)
+        })?,
     )?;
 
     n.set(

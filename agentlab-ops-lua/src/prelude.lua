@@ -42,14 +42,20 @@ function ops.sandbox(scenario)
   return make_env(info.id, info.name)
 end
 
--- Runbooks: ops.morning_check{...}, ops.verify_backups{date=, sample=, seed=}, ...
-for _, name in ipairs({ "morning_check", "verify_backups", "take_backup", "recover_data", "handover",
-  "standard_deploy", "blue_green_deploy", "rollback" }) do
-  ops[name] = function(opts)
-    opts = opts or {}
-    local o = {}
-    for k, v in pairs(opts) do if k ~= "env" then o[k] = v end end
-    return call(native.runbook, name, o, env_of(opts))
+-- Runbooks, from the catalogue: ops.run("backup_verify", {sample = "10%"}), and
+-- ops.<name>{...} for every name and alias (ops.backup_verify, ops.verify_backups...).
+function ops.run(name, opts)
+  opts = opts or {}
+  local o = {}
+  for k, v in pairs(opts) do if k ~= "env" then o[k] = v end end
+  return call(native.runbook, name, o, env_of(opts))
+end
+function ops.runbooks() return native.runbooks() end
+for _, d in ipairs(native.runbooks()) do
+  local names = { d.name }
+  for _, a in ipairs(d.aliases) do names[#names + 1] = a end
+  for _, n in ipairs(names) do
+    ops[n] = function(opts) return ops.run(d.name, opts) end
   end
 end
 

@@ -1390,6 +1390,7 @@ impl crate::runbook::registry::Validate for TakeArgs {}
 /// `backup_take` in the catalogue.
 pub static TAKE: crate::runbook::registry::Definition = crate::runbook::registry::Definition {
     name: "backup_take",
+    command: "backup take",
     aliases: &["take_backup"],
     summary: "copy every dataset from a host into the backup store, manifest last",
     changes: true,
@@ -1440,6 +1441,7 @@ impl crate::runbook::registry::Validate for VerifyArgs {}
 /// `backup_verify` in the catalogue.
 pub static VERIFY: crate::runbook::registry::Definition = crate::runbook::registry::Definition {
     name: "backup_verify",
+    command: "backup verify",
     aliases: &["verify_backups"],
     summary: "verify a day's backups: presence, completeness, integrity (sample), trend",
     changes: false,

@@ -59,6 +59,7 @@ const REASON: OptionDoc = OptionDoc {
 /// `deploy_standard` in the catalogue.
 pub static STANDARD: Definition = Definition {
     name: "deploy_standard",
+    command: "deploy standard",
     aliases: &["standard_deploy"],
     summary: "gates, tag, deploy workflow, health, smoke checks, monitoring; rolled back on failure",
     changes: true,
@@ -124,6 +125,7 @@ impl Validate for BlueGreenArgs {
 /// `deploy_blue_green` in the catalogue.
 pub static BLUE_GREEN: Definition = Definition {
     name: "deploy_blue_green",
+    command: "deploy blue-green",
     aliases: &["blue_green_deploy", "deploy_bluegreen"],
     summary: "staging, green, then traffic 10/25/50/100% with analysis; back to blue on failure",
     changes: true,
@@ -176,6 +178,7 @@ impl Validate for RollbackArgs {}
 /// `deploy_rollback` in the catalogue.
 pub static ROLLBACK: Definition = Definition {
     name: "deploy_rollback",
+    command: "deploy rollback",
     aliases: &["rollback"],
     summary: "the rollback workflow, else the manual fallback over SSH on every host; then health",
     changes: true,

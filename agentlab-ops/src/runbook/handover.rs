@@ -339,6 +339,7 @@ impl crate::runbook::registry::Validate for HandoverArgs {}
 pub static DEFINITION: crate::runbook::registry::Definition =
     crate::runbook::registry::Definition {
         name: "handover",
+    command: "handover",
         aliases: &[],
         summary: "the end-of-day handover (Markdown), posted with notify",
         changes: true,

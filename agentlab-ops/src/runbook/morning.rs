@@ -615,6 +615,7 @@ impl crate::runbook::registry::Validate for MorningArgs {}
 pub static DEFINITION: crate::runbook::registry::Definition =
     crate::runbook::registry::Definition {
         name: "morning_check",
+    command: "check morning",
         aliases: &["check_morning"],
         summary: "health, SLOs, last night's backups and the resources of every host",
         changes: false,

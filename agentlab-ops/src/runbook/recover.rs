@@ -435,6 +435,7 @@ impl crate::runbook::registry::Validate for RecoverArgs {
 pub static DEFINITION: crate::runbook::registry::Definition =
     crate::runbook::registry::Definition {
         name: "backup_recover",
+    command: "backup recover",
         aliases: &["recover_data"],
         summary: "restore the live data from the latest complete backup (old data kept)",
         changes: true,

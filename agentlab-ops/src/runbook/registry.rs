@@ -2,7 +2,7 @@
 //! Lua learn what runbooks exist, what they are called and what options they take.
 //!
 //! A runbook's name is used everywhere: the journal (`backup_verify`), the command's path
-//! (`agentlab-ops backup verify`: the name with `_` as a space), Python
+//! (`agentlab-ops backup verify`, declared beside the name), Python
 //! (`agentlab_ops.run("backup_verify", env, sample="10%")`) and Lua
 //! (`ops.backup_verify{sample = "10%"}`). Options are a serde struct of the runbook's, with
 //! `deny_unknown_fields` and its defaults in one place, parsed by [`parse_args`]: a bad value gives
@@ -35,8 +35,10 @@ pub struct OptionDoc {
 /// A runbook of the catalogue.
 #[derive(Debug, Clone, Copy)]
 pub struct Definition {
-    /// The one name (`backup_verify`).
+    /// The one name (`backup_verify`): journal, Python, Lua.
     pub name: &'static str,
+    /// The command's path (`backup verify`).
+    pub command: &'static str,
     /// Names it had before, still accepted (`verify_backups`).
     pub aliases: &'static [&'static str],
     /// One line.
@@ -56,7 +58,7 @@ pub struct Definition {
 impl Definition {
     /// The command's path: `backup verify`.
     pub fn command(&self) -> String {
-        self.name.replace('_', " ")
+        self.command.to_string()
     }
     /// Run it: options parsed and validated by the core, then the runbook.
     pub async fn run(
@@ -85,14 +87,13 @@ static CATALOGUE: &[&Definition] = &[
     &super::deploy_args::ROLLBACK,
 ];
 
-/// The runbook of that name: its name, an alias, or its command path (`backup verify`,
-/// `backup-verify`).
+/// The runbook of that name: its name, an alias, or its command path (`backup verify`).
 pub fn find(name: &str) -> Option<&'static Definition> {
-    let n = name.trim().replace([' ', '-'], "_");
+    let n = name.trim();
     all()
         .iter()
         .copied()
-        .find(|d| d.name == n || d.aliases.contains(&n.as_str()))
+        .find(|d| d.name == n || d.command == n || d.aliases.contains(&n))
 }
 
 /// [`find`], or a `not_found` error listing the names.

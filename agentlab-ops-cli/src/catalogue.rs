@@ -1,0 +1,63 @@
+//! `list` and `describe`: the catalogue, as the command shows it.
+
+use agentlab_ops::Format;
+use agentlab_ops::runbook::registry;
+
+use crate::fail;
+
+/// `agentlab-ops list`.
+pub(crate) fn list(format: Format) -> i32 {
+    if format == Format::Json {
+        let v: Vec<serde_json::Value> = registry::all()
+            .iter()
+            .map(|d| serde_json::json!({"name": d.name, "command": d.command(), "changes": d.changes, "summary": d.summary}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
+    for d in registry::all() {
+        let kind = if d.changes { "changes" } else { "reads" };
+        println!("{:<20} {:<20} {kind:<8} {}", d.name, d.command(), d.summary);
+    }
+    0
+}
+
+/// `agentlab-ops describe NAME`.
+pub(crate) fn describe(name: &str, format: Format) -> i32 {
+    let d = match registry::get(name) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let defaults = (d.defaults)();
+    if format == Format::Json {
+        let options: Vec<serde_json::Value> = d
+            .options
+            .iter()
+            .map(|o| serde_json::json!({"name": o.name, "kind": o.kind, "default": defaults.get(o.name), "help": o.help}))
+            .collect();
+        let v = serde_json::json!({
+            "name": d.name, "command": d.command(), "aliases": d.aliases, "summary": d.summary,
+            "changes": d.changes, "options": options, "steps": d.steps,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
+    let kind = if d.changes { "changes things" } else { "only reads" };
+    println!("{} (agentlab-ops {}): {} — {kind}", d.name, d.command(), d.summary);
+    if !d.aliases.is_empty() {
+        println!("aliases: {}", d.aliases.join(", "));
+    }
+    println!("options:");
+    for o in d.options {
+        let default = match defaults.get(o.name) {
+            None | Some(serde_json::Value::Null) => "none".to_string(),
+            Some(v) => v.to_string(),
+        };
+        println!("  {:<14} {:<28} default {default:<18} {}", o.name, o.kind, o.help);
+    }
+    println!("steps:");
+    for (i, s) in d.steps.iter().enumerate() {
+        println!("  {}. {s}", i + 1);
+    }
+    0
+}

@@ -1,0 +1,124 @@
+//! The runbook commands: each turns its arguments into the runbook's JSON options, which the
+//! core parses and validates (the same messages as Python and Lua), and runs the runbook of
+//! the catalogue through one path.
+
+use agentlab_ops::runbook::registry;
+use agentlab_ops::{Format, Report, RunOptions};
+use serde_json::{Value, json};
+
+use crate::{
+    BackupCmd, CheckCmd, Command, DeployCmd, Global, HandoverArgs, color_for, fail, pause_on_signals,
+    print_report, say_note, target, with_progress,
+};
+
+/// The catalogue name and JSON options of a runbook command (None for the other commands).
+pub(crate) fn options_of(c: &Command) -> Option<(&'static str, Value)> {
+    Some(match c {
+        Command::Check { which: CheckCmd::Morning { date } } => ("morning_check", json!({ "date": date })),
+        Command::Handover(a) => ("handover", handover_options(a)),
+        Command::Backup { which } => match which {
+            BackupCmd::Take { date, host } => ("backup_take", json!({ "date": date, "host": host })),
+            BackupCmd::Recover { date, before, host } => {
+                ("backup_recover", json!({ "date": date, "before": before, "host": host }))
+            }
+            BackupCmd::Verify { date, sample, seed, restore_test } => (
+                "backup_verify",
+                json!({ "date": date, "sample": sample, "seed": seed, "restore_test": restore_test }),
+            ),
+        },
+        Command::Deploy { which } => match which {
+            DeployCmd::Standard { version, high_risk, force, reason } => (
+                "deploy_standard",
+                json!({ "version": version, "high_risk": high_risk, "force": force, "reason": reason }),
+            ),
+            DeployCmd::BlueGreen { version, force, reason } => {
+                ("deploy_blue_green", json!({ "version": version, "force": force, "reason": reason }))
+            }
+            DeployCmd::Rollback { reason, to } => ("deploy_rollback", json!({ "reason": reason, "to": to })),
+        },
+        _ => return None,
+    })
+}
+
+/// `--item "issue|status|owner|eta"` and `--schedule "what|detail"` as the handover's options.
+fn handover_options(a: &HandoverArgs) -> Value {
+    let items: Vec<Value> = a
+        .items
+        .iter()
+        .map(|s| {
+            let mut p = s.splitn(4, '|').map(|x| x.trim().to_string());
+            let mut next = || p.next().unwrap_or_default();
+            json!({ "issue": next(), "status": next(), "owner": next(), "eta": next() })
+        })
+        .collect();
+    let schedule: Vec<Value> = a
+        .schedule
+        .iter()
+        .map(|s| {
+            let (w, d) = s.split_once('|').unwrap_or((s, ""));
+            json!({ "what": w.trim(), "detail": d.trim() })
+        })
+        .collect();
+    json!({
+        "notify": a.notify, "primary": a.primary, "backup": a.backup,
+        "items": items, "schedule": schedule,
+    })
+}
+
+/// Run the runbook `name` with `options`: the environment, a progress line, SIGUSR1/SIGUSR2
+/// for a rollout, the report and its exit code.
+pub(crate) async fn run_named(g: &Global, name: &'static str, options: Value, mut run_opts: RunOptions) -> i32 {
+    let def = match registry::get(name) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let t = match target(g).await {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    say_note(&t.note, g.format);
+    let progress = agentlab_ops::runbook::run::Progress::default();
+    run_opts.progress = Some(progress.clone());
+    let control = agentlab_ops::runbook::WaveControl::default();
+    run_opts.control = Some(control.clone());
+    let signals = (name == "deploy_blue_green").then(|| pause_on_signals(control));
+    let label = def.command();
+    let fut = async {
+        match def.run(&t.env, options, run_opts).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                fail(e);
+                None
+            }
+        }
+    };
+    let shown = (name == "backup_verify").then_some(progress);
+    let r = with_progress(&label, fut, shown).await;
+    if let Some(s) = signals {
+        s.abort();
+    }
+    t.env.close().await;
+    match r {
+        None => 2,
+        Some(r) if name == "handover" => print_handover(&r, g.format),
+        Some(r) => print_report(&r, g.format),
+    }
+}
+
+/// The handover prints its Markdown (the report in JSON); findings and the error on stderr.
+fn print_handover(r: &Report, format: Format) -> i32 {
+    if format == Format::Json {
+        return print_report(r, Format::Json);
+    }
+    match r.payload.get("markdown").and_then(|m| m.as_str()) {
+        Some(md) => println!("{}", md.trim_end()),
+        None => println!("{}", r.render(format, color_for(format)).trim_end()),
+    }
+    for f in &r.findings {
+        eprintln!("{:?}: {}: {}", f.severity, f.subject, f.message);
+    }
+    if let Some(e) = &r.error {
+        eprintln!("error: {}", e.message);
+    }
+    r.verdict.exit_code()
+}

@@ -42,8 +42,17 @@ pub(crate) fn describe(name: &str, format: Format) -> i32 {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
     }
-    let kind = if d.changes { "changes things" } else { "only reads" };
-    println!("{} (agentlab-ops {}): {} — {kind}", d.name, d.command(), d.summary);
+    let kind = if d.changes {
+        "changes things"
+    } else {
+        "only reads"
+    };
+    println!(
+        "{} (agentlab-ops {}): {} — {kind}",
+        d.name,
+        d.command(),
+        d.summary
+    );
     if !d.aliases.is_empty() {
         println!("aliases: {}", d.aliases.join(", "));
     }
@@ -53,7 +62,10 @@ pub(crate) fn describe(name: &str, format: Format) -> i32 {
             None | Some(serde_json::Value::Null) => "none".to_string(),
             Some(v) => v.to_string(),
         };
-        println!("  {:<14} {:<28} default {default:<18} {}", o.name, o.kind, o.help);
+        println!(
+            "  {:<14} {:<28} default {default:<18} {}",
+            o.name, o.kind, o.help
+        );
     }
     println!("steps:");
     for (i, s) in d.steps.iter().enumerate() {

@@ -471,14 +471,22 @@ async fn run(cli: Cli) -> i32 {
         return runbooks::run_named(g, name, options, run_opts).await;
     }
     match &cli.command {
-        Command::Check { .. } | Command::Handover(_) | Command::Backup { .. } | Command::Deploy { .. } => {
+        Command::Check { .. }
+        | Command::Handover(_)
+        | Command::Backup { .. }
+        | Command::Deploy { .. } => {
             unreachable!("runbook commands are handled above")
         }
         Command::List => catalogue::list(g.format),
         Command::Describe { name } => catalogue::describe(name, g.format),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(*shell, &mut Cli::command(), "agentlab-ops", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "agentlab-ops",
+                &mut std::io::stdout(),
+            );
             0
         }
         Command::Run(a) => {

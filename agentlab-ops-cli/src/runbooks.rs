@@ -7,34 +7,56 @@ use agentlab_ops::{Format, Report, RunOptions};
 use serde_json::{Value, json};
 
 use crate::{
-    BackupCmd, CheckCmd, Command, DeployCmd, Global, HandoverArgs, color_for, fail, pause_on_signals,
-    print_report, say_note, target, with_progress,
+    BackupCmd, CheckCmd, Command, DeployCmd, Global, HandoverArgs, color_for, fail,
+    pause_on_signals, print_report, say_note, target, with_progress,
 };
 
 /// The catalogue name and JSON options of a runbook command (None for the other commands).
 pub(crate) fn options_of(c: &Command) -> Option<(&'static str, Value)> {
     Some(match c {
-        Command::Check { which: CheckCmd::Morning { date } } => ("morning_check", json!({ "date": date })),
+        Command::Check {
+            which: CheckCmd::Morning { date },
+        } => ("morning_check", json!({ "date": date })),
         Command::Handover(a) => ("handover", handover_options(a)),
         Command::Backup { which } => match which {
-            BackupCmd::Take { date, host } => ("backup_take", json!({ "date": date, "host": host })),
-            BackupCmd::Recover { date, before, host } => {
-                ("backup_recover", json!({ "date": date, "before": before, "host": host }))
+            BackupCmd::Take { date, host } => {
+                ("backup_take", json!({ "date": date, "host": host }))
             }
-            BackupCmd::Verify { date, sample, seed, restore_test } => (
+            BackupCmd::Recover { date, before, host } => (
+                "backup_recover",
+                json!({ "date": date, "before": before, "host": host }),
+            ),
+            BackupCmd::Verify {
+                date,
+                sample,
+                seed,
+                restore_test,
+            } => (
                 "backup_verify",
                 json!({ "date": date, "sample": sample, "seed": seed, "restore_test": restore_test }),
             ),
         },
         Command::Deploy { which } => match which {
-            DeployCmd::Standard { version, high_risk, force, reason } => (
+            DeployCmd::Standard {
+                version,
+                high_risk,
+                force,
+                reason,
+            } => (
                 "deploy_standard",
                 json!({ "version": version, "high_risk": high_risk, "force": force, "reason": reason }),
             ),
-            DeployCmd::BlueGreen { version, force, reason } => {
-                ("deploy_blue_green", json!({ "version": version, "force": force, "reason": reason }))
+            DeployCmd::BlueGreen {
+                version,
+                force,
+                reason,
+            } => (
+                "deploy_blue_green",
+                json!({ "version": version, "force": force, "reason": reason }),
+            ),
+            DeployCmd::Rollback { reason, to } => {
+                ("deploy_rollback", json!({ "reason": reason, "to": to }))
             }
-            DeployCmd::Rollback { reason, to } => ("deploy_rollback", json!({ "reason": reason, "to": to })),
         },
         _ => return None,
     })
@@ -67,7 +89,12 @@ fn handover_options(a: &HandoverArgs) -> Value {
 
 /// Run the runbook `name` with `options`: the environment, a progress line, SIGUSR1/SIGUSR2
 /// for a rollout, the report and its exit code.
-pub(crate) async fn run_named(g: &Global, name: &'static str, options: Value, mut run_opts: RunOptions) -> i32 {
+pub(crate) async fn run_named(
+    g: &Global,
+    name: &'static str,
+    options: Value,
+    mut run_opts: RunOptions,
+) -> i32 {
     let def = match registry::get(name) {
         Ok(d) => d,
         Err(e) => return fail(e),

@@ -227,7 +227,9 @@ async fn runbook(
         None | Some(serde_json::Value::Null) => false,
         Some(serde_json::Value::Bool(b)) => b,
         Some(other) => {
-            return Err(Error::config(format!("{name}: dry_run: {other} is not a boolean")));
+            return Err(Error::config(format!(
+                "{name}: dry_run: {other} is not a boolean"
+            )));
         }
     };
     let run = RunOptions::default()

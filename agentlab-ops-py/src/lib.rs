@@ -12,6 +12,7 @@ use std::time::Duration;
 use agentlab_ops::CancelToken;
 use pyo3::prelude::*;
 
+mod catalogue;
 mod env;
 mod errors;
 mod log;
@@ -123,6 +124,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     env::register(m)?;
     report::register(m)?;
     runbooks::register(m)?;
+    catalogue::register(m)?;
     slo::register(m)?;
     testing::register(m)?;
     Ok(())

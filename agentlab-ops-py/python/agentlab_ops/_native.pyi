@@ -40,6 +40,7 @@ __all__ = [
     "aio_morning_check",
     "aio_recover_data",
     "aio_rollback",
+    "aio_run",
     "aio_standard_deploy",
     "aio_take_backup",
     "aio_verify_backups",
@@ -51,6 +52,8 @@ __all__ = [
     "notify",
     "recover_data",
     "rollback",
+    "run",
+    "runbooks",
     "standard_deploy",
     "take_backup",
     "verify_backups",
@@ -269,6 +272,11 @@ def handover(
     schedule: Optional[Sequence[Mapping[str, str]]] = None,
     dry_run: bool = False,
 ) -> Report: ...
+def run(name: str, config: _ConfigArg = None, *, dry_run: bool = False, **options: Any) -> Report: ...
+def aio_run(
+    name: str, config: _ConfigArg = None, *, dry_run: bool = False, cancel: Optional[CancelToken] = None, **options: Any
+) -> Awaitable[Report]: ...
+def runbooks() -> list[dict[str, Any]]: ...
 def aio_morning_check(
     config: _ConfigArg = None, *, date: _DateArg = None, dry_run: bool = False, cancel: Optional[CancelToken] = None
 ) -> Awaitable[Report]: ...

@@ -35,6 +35,17 @@ async def _run(start: Callable[..., Awaitable[Report]], config: ConfigArg, **kwa
         raise
 
 
+async def run(name: str, config: ConfigArg = None, *, dry_run: bool = False, **options: Any) -> Report:
+    """Awaitable :func:`agentlab_ops.run`: any runbook of the catalogue by name."""
+    token = CancelToken()
+    fut = _native.aio_run(name, config, dry_run=dry_run, cancel=token, **options)
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        token.cancel()
+        raise
+
+
 async def morning_check(config: ConfigArg = None, *, date: DateArg = None, dry_run: bool = False) -> Report:
     """Awaitable :func:`agentlab_ops.morning_check`."""
     return await _run(_native.aio_morning_check, config, date=date, dry_run=dry_run)
@@ -144,6 +155,7 @@ __all__ = [
     "morning_check",
     "recover_data",
     "rollback",
+    "run",
     "standard_deploy",
     "take_backup",
     "verify_backups",

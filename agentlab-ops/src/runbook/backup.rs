@@ -1408,6 +1408,7 @@ pub static TAKE: crate::runbook::registry::Definition = crate::runbook::registry
         },
     ],
     defaults: crate::runbook::registry::defaults_of::<TakeArgs>,
+    check_options: crate::runbook::registry::check_args::<TakeArgs>,
     start: |env, v, run| {
         Box::pin(async move {
             let a: TakeArgs = crate::runbook::registry::parse_args("backup_take", v)?;
@@ -1474,6 +1475,7 @@ pub static VERIFY: crate::runbook::registry::Definition = crate::runbook::regist
         },
     ],
     defaults: crate::runbook::registry::defaults_of::<VerifyArgs>,
+    check_options: crate::runbook::registry::check_args::<VerifyArgs>,
     start: |env, v, run| {
         Box::pin(async move {
             let a: VerifyArgs = crate::runbook::registry::parse_args("backup_verify", v)?;

@@ -85,6 +85,7 @@ pub static STANDARD: Definition = Definition {
         REASON,
     ],
     defaults: defaults_of::<DeployArgs>,
+    check_options: crate::runbook::registry::check_args::<DeployArgs>,
     start: |env, v, run| {
         Box::pin(async move {
             let a: DeployArgs = parse_args("deploy_standard", v)?;
@@ -139,6 +140,7 @@ pub static BLUE_GREEN: Definition = Definition {
     ],
     options: &[VERSION, FORCE, REASON],
     defaults: defaults_of::<BlueGreenArgs>,
+    check_options: crate::runbook::registry::check_args::<BlueGreenArgs>,
     start: |env, v, run| {
         Box::pin(async move {
             let a: BlueGreenArgs = parse_args("deploy_blue_green", v)?;
@@ -196,6 +198,7 @@ pub static ROLLBACK: Definition = Definition {
         },
     ],
     defaults: defaults_of::<RollbackArgs>,
+    check_options: crate::runbook::registry::check_args::<RollbackArgs>,
     start: |env, v, run| {
         Box::pin(async move {
             let a: RollbackArgs = parse_args("deploy_rollback", v)?;

@@ -339,7 +339,7 @@ impl crate::runbook::registry::Validate for HandoverArgs {}
 pub static DEFINITION: crate::runbook::registry::Definition =
     crate::runbook::registry::Definition {
         name: "handover",
-    command: "handover",
+        command: "handover",
         aliases: &[],
         summary: "the end-of-day handover (Markdown), posted with notify",
         changes: true,
@@ -375,6 +375,7 @@ pub static DEFINITION: crate::runbook::registry::Definition =
             },
         ],
         defaults: crate::runbook::registry::defaults_of::<HandoverArgs>,
+        check_options: crate::runbook::registry::check_args::<HandoverArgs>,
         start: |env, v, run| {
             Box::pin(async move {
                 let a: HandoverArgs = crate::runbook::registry::parse_args("handover", v)?;

@@ -615,7 +615,7 @@ impl crate::runbook::registry::Validate for MorningArgs {}
 pub static DEFINITION: crate::runbook::registry::Definition =
     crate::runbook::registry::Definition {
         name: "morning_check",
-    command: "check morning",
+        command: "check morning",
         aliases: &["check_morning"],
         summary: "health, SLOs, last night's backups and the resources of every host",
         changes: false,
@@ -632,6 +632,7 @@ pub static DEFINITION: crate::runbook::registry::Definition =
             help: "backup date to look for (default today, UTC)",
         }],
         defaults: crate::runbook::registry::defaults_of::<MorningArgs>,
+        check_options: crate::runbook::registry::check_args::<MorningArgs>,
         start: |env, v, run| {
             Box::pin(async move {
                 let a: MorningArgs = crate::runbook::registry::parse_args("morning_check", v)?;

@@ -435,7 +435,7 @@ impl crate::runbook::registry::Validate for RecoverArgs {
 pub static DEFINITION: crate::runbook::registry::Definition =
     crate::runbook::registry::Definition {
         name: "backup_recover",
-    command: "backup recover",
+        command: "backup recover",
         aliases: &["recover_data"],
         summary: "restore the live data from the latest complete backup (old data kept)",
         changes: true,
@@ -463,6 +463,7 @@ pub static DEFINITION: crate::runbook::registry::Definition =
             },
         ],
         defaults: crate::runbook::registry::defaults_of::<RecoverArgs>,
+        check_options: crate::runbook::registry::check_args::<RecoverArgs>,
         start: |env, v, run| {
             Box::pin(async move {
                 let a: RecoverArgs = crate::runbook::registry::parse_args("backup_recover", v)?;

@@ -51,6 +51,8 @@ pub struct Definition {
     pub options: &'static [OptionDoc],
     /// Its options' defaults, as JSON.
     pub defaults: fn() -> serde_json::Value,
+    /// Parse and validate options without running (see [`Definition::check`]).
+    pub check_options: fn(&'static str, &serde_json::Value) -> Result<()>,
     /// Start it.
     pub start: Start,
 }
@@ -59,6 +61,11 @@ impl Definition {
     /// The command's path: `backup verify`.
     pub fn command(&self) -> String {
         self.command.to_string()
+    }
+    /// Parse and validate options without running: a binding reports a bad option at once,
+    /// with the same message the run would give.
+    pub fn check(&self, options: &serde_json::Value) -> Result<()> {
+        (self.check_options)(self.name, options)
     }
     /// Run it: options parsed and validated by the core, then the runbook.
     pub async fn run(
@@ -177,6 +184,15 @@ pub mod date {
             None => s.serialize_none(),
         }
     }
+}
+
+/// Parse options of type `A` for the runbook `name` and drop them: a [`Definition`]'s
+/// `check_options`.
+pub fn check_args<A: DeserializeOwned + Validate>(
+    name: &'static str,
+    v: &serde_json::Value,
+) -> Result<()> {
+    parse_args::<A>(name, v.clone()).map(|_| ())
 }
 
 /// The defaults of an options type, as JSON.

@@ -5,6 +5,9 @@
 //! the field (`agentlab-ops.toml:7:10: slo[0].target: ...`). Secrets appear only as
 //! `${ENV_VAR}` references ([`SecretRef`]) and are resolved when the environment is built.
 
+mod values;
+pub use values::{MaintenanceWindow, Sample};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -1056,65 +1059,7 @@ impl fmt::Debug for Dur {
     }
 }
 
-/// Parse `"500ms"`, `"5s"`, `"2m"`, `"1h"`, `"30d"`, `"1.5s"`.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let idx = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(idx);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"500ms\", \"5s\", \"2m\""))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86_400.0,
-        u => {
-            return Err(format!(
-                "invalid duration unit {u:?} in {s:?} (ms, s, m, h, d)"
-            ));
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// `90s` → `"1m30s"`, `1500ms` → `"1.5s"`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs();
-    if secs < 60 {
-        let s = d.as_secs_f64();
-        return if (s - s.round()).abs() < 1e-9 {
-            format!("{}s", s.round() as u64)
-        } else {
-            format!("{s:.1}s")
-        };
-    }
-    if secs % 86_400 == 0 {
-        return format!("{}d", secs / 86_400);
-    }
-    if secs % 3600 == 0 {
-        return format!("{}h", secs / 3600);
-    }
-    if secs < 3600 {
-        let (m, s) = (secs / 60, secs % 60);
-        return if s == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{s}s")
-        };
-    }
-    format!("{}h{}m", secs / 3600, (secs % 3600) / 60)
-}
+pub use crate::units::{format_duration, parse_duration};
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -1541,7 +1486,7 @@ impl Config {
                 );
             }
             for (i, w) in d.maintenance_windows.iter().enumerate() {
-                if let Err(m) = crate::runbook::deploy::MaintenanceWindow::parse(w) {
+                if let Err(m) = MaintenanceWindow::parse(w) {
                     return err(format!("deploy.maintenance_windows[{i}]"), m);
                 }
             }
@@ -1619,7 +1564,7 @@ impl Config {
                     }
                 }
                 if let Some(p) = b.prefix.as_deref().filter(|p| !p.is_empty()) {
-                    if !p.ends_with('/') || crate::backup::validate_prefix(p).is_err() {
+                    if !p.ends_with('/') || crate::keys::validate_prefix(p).is_err() {
                         return err(
                             "backups.prefix".into(),
                             format!("prefix {p:?} must be relative and end with '/'"),
@@ -1630,7 +1575,7 @@ impl Config {
             if let Err(m) = b.dataset_specs() {
                 return err("backups.datasets".into(), m);
             }
-            if let Err(m) = crate::runbook::backup::Sample::parse(&b.sample) {
+            if let Err(m) = Sample::parse(&b.sample) {
                 return err("backups.sample".into(), m);
             }
             if b.concurrency == 0 {

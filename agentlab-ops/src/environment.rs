@@ -1,7 +1,6 @@
 //! An [`Environment`]: the backends of one deployment, built once from the config (or by hand
 //! from doubles), handed to every runbook.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use crate::backup::{BackupStore, FsBackupStore, MemoryBackupStore};
@@ -17,19 +16,10 @@ use crate::host::{LocalHost, RemoteHost};
 use crate::journal::Journal;
 use crate::notify::{Notifier, SlackNotifier};
 use crate::probe::{HealthProbe, HttpProbe, MemoryProbe};
-use crate::report::{Report, Severity};
 use crate::retry::RetryPolicy;
-use crate::runbook::run::{Run, RunOptions, execute};
 use crate::slo::{HttpSloSource, MemorySloSource, SloEvaluator, SloSource, SloSpec};
 
-/// A host with its settings.
-#[derive(Debug, Clone)]
-pub struct HostEntry {
-    /// Settings (name, mounts).
-    pub config: HostConfig,
-    /// The backend.
-    pub host: Arc<dyn RemoteHost>,
-}
+pub use crate::host::HostEntry;
 
 /// Everything a runbook needs.
 #[derive(Debug, Clone)]
@@ -293,25 +283,6 @@ impl Environment {
             .as_ref()
             .map(|b| b.datasets.clone())
             .unwrap_or_default()
-    }
-
-    /// Run a runbook body through the step recorder and append the report to the journal.
-    pub async fn execute<F, Fut>(&self, runbook: &str, opts: &RunOptions, body: F) -> Report
-    where
-        F: FnOnce(Run) -> Fut,
-        Fut: Future<Output = Result<serde_json::Value>>,
-    {
-        let mut report = execute(runbook, self.name(), opts, body).await;
-        if let (Some(j), false) = (&self.journal, opts.no_journal) {
-            if let Err(e) = j.append(&report) {
-                report.findings.push(crate::report::Finding {
-                    severity: Severity::Warning,
-                    subject: "journal".into(),
-                    message: crate::secret::redact(&format!("not journaled: {e}")),
-                });
-            }
-        }
-        report
     }
 
     /// Close every host connection.

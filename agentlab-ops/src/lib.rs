@@ -44,7 +44,9 @@ mod double;
 pub mod environment;
 pub mod error;
 pub mod host;
+pub mod ids;
 pub mod journal;
+pub mod keys;
 pub mod notify;
 pub mod probe;
 pub mod report;
@@ -54,6 +56,7 @@ pub mod sandbox;
 pub mod secret;
 pub mod slo;
 pub mod testing;
+pub mod units;
 
 pub use backup::{BackupStore, BackupStoreExt, FsBackupStore, MemoryBackupStore, ObjectMeta};
 pub use clock::{Clock, ManualClock, SystemClock};

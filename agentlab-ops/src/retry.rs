@@ -69,7 +69,7 @@ where
                     ErrorKind::Timeout,
                     format!(
                         "no answer within {}",
-                        crate::config::format_duration(timeout)
+                        crate::units::format_duration(timeout)
                     ),
                 )),
             }

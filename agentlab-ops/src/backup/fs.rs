@@ -352,7 +352,7 @@ impl BackupStore for FsBackupStore {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| io_err(e, "backup.put", key))?;
-        let tmp = dir.join(format!(".tmp-{}", crate::runbook::run::new_run_id()));
+        let tmp = dir.join(format!(".tmp-{}", crate::ids::new_run_id()));
         let write = async {
             let mut f = tokio::fs::File::create(&tmp).await?;
             f.write_all(&data).await?;

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
 /// Metadata of one stored object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,39 +153,7 @@ pub struct PrefixSummary {
     pub bytes: u64,
 }
 
-/// Check a key: non-empty, relative, no empty or `.`/`..` segments, no NUL.
-pub fn validate_key(key: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(
-            Error::new(ErrorKind::ConfigInvalid, format!("invalid key: {why}"))
-                .with_context("key", key.to_string()),
-        )
-    };
-    if key.is_empty() {
-        return bad("empty");
-    }
-    if key.starts_with('/') {
-        return bad("absolute");
-    }
-    if key.contains('\0') {
-        return bad("contains NUL");
-    }
-    if key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return bad("empty, '.' or '..' segment");
-    }
-    Ok(())
-}
-
-/// Check a listing prefix: like a key, but may be empty or end with `/`.
-pub fn validate_prefix(prefix: &str) -> Result<()> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    validate_key(prefix.strip_suffix('/').unwrap_or(prefix))
-}
+pub use crate::keys::{validate_key, validate_prefix};
 
 /// The key prefix of a dataset's backup for a day: `sessions/20261129/`.
 pub fn day_prefix(dataset: &str, date: chrono::NaiveDate) -> String {
@@ -195,6 +163,7 @@ pub fn day_prefix(dataset: &str, date: chrono::NaiveDate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn keys() {

@@ -387,7 +387,7 @@ impl Deployer for CommandDeployer {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| Error::config(format!("deploy.commands.{workflow}: empty command")))?;
-        let id = crate::runbook::run::new_run_id();
+        let id = crate::ids::new_run_id();
         let out = self
             .host
             .run(

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::config::FailureBudget;
-use crate::environment::HostEntry;
 use crate::error::{Error, ErrorInfo};
+use crate::host::HostEntry;
 
 /// How to fan out.
 #[derive(Debug, Clone, Copy)]

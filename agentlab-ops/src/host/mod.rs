@@ -253,6 +253,15 @@ impl<T: RemoteHost + ?Sized> RemoteHost for Arc<T> {
     }
 }
 
+/// A host with its settings.
+#[derive(Debug, Clone)]
+pub struct HostEntry {
+    /// Settings (name, mounts).
+    pub config: crate::config::HostConfig,
+    /// The backend.
+    pub host: Arc<dyn RemoteHost>,
+}
+
 /// Resource usage of a host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceUsage {

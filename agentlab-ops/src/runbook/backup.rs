@@ -25,69 +25,7 @@ use crate::host::RemoteHost;
 use crate::report::{Outcome, Report, Severity};
 use crate::runbook::run::{Checked, Run, RunOptions};
 
-/// Which objects the integrity level reads.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Sample {
-    /// Every object.
-    All,
-    /// This many objects.
-    Count(u64),
-    /// This fraction of the objects.
-    Fraction(f64),
-}
-
-impl std::fmt::Display for Sample {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Sample::All => f.write_str("all"),
-            Sample::Count(n) => write!(f, "{n}"),
-            Sample::Fraction(p) => write!(f, "{}%", p * 100.0),
-        }
-    }
-}
-
-impl Sample {
-    /// `"all"`, `"200"` or `"10%"`.
-    pub fn parse(s: &str) -> std::result::Result<Sample, String> {
-        let t = s.trim();
-        if t.eq_ignore_ascii_case("all") {
-            return Ok(Sample::All);
-        }
-        if let Some(p) = t.strip_suffix('%') {
-            return match p.trim().parse::<f64>() {
-                Ok(p) if (0.0..=100.0).contains(&p) => Ok(Sample::Fraction(p / 100.0)),
-                _ => Err(format!(
-                    "invalid sample {s:?}: a percentage between 0% and 100%"
-                )),
-            };
-        }
-        t.parse::<u64>().map(Sample::Count).map_err(|_| {
-            format!("invalid sample {s:?}: \"all\", a count (200) or a percentage (10%)")
-        })
-    }
-}
-
-impl serde::Serialize for Sample {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Sample {
-    /// `"all"`, `"10%"`, `"200"` or a whole number; `2.5` and `-1` are errors.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        match serde_json::Value::deserialize(d)? {
-            serde_json::Value::String(s) => Sample::parse(&s).map_err(serde::de::Error::custom),
-            serde_json::Value::Number(n) if n.is_u64() => {
-                Ok(Sample::Count(n.as_u64().unwrap_or(0)))
-            }
-            other => Err(serde::de::Error::custom(format!(
-                "invalid sample {other}: \"all\", a count (200) or a percentage (\"10%\")"
-            ))),
-        }
-    }
-}
-
+pub use crate::config::Sample;
 pub use crate::runbook::run::Progress;
 
 /// Options of [`take_backup`].

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
@@ -25,49 +24,7 @@ use crate::runbook::run::{Checked, Run, RunOptions, Undo};
 use crate::runbook::wave::{Analysis, WaveControl, WaveOutcome, WaveStep, run_wave};
 use crate::slo::{HttpSloSource, SloSource};
 
-/// A weekly or daily window, in UTC: `"Sun 02:00-04:00"`, `"daily 02:00-03:00"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaintenanceWindow {
-    day: Option<Weekday>,
-    start: NaiveTime,
-    end: NaiveTime,
-}
-
-impl MaintenanceWindow {
-    /// Parse `"<day|daily> HH:MM-HH:MM"`.
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("{s:?} is not \"Sun 02:00-04:00\" or \"daily 02:00-03:00\"");
-        let (day, range) = s.trim().split_once(' ').ok_or_else(bad)?;
-        let day = if day.eq_ignore_ascii_case("daily") {
-            None
-        } else {
-            Some(day.parse::<Weekday>().map_err(|_| bad())?)
-        };
-        let (a, b) = range.trim().split_once('-').ok_or_else(bad)?;
-        let t = |x: &str| NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| bad());
-        Ok(MaintenanceWindow {
-            day,
-            start: t(a)?,
-            end: t(b)?,
-        })
-    }
-
-    /// Whether `at` falls inside (a window may cross midnight).
-    pub fn contains(&self, at: DateTime<Utc>) -> bool {
-        let t = at.time();
-        let in_time = if self.start <= self.end {
-            t >= self.start && t < self.end
-        } else {
-            t >= self.start || t < self.end
-        };
-        let day_ok = match self.day {
-            None => true,
-            Some(d) if self.start <= self.end || t >= self.start => at.weekday() == d,
-            Some(d) => at.weekday() == d.succ(),
-        };
-        in_time && day_ok
-    }
-}
+pub use crate::config::MaintenanceWindow;
 
 /// One gate and its result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1237,7 +1194,7 @@ pub async fn blue_green_deploy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn windows() {

@@ -89,11 +89,12 @@ pub static STANDARD: Definition = Definition {
     start: |env, v, run| {
         Box::pin(async move {
             let a: DeployArgs = parse_args("deploy_standard", v)?;
-            let mut o = DeployOptions::default();
-            o.version = a.version.clone();
-            o.high_risk = a.high_risk;
-            o.force = a.forced();
-            o.run = run;
+            let o = DeployOptions {
+                version: a.version.clone(),
+                high_risk: a.high_risk,
+                force: a.forced(),
+                run,
+            };
             Ok(standard_deploy(env, &o).await)
         })
     },
@@ -144,13 +145,12 @@ pub static BLUE_GREEN: Definition = Definition {
     start: |env, v, run| {
         Box::pin(async move {
             let a: BlueGreenArgs = parse_args("deploy_blue_green", v)?;
-            let mut o = BlueGreenOptions::default();
-            o.version = a.version.clone();
-            o.force = if a.force { a.reason.clone() } else { None };
-            if let Some(c) = &run.control {
-                o.control = c.clone();
-            }
-            o.run = run;
+            let o = BlueGreenOptions {
+                version: a.version.clone(),
+                force: if a.force { a.reason.clone() } else { None },
+                control: run.control.clone().unwrap_or_default(),
+                run,
+            };
             Ok(blue_green_deploy(env, &o).await)
         })
     },
@@ -202,10 +202,11 @@ pub static ROLLBACK: Definition = Definition {
     start: |env, v, run| {
         Box::pin(async move {
             let a: RollbackArgs = parse_args("deploy_rollback", v)?;
-            let mut o = RollbackOptions::default();
-            o.reason = a.reason;
-            o.to = a.to;
-            o.run = run;
+            let o = RollbackOptions {
+                reason: a.reason,
+                to: a.to,
+                run,
+            };
             Ok(rollback(env, &o).await)
         })
     },

@@ -211,22 +211,7 @@ impl std::fmt::Debug for Run {
     }
 }
 
-/// A new unique run id: time plus a random suffix.
-pub fn new_run_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    format!(
-        "{}-{:06x}",
-        Utc::now().format("%Y%m%dT%H%M%S"),
-        h.finish() & 0xff_ffff
-    )
-}
+pub use crate::ids::new_run_id;
 
 impl Run {
     /// Start recording a run.
@@ -764,6 +749,27 @@ async fn undo_under_signals(
                 }
             }
         }
+    }
+}
+
+impl crate::environment::Environment {
+    /// Run a runbook body through the step recorder and append the report to the journal.
+    pub async fn execute<F, Fut>(&self, runbook: &str, opts: &RunOptions, body: F) -> Report
+    where
+        F: FnOnce(Run) -> Fut,
+        Fut: Future<Output = Result<serde_json::Value>>,
+    {
+        let mut report = execute(runbook, self.name(), opts, body).await;
+        if let (Some(j), false) = (&self.journal, opts.no_journal) {
+            if let Err(e) = j.append(&report) {
+                report.findings.push(crate::report::Finding {
+                    severity: Severity::Warning,
+                    subject: "journal".into(),
+                    message: crate::secret::redact(&format!("not journaled: {e}")),
+                });
+            }
+        }
+        report
     }
 }
 

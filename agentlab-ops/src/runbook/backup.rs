@@ -104,6 +104,17 @@ impl VerifyOptions {
     }
 }
 
+/// The payload of `backup_take`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakePayload {
+    /// The day, `YYYYMMDD`.
+    pub date: String,
+    /// The store written to.
+    pub store: String,
+    /// Per dataset.
+    pub datasets: Vec<TakenDataset>,
+}
+
 /// One dataset's backup, as taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TakenDataset {
@@ -182,16 +193,25 @@ pub async fn take_backup(env: &Environment, opts: &TakeOptions) -> Report {
     env.execute("backup_take", &opts.run, |run| async move {
         let store = store_of(env)?;
         let specs = specs(env)?;
-        let cfg = env.config.backups.as_ref().ok_or_else(|| Error::config("no [backups]"))?;
+        let cfg = env
+            .config
+            .backups
+            .as_ref()
+            .ok_or_else(|| Error::config("no [backups]"))?;
         let wanted = opts.host.clone().or_else(|| cfg.source_host.clone());
         let host = match &wanted {
-            Some(n) => env.hosts.iter().find(|h| &h.config.name == n).ok_or_else(|| {
-                Error::config(format!("backups.source_host: no host named {n:?} in [[hosts]]"))
-            })?,
-            None => env
+            Some(n) => env
                 .hosts
-                .first()
-                .ok_or_else(|| Error::config("backup take needs a [[hosts]] entry to read the data from"))?,
+                .iter()
+                .find(|h| &h.config.name == n)
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "backups.source_host: no host named {n:?} in [[hosts]]"
+                    ))
+                })?,
+            None => env.hosts.first().ok_or_else(|| {
+                Error::config("backup take needs a [[hosts]] entry to read the data from")
+            })?,
         };
         let mut taken = Vec::new();
         for spec in &specs {
@@ -204,23 +224,55 @@ pub async fn take_backup(env: &Environment, opts: &TakeOptions) -> Report {
                 .check(&format!("list:{}", spec.name), None, async {
                     let f = host.host.list_files(&path, &spec.pattern).await?;
                     let n = f.len();
-                    Ok(Checked::with(f, if n == 0 { Outcome::Warn } else { Outcome::Pass }, format!("{n} files in {}:{path}", host.config.name)))
+                    Ok(Checked::with(
+                        f,
+                        if n == 0 { Outcome::Warn } else { Outcome::Pass },
+                        format!("{n} files in {}:{path}", host.config.name),
+                    ))
                 })
                 .await?;
             if files.is_empty() {
-                run.finding(Severity::Warning, spec.name.clone(), format!("no files match {path}/{}", spec.pattern));
+                run.finding(
+                    Severity::Warning,
+                    spec.name.clone(),
+                    format!("no files match {path}/{}", spec.pattern),
+                );
             }
             let prefix = day_prefix(&spec.name, date);
-            let plan = format!("copy {} files from {}:{path} to {}{prefix}, then write the manifest", files.len(), host.config.name, store.describe());
+            let plan = format!(
+                "copy {} files from {}:{path} to {}{prefix}, then write the manifest",
+                files.len(),
+                host.config.name,
+                store.describe()
+            );
             let source = format!("{}:{path}", host.config.name);
             let r = run
-                .change(&format!("backup:{}", spec.name), plan, copy_dataset(host.host.as_ref(), store.as_ref(), spec, &files, &prefix, &source, date, concurrency(env)), None)
+                .change(
+                    &format!("backup:{}", spec.name),
+                    plan,
+                    copy_dataset(
+                        host.host.as_ref(),
+                        store.as_ref(),
+                        spec,
+                        &files,
+                        &prefix,
+                        &source,
+                        date,
+                        concurrency(env),
+                    ),
+                    None,
+                )
                 .await?;
             if let Some(t) = r {
                 taken.push(t);
             }
         }
-        Ok(serde_json::json!({ "date": date.format("%Y%m%d").to_string(), "store": store.describe(), "datasets": taken }))
+        let p = TakePayload {
+            date: date.format("%Y%m%d").to_string(),
+            store: store.describe(),
+            datasets: taken,
+        };
+        Ok(serde_json::to_value(p).unwrap_or_default())
     })
     .await
 }

@@ -26,6 +26,15 @@ use crate::slo::{HttpSloSource, SloSource};
 
 pub use crate::config::MaintenanceWindow;
 
+/// The payload of `deploy_rollback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackPayload {
+    /// The release rolled back to.
+    pub previous: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
 /// One gate and its result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gate {
@@ -974,7 +983,7 @@ pub async fn rollback(env: &Environment, opts: &RollbackOptions) -> crate::repor
             None,
         )
         .await?;
-        Ok(serde_json::json!({ "previous": previous, "reason": reason }))
+        Ok(serde_json::to_value(RollbackPayload { previous, reason }).unwrap_or_default())
     })
     .await
 }

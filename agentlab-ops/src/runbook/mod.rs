@@ -11,10 +11,12 @@ pub mod run;
 pub mod stop;
 pub mod wave;
 
-pub use backup::{Sample, TakeOptions, VerifyOptions, VerifyPayload, take_backup, verify_backups};
+pub use backup::{
+    Sample, TakeOptions, TakePayload, VerifyOptions, VerifyPayload, take_backup, verify_backups,
+};
 pub use deploy::{
-    BlueGreenOptions, DeployOptions, DeployPayload, RollbackOptions, blue_green_deploy, rollback,
-    standard_deploy,
+    BlueGreenOptions, DeployOptions, DeployPayload, RollbackOptions, RollbackPayload,
+    blue_green_deploy, rollback, standard_deploy,
 };
 pub use handover::{HandoverOptions, HandoverPayload, handover};
 pub use morning::{DatasetBackup, HostResult, MorningOptions, MorningPayload, morning_check};

@@ -95,7 +95,7 @@ pub(crate) async fn run_named(
     options: Value,
     mut run_opts: RunOptions,
 ) -> i32 {
-    let def = match registry::get(name) {
+    let def = match registry::get(name).and_then(|d| d.check(&options).map(|()| d)) {
         Ok(d) => d,
         Err(e) => return fail(e),
     };

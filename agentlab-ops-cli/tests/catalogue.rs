@@ -2,23 +2,14 @@
 //! Lua (Python: agentlab-ops-py/tests/test_catalogue.py), and the same input gets the same
 //! answer everywhere.
 
+mod common;
+use common::{bin, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use agentlab_ops::runbook::registry;
 use serde_json::Value;
-
-fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_agentlab-ops"));
-    c.current_dir(dir)
-        .env_remove("AGENTLAB_OPS_CONFIG")
-        .env("AGENTLAB_OPS_JOURNAL", dir.join("journal.jsonl"));
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn cli(dir: &Path, args: &[&str]) -> Output {
     bin(dir).args(args).output().unwrap()

@@ -1,21 +1,11 @@
 //! Secrets are resolved when a runbook needs them, and a post the user asked for that fails
 //! fails the run (its Markdown still printed).
 
+mod common;
+use common::{bin, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_agentlab-ops"));
-    c.current_dir(dir)
-        .env_remove("AGENTLAB_OPS_CONFIG")
-        .env_remove("SLACK_WEBHOOK_URL")
-        .env("AGENTLAB_OPS_JOURNAL", dir.join("journal.jsonl"));
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use std::process::Output;
 
 fn with_sandbox_config(f: impl FnOnce(&Path)) {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -2,21 +2,12 @@
 //! printed, exit 2. Checked from outside the tool: the read-only flag, staging data and ssh
 //! masters on a real sshd; a second signal while undos run says what is left, a third abandons.
 
+mod common;
+use common::{bin, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_agentlab-ops"));
-    c.current_dir(dir)
-        .env_remove("AGENTLAB_OPS_CONFIG")
-        .env("AGENTLAB_OPS_JOURNAL", dir.join("journal.jsonl"));
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")

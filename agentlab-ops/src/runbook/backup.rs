@@ -449,48 +449,30 @@ fn level(name: &str, outcome: Outcome, summary: impl Into<String>, problems: u64
     }
 }
 
-async fn verify_dataset(
-    env: &Environment,
-    run: &Run,
-    store: &dyn BackupStore,
-    spec: &DatasetConfig,
-    date: NaiveDate,
-    sample: Sample,
-    opts: &VerifyOptions,
-) -> DatasetVerification {
-    let ds = spec.name.clone();
-    let day = date.format("%Y%m%d").to_string();
-    let prefix = day_prefix(&ds, date);
-    let mkey = manifest_key(&ds, date);
-    let mut v = DatasetVerification {
-        dataset: ds.clone(),
-        objects: 0,
-        bytes: 0,
-        levels: Vec::new(),
-    };
-    let skip_rest = |v: &mut DatasetVerification, run: &Run, from: &[&str], why: &str| {
-        for l in from {
-            run.skip(&format!("{l}:{ds}"), crate::report::Action::Read, why);
-            v.levels.push(level(l, Outcome::Skipped, why, 0));
-        }
-    };
-
+/// Level 1, presence: objects and the manifest exist. The manifest's header and, from a store
+/// that counts by key, the object count; None when the later levels cannot run (recorded).
+async fn presence_level(
+    c: &DayCtx<'_>,
+    v: &mut DatasetVerification,
+) -> Option<(ManifestHeader, Option<u64>)> {
+    let (run, store) = (c.run, c.store);
+    let (ds, day, prefix, mkey) = (&c.ds, &c.day, &c.prefix, &c.mkey);
     // 1. presence: objects and the manifest.
     let presence = run
         .check(&format!("presence:{ds}"), None, async {
             // Existence only: the full listing is the completeness level's job.
             // (a count where a sorted listing would hold the whole directory)
             let objects = if store.prefers_key_lookups() {
-                store.count(&prefix).await?
+                store.count(prefix).await?
             } else {
                 store
-                    .list(&prefix)
+                    .list(prefix)
                     .take(2)
                     .try_collect::<Vec<_>>()
                     .await?
                     .len() as u64
             };
-            let manifest = match store.head(&mkey).await {
+            let manifest = match store.head(mkey).await {
                 Ok(_) => true,
                 Err(e) if e.kind() == ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
@@ -527,13 +509,12 @@ async fn verify_dataset(
             );
             v.levels
                 .push(level("presence", Outcome::Error, e.to_string(), 1));
-            skip_rest(
-                &mut v,
-                run,
+            c.skip_rest(
+                v,
                 &["completeness", "integrity", "trend"],
                 "presence could not be checked",
             );
-            return v;
+            return None;
         }
         Ok((0, _)) => {
             run.escalate(
@@ -545,17 +526,12 @@ async fn verify_dataset(
             );
             v.levels
                 .push(level("presence", Outcome::Fail, "no backup", 1));
-            skip_rest(
-                &mut v,
-                run,
-                &["completeness", "integrity", "trend"],
-                "no backup",
-            );
-            return v;
+            c.skip_rest(v, &["completeness", "integrity", "trend"], "no backup");
+            return None;
         }
         Ok((_, false)) => {
             // Presence only looked for a first object: say how many there are.
-            let n = match store.count(&prefix).await {
+            let n = match store.count(prefix).await {
                 Ok(n) => n.to_string(),
                 Err(_) => "some".to_string(),
             };
@@ -573,13 +549,8 @@ async fn verify_dataset(
             );
             v.levels
                 .push(level("presence", Outcome::Fail, "no manifest", 1));
-            skip_rest(
-                &mut v,
-                run,
-                &["completeness", "integrity", "trend"],
-                "no manifest",
-            );
-            return v;
+            c.skip_rest(v, &["completeness", "integrity", "trend"], "no manifest");
+            return None;
         }
         Ok(_) => {
             v.levels.push(level(
@@ -588,7 +559,7 @@ async fn verify_dataset(
                 "backup and manifest present",
                 0,
             ));
-            match manifest::open(store, &mkey).await {
+            match manifest::open(store, mkey).await {
                 Ok((h, _)) => h,
                 Err(e) => {
                     run.finding(
@@ -603,199 +574,226 @@ async fn verify_dataset(
                         "a valid manifest",
                         format!("{ds} manifest for {day} is unreadable"),
                     );
-                    skip_rest(
-                        &mut v,
-                        run,
+                    c.skip_rest(
+                        v,
                         &["completeness", "integrity", "trend"],
                         "manifest unreadable",
                     );
-                    return v;
+                    return None;
                 }
             }
         }
     };
-    v.objects = header.count;
-    v.bytes = header.bytes;
+    Some((header, listed))
+}
 
-    // 2. completeness: merge the sorted manifest with the sorted listing (streaming both).
-    // Completeness and integrity are independent once presence passed: run them together
-    // (one walks the listing, the other hashes objects), report them in order.
-    let scratch = if opts.restore_test {
-        tempfile::tempdir().ok()
-    } else {
-        None
-    };
-    let (completeness_name, integrity_name) =
-        (format!("completeness:{ds}"), format!("integrity:{ds}"));
-    // When every object is read anyway from a store that answers by key, completeness comes
-    // from the same reads (one pass, as `restic check --read-data`): same findings, half the
-    // filesystem calls and one manifest parse instead of two.
-    let fused = store.prefers_key_lookups() && sample == Sample::All;
-    let tally = Tally::default();
-    let completeness = run.check(&completeness_name, None, async {
-        let (problems, count) = if fused {
-            tally.finish(run, store, &mkey, &prefix, listed).await?
-        } else if store.prefers_key_lookups() {
-            completeness_by_lookup(run, store, &mkey, &prefix, listed).await?
-        } else {
-            completeness_by_merge(run, store, &mkey, &prefix, false).await?
-        };
-        let outcome = if problems == 0 {
-            Outcome::Pass
-        } else {
-            Outcome::Fail
-        };
-        Ok(Checked::with(
-            problems,
-            outcome,
-            format!(
-                "{count} of {} manifest entries present with their sizes{}; {problems} problems",
-                header.count,
-                if fused {
-                    " (from the integrity reads)"
-                } else {
-                    ""
+/// One dataset's day: what every level of the verification needs.
+struct DayCtx<'a> {
+    run: &'a Run,
+    store: &'a dyn BackupStore,
+    ds: String,
+    day: String,
+    prefix: String,
+    mkey: String,
+}
+
+impl DayCtx<'_> {
+    /// Record the levels in `from` as skipped, with the reason.
+    fn skip_rest(&self, v: &mut DatasetVerification, from: &[&str], why: &str) {
+        for l in from {
+            self.run.skip(
+                &format!("{l}:{}", self.ds),
+                crate::report::Action::Read,
+                why,
+            );
+            v.levels.push(level(l, Outcome::Skipped, why, 0));
+        }
+    }
+}
+
+/// Level 3, integrity: the seeded sample streamed through SHA-256 and its format validated
+/// (in batches for small objects); `(bad, read)`. With `tally`, completeness is counted from the
+/// same reads.
+#[allow(clippy::too_many_arguments)]
+async fn integrity_reads(
+    env: &Environment,
+    c: &DayCtx<'_>,
+    spec: &DatasetConfig,
+    header: &ManifestHeader,
+    sample: Sample,
+    opts: &VerifyOptions,
+    scratch_path: Option<std::path::PathBuf>,
+    tally: Option<&Tally>,
+) -> Result<Checked<(u64, u64)>> {
+    let (run, store, mkey) = (c.run, c.store, c.mkey.clone());
+    let sample_min = env.config.backups.as_ref().map_or(20, |b| b.sample_min);
+    let (chosen, expected) =
+        choose_sample(store, &mkey, header.count, sample, sample_min, opts.seed).await?;
+    if let Some(p) = &opts.progress {
+        p.total.fetch_add(expected, Ordering::Relaxed);
+    }
+    let read = AtomicU64::new(0);
+    // Small objects go in batches: one bulk read from the store, then hashing and
+    // parsing of the whole batch on a blocking thread (both cores busy, few wake-ups).
+    // Large objects, and restore tests, are streamed one by one.
+    let batched = scratch_path.is_none();
+    let problems: Vec<(String, String)> = chosen
+        .try_chunks(BATCH)
+        .map(|batch| {
+            let scratch_path = scratch_path.clone();
+            let (read, mkey, tally) = (&read, &mkey, tally);
+            async move {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return vec![(mkey.clone(), format!("manifest unreadable: {}", e.1))];
+                    }
+                };
+                let (small, large): (Vec<ManifestEntry>, Vec<ManifestEntry>) = batch
+                    .into_iter()
+                    .partition(|e| batched && e.size <= BATCH_OBJECT_MAX);
+                let mut problems = Vec::new();
+                if !small.is_empty() {
+                    let keys: Vec<String> = small.iter().map(|e| e.key.clone()).collect();
+                    let bodies = store.get_batch(&keys).await;
+                    if let Some(t) = tally {
+                        for (e, b) in small.iter().zip(&bodies) {
+                            t.add(e, b.as_ref().map(|d| d.len() as u64));
+                        }
+                    }
+                    let format = spec.format;
+                    let checked = tokio::task::spawn_blocking(move || {
+                        small
+                            .into_iter()
+                            .zip(bodies)
+                            .filter_map(|(e, b)| {
+                                let why = match b {
+                                    Ok(data) => check_bytes(&e, format, &data).err(),
+                                    // Absent: the completeness level's finding, not a
+                                    // corrupt object (and nothing was read).
+                                    Err(err) if err.kind() == ErrorKind::NotFound => {
+                                        Some(ABSENT.to_string())
+                                    }
+                                    Err(err) => Some(format!("cannot read: {err}")),
+                                };
+                                why.map(|w| (e.key, w))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        vec![(mkey.clone(), format!("verification task failed: {e}"))]
+                    });
+                    problems.extend(checked);
+                    read.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                    if let Some(p) = &opts.progress {
+                        p.done.fetch_add(keys.len() as u64, Ordering::Relaxed);
+                    }
                 }
+                for entry in large {
+                    if let Some(t) = tally {
+                        t.add(
+                            &entry,
+                            store.head(&entry.key).await.as_ref().map(|m| m.size),
+                        );
+                    }
+                    if let Err(why) =
+                        check_object(store, &entry, spec.format, scratch_path.as_deref()).await
+                    {
+                        problems.push((entry.key.clone(), why.unwrap_or_else(|| ABSENT.into())));
+                    }
+                    read.fetch_add(1, Ordering::Relaxed);
+                    if let Some(p) = &opts.progress {
+                        p.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                problems
+            }
+        })
+        .buffer_unordered((concurrency(env) / 4).max(2))
+        .flat_map(stream::iter)
+        .collect()
+        .await;
+    let (absent, problems): (Vec<_>, Vec<_>) =
+        problems.into_iter().partition(|(_, why)| why == ABSENT);
+    let n = read.load(Ordering::Relaxed) - absent.len() as u64;
+    for (key, why) in &problems {
+        run.finding(Severity::Critical, key.clone(), why.clone());
+    }
+    let bad = problems.len() as u64;
+    let absent_note = if absent.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} sampled objects absent: see completeness)",
+            absent.len()
+        )
+    };
+    let (outcome, summary) = if n == 0 && bad == 0 {
+        // A level that inspected nothing never passes.
+        (
+            Outcome::Skipped,
+            format!(
+                "no object read (sample {sample} of {}){absent_note}",
+                header.count
             ),
-        ))
-    });
-    let integrity = run.check(&integrity_name, None, async {
-        let sample_min = env.config.backups.as_ref().map_or(20, |b| b.sample_min);
-        let (chosen, expected) =
-            choose_sample(store, &mkey, header.count, sample, sample_min, opts.seed).await?;
-        if let Some(p) = &opts.progress {
-            p.total.fetch_add(expected, Ordering::Relaxed);
-        }
-        let read = AtomicU64::new(0);
-        let scratch_path = scratch.as_ref().map(|d| d.path().to_path_buf());
-        // Small objects go in batches: one bulk read from the store, then hashing and
-        // parsing of the whole batch on a blocking thread (both cores busy, few wake-ups).
-        // Large objects, and restore tests, are streamed one by one.
-        let batched = scratch_path.is_none();
-        let problems: Vec<(String, String)> = chosen
-            .try_chunks(BATCH)
-            .map(|batch| {
-                let scratch_path = scratch_path.clone();
-                let (read, mkey, tally) = (&read, &mkey, fused.then_some(&tally));
-                async move {
-                    let batch = match batch {
-                        Ok(b) => b,
-                        Err(e) => {
-                            return vec![(mkey.clone(), format!("manifest unreadable: {}", e.1))];
-                        }
-                    };
-                    let (small, large): (Vec<ManifestEntry>, Vec<ManifestEntry>) = batch
-                        .into_iter()
-                        .partition(|e| batched && e.size <= BATCH_OBJECT_MAX);
-                    let mut problems = Vec::new();
-                    if !small.is_empty() {
-                        let keys: Vec<String> = small.iter().map(|e| e.key.clone()).collect();
-                        let bodies = store.get_batch(&keys).await;
-                        if let Some(t) = tally {
-                            for (e, b) in small.iter().zip(&bodies) {
-                                t.add(e, b.as_ref().map(|d| d.len() as u64));
-                            }
-                        }
-                        let format = spec.format;
-                        let checked = tokio::task::spawn_blocking(move || {
-                            small
-                                .into_iter()
-                                .zip(bodies)
-                                .filter_map(|(e, b)| {
-                                    let why = match b {
-                                        Ok(data) => check_bytes(&e, format, &data).err(),
-                                        // Absent: the completeness level's finding, not a
-                                        // corrupt object (and nothing was read).
-                                        Err(err) if err.kind() == ErrorKind::NotFound => {
-                                            Some(ABSENT.to_string())
-                                        }
-                                        Err(err) => Some(format!("cannot read: {err}")),
-                                    };
-                                    why.map(|w| (e.key, w))
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                        .await
-                        .unwrap_or_else(|e| {
-                            vec![(mkey.clone(), format!("verification task failed: {e}"))]
-                        });
-                        problems.extend(checked);
-                        read.fetch_add(keys.len() as u64, Ordering::Relaxed);
-                        if let Some(p) = &opts.progress {
-                            p.done.fetch_add(keys.len() as u64, Ordering::Relaxed);
-                        }
-                    }
-                    for entry in large {
-                        if let Some(t) = tally {
-                            t.add(
-                                &entry,
-                                store.head(&entry.key).await.as_ref().map(|m| m.size),
-                            );
-                        }
-                        if let Err(why) =
-                            check_object(store, &entry, spec.format, scratch_path.as_deref()).await
-                        {
-                            problems
-                                .push((entry.key.clone(), why.unwrap_or_else(|| ABSENT.into())));
-                        }
-                        read.fetch_add(1, Ordering::Relaxed);
-                        if let Some(p) = &opts.progress {
-                            p.done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    problems
-                }
-            })
-            .buffer_unordered((concurrency(env) / 4).max(2))
-            .flat_map(stream::iter)
-            .collect()
-            .await;
-        let (absent, problems): (Vec<_>, Vec<_>) =
-            problems.into_iter().partition(|(_, why)| why == ABSENT);
-        let n = read.load(Ordering::Relaxed) - absent.len() as u64;
-        for (key, why) in &problems {
-            run.finding(Severity::Critical, key.clone(), why.clone());
-        }
-        let bad = problems.len() as u64;
-        let absent_note = if absent.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({} sampled objects absent: see completeness)",
-                absent.len()
-            )
-        };
-        let (outcome, summary) = if n == 0 && bad == 0 {
-            // A level that inspected nothing never passes.
-            (
-                Outcome::Skipped,
-                format!(
-                    "no object read (sample {sample} of {}){absent_note}",
-                    header.count
-                ),
-            )
-        } else {
-            (
-                if bad == 0 {
-                    Outcome::Pass
-                } else {
-                    Outcome::Fail
-                },
-                format!(
-                    "{n} objects read (sample {sample}, seed {}), {bad} bad{absent_note}",
-                    opts.seed
-                ),
-            )
-        };
-        Ok(Checked::with((bad, n), outcome, summary))
-    });
-    let (completeness, integrity) = if fused {
-        let integrity = integrity.await;
-        (completeness.await, integrity)
+        )
     } else {
-        futures::join!(completeness, integrity)
+        (
+            if bad == 0 {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            },
+            format!(
+                "{n} objects read (sample {sample}, seed {}), {bad} bad{absent_note}",
+                opts.seed
+            ),
+        )
     };
-    match completeness {
+    Ok(Checked::with((bad, n), outcome, summary))
+}
+
+/// Level 2, completeness: the manifest against the store (a merge of two sorted streams, key
+/// lookups, or, with `tally`, the integrity reads themselves); the number of problems.
+async fn completeness_check(
+    c: &DayCtx<'_>,
+    header: &ManifestHeader,
+    listed: Option<u64>,
+    tally: Option<&Tally>,
+) -> Result<Checked<u64>> {
+    let (run, store, mkey, prefix) = (c.run, c.store, &c.mkey, &c.prefix);
+    let fused = tally.is_some();
+    let (problems, count) = if let Some(t) = tally {
+        t.finish(run, store, mkey, prefix, listed).await?
+    } else if store.prefers_key_lookups() {
+        completeness_by_lookup(run, store, mkey, prefix, listed).await?
+    } else {
+        completeness_by_merge(run, store, mkey, prefix, false).await?
+    };
+    let outcome = if problems == 0 {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    };
+    Ok(Checked::with(
+        problems,
+        outcome,
+        format!(
+            "{count} of {} manifest entries present with their sizes{}; {problems} problems",
+            header.count,
+            if fused {
+                " (from the integrity reads)"
+            } else {
+                ""
+            }
+        ),
+    ))
+}
+
+fn record_completeness(c: &DayCtx<'_>, v: &mut DatasetVerification, r: Result<u64>) {
+    let (run, ds, day) = (c.run, &c.ds, &c.day);
+    match r {
         Ok(0) => v.levels.push(level(
             "completeness",
             Outcome::Pass,
@@ -821,9 +819,12 @@ async fn verify_dataset(
             .levels
             .push(level("completeness", Outcome::Error, e.to_string(), 1)),
     }
+}
 
+fn record_integrity(c: &DayCtx<'_>, v: &mut DatasetVerification, r: Result<(u64, u64)>) {
+    let (run, ds, day) = (c.run, &c.ds, &c.day);
     // 3. integrity: a seeded sample, checksums and formats.
-    match integrity {
+    match r {
         Ok((0, 0)) => v.levels.push(level(
             "integrity",
             Outcome::Skipped,
@@ -852,21 +853,20 @@ async fn verify_dataset(
             .levels
             .push(level("integrity", Outcome::Error, e.to_string(), 1)),
     }
-    if opts.restore_test {
-        let ok = scratch.is_some();
-        v.levels.push(level(
-            "restore",
-            if ok { Outcome::Pass } else { Outcome::Error },
-            if ok {
-                "sample restored into a scratch directory and validated there"
-            } else {
-                "no scratch directory"
-            },
-            0,
-        ));
-    }
+}
 
-    // 4. trend: today's size and count against the median of the previous 7 days.
+/// Level 4, trend: the day's bytes and object count against the median of the previous 7
+/// days' manifests (fewer than 3 earlier days: inconclusive).
+async fn trend_level(
+    env: &Environment,
+    c: &DayCtx<'_>,
+    v: &mut DatasetVerification,
+    header: &ManifestHeader,
+    date: NaiveDate,
+) {
+    let (run, store) = (c.run, c.store);
+    let (ds, day, prefix) = (&c.ds, &c.day, &c.prefix);
+    // today's size and count against the median of the previous 7 days.
     let cfg = env.config.backups.as_ref();
     let drop_max = cfg.map_or(0.3, |c| c.trend_drop_max.0);
     let spike_max = cfg.map_or(1.0, |c| c.trend_spike_max);
@@ -876,7 +876,7 @@ async fn verify_dataset(
             let mut counts = Vec::new();
             for back in 1..=7 {
                 let d = date - chrono::Duration::days(back);
-                if let Ok((h, _)) = manifest::open(store, &manifest_key(&ds, d)).await {
+                if let Ok((h, _)) = manifest::open(store, &manifest_key(ds, d)).await {
                     sizes.push(h.bytes);
                     counts.push(h.count);
                 }
@@ -964,6 +964,97 @@ async fn verify_dataset(
             .levels
             .push(level("trend", Outcome::Error, e.to_string(), 1)),
     }
+}
+
+async fn verify_dataset(
+    env: &Environment,
+    run: &Run,
+    store: &dyn BackupStore,
+    spec: &DatasetConfig,
+    date: NaiveDate,
+    sample: Sample,
+    opts: &VerifyOptions,
+) -> DatasetVerification {
+    let ds = spec.name.clone();
+    let c = DayCtx {
+        run,
+        store,
+        ds: ds.clone(),
+        day: date.format("%Y%m%d").to_string(),
+        prefix: day_prefix(&ds, date),
+        mkey: manifest_key(&ds, date),
+    };
+    let mut v = DatasetVerification {
+        dataset: ds.clone(),
+        objects: 0,
+        bytes: 0,
+        levels: Vec::new(),
+    };
+    let Some((header, listed)) = presence_level(&c, &mut v).await else {
+        return v;
+    };
+    v.objects = header.count;
+    v.bytes = header.bytes;
+
+    // 2. completeness: merge the sorted manifest with the sorted listing (streaming both).
+    // Completeness and integrity are independent once presence passed: run them together
+    // (one walks the listing, the other hashes objects), report them in order.
+    let scratch = if opts.restore_test {
+        tempfile::tempdir().ok()
+    } else {
+        None
+    };
+    let (completeness_name, integrity_name) =
+        (format!("completeness:{ds}"), format!("integrity:{ds}"));
+    // When every object is read anyway from a store that answers by key, completeness comes
+    // from the same reads (one pass, as `restic check --read-data`): same findings, half the
+    // filesystem calls and one manifest parse instead of two.
+    let fused = store.prefers_key_lookups() && sample == Sample::All;
+    let tally = Tally::default();
+    let completeness = run.check(
+        &completeness_name,
+        None,
+        completeness_check(&c, &header, listed, fused.then_some(&tally)),
+    );
+    let scratch_path = scratch.as_ref().map(|d| d.path().to_path_buf());
+    let tally_ref = fused.then_some(&tally);
+    let integrity = run.check(
+        &integrity_name,
+        None,
+        integrity_reads(
+            env,
+            &c,
+            spec,
+            &header,
+            sample,
+            opts,
+            scratch_path,
+            tally_ref,
+        ),
+    );
+    let (completeness, integrity) = if fused {
+        let integrity = integrity.await;
+        (completeness.await, integrity)
+    } else {
+        futures::join!(completeness, integrity)
+    };
+    record_completeness(&c, &mut v, completeness);
+    record_integrity(&c, &mut v, integrity);
+    if opts.restore_test {
+        let ok = scratch.is_some();
+        v.levels.push(level(
+            "restore",
+            if ok { Outcome::Pass } else { Outcome::Error },
+            if ok {
+                "sample restored into a scratch directory and validated there"
+            } else {
+                "no scratch directory"
+            },
+            0,
+        ));
+    }
+
+    trend_level(env, &c, &mut v, &header, date).await;
     v
 }
 

@@ -457,134 +457,119 @@ async fn presence_level(
 ) -> Option<(ManifestHeader, Option<u64>)> {
     let (run, store) = (c.run, c.store);
     let (ds, day, prefix, mkey) = (&c.ds, &c.day, &c.prefix, &c.mkey);
-    // 1. presence: objects and the manifest.
     let presence = run
-        .check(&format!("presence:{ds}"), None, async {
-            // Existence only: the full listing is the completeness level's job.
-            // (a count where a sorted listing would hold the whole directory)
-            let objects = if store.prefers_key_lookups() {
-                store.count(prefix).await?
-            } else {
-                store
-                    .list(prefix)
-                    .take(2)
-                    .try_collect::<Vec<_>>()
-                    .await?
-                    .len() as u64
-            };
-            let manifest = match store.head(mkey).await {
-                Ok(_) => true,
-                Err(e) if e.kind() == ErrorKind::NotFound => false,
-                Err(e) => return Err(e),
-            };
-            let (outcome, s) = match (objects, manifest) {
-                (0, _) => (Outcome::Fail, format!("no backup under {prefix}")),
-                (_, false) => (
-                    Outcome::Fail,
-                    format!(
-                        "objects under {prefix} but no {}: incomplete",
-                        manifest::MANIFEST_NAME
-                    ),
-                ),
-                (_, true) => (
-                    Outcome::Pass,
-                    format!("objects and the manifest under {prefix}"),
-                ),
-            };
-            Ok(Checked::with((objects, manifest), outcome, s))
-        })
+        .check(&format!("presence:{ds}"), None, presence_probe(c))
         .await;
     let listed = match &presence {
         Ok((n, _)) if store.prefers_key_lookups() => Some(*n),
         _ => None,
     };
-    let header = match presence {
+    let why = match presence {
         Err(e) => {
-            run.escalate(
+            let what = format!("backups of {ds} could not be listed");
+            c.escalate(
                 "backup_check_failed",
-                ds.clone(),
                 e.to_string(),
                 "a readable store",
-                format!("backups of {ds} could not be listed"),
+                what,
             );
             v.levels
                 .push(level("presence", Outcome::Error, e.to_string(), 1));
-            c.skip_rest(
-                v,
-                &["completeness", "integrity", "trend"],
-                "presence could not be checked",
-            );
-            return None;
+            "presence could not be checked"
         }
         Ok((0, _)) => {
-            run.escalate(
+            let observed = format!("0 objects under {prefix}");
+            let what = format!("no {ds} backup for {day}");
+            c.escalate(
                 "backup_missing",
-                ds.clone(),
-                format!("0 objects under {prefix}"),
+                observed,
                 "a backup with its manifest",
-                format!("no {ds} backup for {day}"),
+                what,
             );
             v.levels
                 .push(level("presence", Outcome::Fail, "no backup", 1));
-            c.skip_rest(v, &["completeness", "integrity", "trend"], "no backup");
-            return None;
+            "no backup"
         }
         Ok((_, false)) => {
             // Presence only looked for a first object: say how many there are.
-            let n = match store.count(prefix).await {
-                Ok(n) => n.to_string(),
-                Err(_) => "some".to_string(),
-            };
-            run.finding(
-                Severity::Critical,
-                mkey.clone(),
-                "manifest missing: the backup is incomplete by definition",
-            );
-            run.escalate(
+            let n = store
+                .count(prefix)
+                .await
+                .map_or("some".into(), |n| n.to_string());
+            let what = "manifest missing: the backup is incomplete by definition";
+            run.finding(Severity::Critical, mkey.clone(), what);
+            let what = format!("{ds} backup for {day} has no manifest");
+            c.escalate(
                 "backup_incomplete",
-                ds.clone(),
                 format!("{n} objects, no manifest"),
                 "a manifest",
-                format!("{ds} backup for {day} has no manifest"),
+                what,
             );
             v.levels
                 .push(level("presence", Outcome::Fail, "no manifest", 1));
-            c.skip_rest(v, &["completeness", "integrity", "trend"], "no manifest");
-            return None;
+            "no manifest"
         }
         Ok(_) => {
-            v.levels.push(level(
-                "presence",
-                Outcome::Pass,
-                "backup and manifest present",
-                0,
-            ));
+            let pass = level("presence", Outcome::Pass, "backup and manifest present", 0);
+            v.levels.push(pass);
             match manifest::open(store, mkey).await {
-                Ok((h, _)) => h,
+                Ok((h, _)) => return Some((h, listed)),
                 Err(e) => {
                     run.finding(
                         Severity::Critical,
                         mkey.clone(),
                         format!("manifest unreadable: {e}"),
                     );
-                    run.escalate(
+                    let what = format!("{ds} manifest for {day} is unreadable");
+                    c.escalate(
                         "backup_incomplete",
-                        ds.clone(),
                         "unreadable manifest",
                         "a valid manifest",
-                        format!("{ds} manifest for {day} is unreadable"),
+                        what,
                     );
-                    c.skip_rest(
-                        v,
-                        &["completeness", "integrity", "trend"],
-                        "manifest unreadable",
-                    );
-                    return None;
+                    "manifest unreadable"
                 }
             }
         }
     };
-    Some((header, listed))
+    c.skip_rest(v, &["completeness", "integrity", "trend"], why);
+    None
+}
+
+/// Objects and the manifest exist (existence only: the full listing is the completeness
+/// level's job; a count where a sorted listing would hold the whole directory).
+async fn presence_probe(c: &DayCtx<'_>) -> Result<Checked<(u64, bool)>> {
+    let (store, prefix) = (c.store, &c.prefix);
+    let objects = if store.prefers_key_lookups() {
+        store.count(prefix).await?
+    } else {
+        store
+            .list(prefix)
+            .take(2)
+            .try_collect::<Vec<_>>()
+            .await?
+            .len() as u64
+    };
+    let manifest = match store.head(&c.mkey).await {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    let (outcome, s) = match (objects, manifest) {
+        (0, _) => (Outcome::Fail, format!("no backup under {prefix}")),
+        (_, false) => (
+            Outcome::Fail,
+            format!(
+                "objects under {prefix} but no {}: incomplete",
+                manifest::MANIFEST_NAME
+            ),
+        ),
+        (_, true) => (
+            Outcome::Pass,
+            format!("objects and the manifest under {prefix}"),
+        ),
+    };
+    Ok(Checked::with((objects, manifest), outcome, s))
 }
 
 /// One dataset's day: what every level of the verification needs.
@@ -598,6 +583,18 @@ struct DayCtx<'a> {
 }
 
 impl DayCtx<'_> {
+    /// Escalate about this dataset.
+    fn escalate(
+        &self,
+        criterion: &str,
+        observed: impl Into<String>,
+        threshold: &str,
+        message: String,
+    ) {
+        self.run
+            .escalate(criterion, self.ds.clone(), observed, threshold, message);
+    }
+
     /// Record the levels in `from` as skipped, with the reason.
     fn skip_rest(&self, v: &mut DatasetVerification, from: &[&str], why: &str) {
         for l in from {

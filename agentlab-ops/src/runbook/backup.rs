@@ -646,64 +646,20 @@ async fn integrity_reads(
                         return vec![(mkey.clone(), format!("manifest unreadable: {}", e.1))];
                     }
                 };
+                let reads = Reads {
+                    store,
+                    format: spec.format,
+                    scratch: scratch_path.as_deref(),
+                    tally,
+                    read,
+                    progress: opts.progress.as_ref(),
+                    mkey,
+                };
                 let (small, large): (Vec<ManifestEntry>, Vec<ManifestEntry>) = batch
                     .into_iter()
                     .partition(|e| batched && e.size <= BATCH_OBJECT_MAX);
-                let mut problems = Vec::new();
-                if !small.is_empty() {
-                    let keys: Vec<String> = small.iter().map(|e| e.key.clone()).collect();
-                    let bodies = store.get_batch(&keys).await;
-                    if let Some(t) = tally {
-                        for (e, b) in small.iter().zip(&bodies) {
-                            t.add(e, b.as_ref().map(|d| d.len() as u64));
-                        }
-                    }
-                    let format = spec.format;
-                    let checked = tokio::task::spawn_blocking(move || {
-                        small
-                            .into_iter()
-                            .zip(bodies)
-                            .filter_map(|(e, b)| {
-                                let why = match b {
-                                    Ok(data) => check_bytes(&e, format, &data).err(),
-                                    // Absent: the completeness level's finding, not a
-                                    // corrupt object (and nothing was read).
-                                    Err(err) if err.kind() == ErrorKind::NotFound => {
-                                        Some(ABSENT.to_string())
-                                    }
-                                    Err(err) => Some(format!("cannot read: {err}")),
-                                };
-                                why.map(|w| (e.key, w))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .await
-                    .unwrap_or_else(|e| {
-                        vec![(mkey.clone(), format!("verification task failed: {e}"))]
-                    });
-                    problems.extend(checked);
-                    read.fetch_add(keys.len() as u64, Ordering::Relaxed);
-                    if let Some(p) = &opts.progress {
-                        p.done.fetch_add(keys.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                for entry in large {
-                    if let Some(t) = tally {
-                        t.add(
-                            &entry,
-                            store.head(&entry.key).await.as_ref().map(|m| m.size),
-                        );
-                    }
-                    if let Err(why) =
-                        check_object(store, &entry, spec.format, scratch_path.as_deref()).await
-                    {
-                        problems.push((entry.key.clone(), why.unwrap_or_else(|| ABSENT.into())));
-                    }
-                    read.fetch_add(1, Ordering::Relaxed);
-                    if let Some(p) = &opts.progress {
-                        p.done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                let mut problems = reads.small_batch(small).await;
+                problems.extend(reads.one_by_one(large).await);
                 problems
             }
         })
@@ -849,6 +805,83 @@ fn record_integrity(c: &DayCtx<'_>, v: &mut DatasetVerification, r: Result<(u64,
         Err(e) => v
             .levels
             .push(level("integrity", Outcome::Error, e.to_string(), 1)),
+    }
+}
+
+/// What the integrity reads of one batch share.
+struct Reads<'a> {
+    store: &'a dyn BackupStore,
+    format: DataFormat,
+    scratch: Option<&'a std::path::Path>,
+    tally: Option<&'a Tally>,
+    read: &'a AtomicU64,
+    progress: Option<&'a Progress>,
+    mkey: &'a String,
+}
+
+impl Reads<'_> {
+    /// Small objects: one bulk read from the store, then hashing and parsing of the whole
+    /// batch on a blocking thread (both cores busy, few wake-ups).
+    async fn small_batch(&self, small: Vec<ManifestEntry>) -> Vec<(String, String)> {
+        if small.is_empty() {
+            return Vec::new();
+        }
+        let (store, tally, mkey) = (self.store, self.tally, self.mkey);
+        let mut problems = Vec::new();
+        let keys: Vec<String> = small.iter().map(|e| e.key.clone()).collect();
+        let bodies = store.get_batch(&keys).await;
+        if let Some(t) = tally {
+            for (e, b) in small.iter().zip(&bodies) {
+                t.add(e, b.as_ref().map(|d| d.len() as u64));
+            }
+        }
+        let format = self.format;
+        let checked = tokio::task::spawn_blocking(move || {
+            small
+                .into_iter()
+                .zip(bodies)
+                .filter_map(|(e, b)| {
+                    let why = match b {
+                        Ok(data) => check_bytes(&e, format, &data).err(),
+                        // Absent: the completeness level's finding, not a
+                        // corrupt object (and nothing was read).
+                        Err(err) if err.kind() == ErrorKind::NotFound => Some(ABSENT.to_string()),
+                        Err(err) => Some(format!("cannot read: {err}")),
+                    };
+                    why.map(|w| (e.key, w))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| vec![(mkey.clone(), format!("verification task failed: {e}"))]);
+        problems.extend(checked);
+        self.read.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        if let Some(p) = self.progress {
+            p.done.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        }
+        problems
+    }
+
+    /// Large objects (and restore tests): streamed one by one.
+    async fn one_by_one(&self, large: Vec<ManifestEntry>) -> Vec<(String, String)> {
+        let (store, tally) = (self.store, self.tally);
+        let mut problems = Vec::new();
+        for entry in large {
+            if let Some(t) = tally {
+                t.add(
+                    &entry,
+                    store.head(&entry.key).await.as_ref().map(|m| m.size),
+                );
+            }
+            if let Err(why) = check_object(store, &entry, self.format, self.scratch).await {
+                problems.push((entry.key.clone(), why.unwrap_or_else(|| ABSENT.into())));
+            }
+            self.read.fetch_add(1, Ordering::Relaxed);
+            if let Some(p) = self.progress {
+                p.done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        problems
     }
 }
 

@@ -885,6 +885,75 @@ impl Reads<'_> {
     }
 }
 
+/// The trend's findings: the day's bytes and count beyond the bounds of the previous 7 days'
+/// median (inconclusive with fewer than 3 earlier days).
+async fn trend_issues(
+    c: &DayCtx<'_>,
+    header: &ManifestHeader,
+    date: NaiveDate,
+    drop_max: f64,
+    spike_max: f64,
+) -> Result<Checked<Vec<String>>> {
+    let (store, ds) = (c.store, &c.ds);
+    let mut sizes = Vec::new();
+    let mut counts = Vec::new();
+    for back in 1..=7 {
+        let d = date - chrono::Duration::days(back);
+        if let Ok((h, _)) = manifest::open(store, &manifest_key(ds, d)).await {
+            sizes.push(h.bytes);
+            counts.push(h.count);
+        }
+    }
+    if sizes.len() < 3 {
+        let n = sizes.len();
+        return Ok(Checked::with(
+            Vec::new(),
+            Outcome::Inconclusive,
+            format!("only {n} earlier backups with manifests in the last 7 days (3 needed)"),
+        ));
+    }
+    let (ms, mc) = (
+        crate::journal::median(&mut sizes),
+        crate::journal::median(&mut counts),
+    );
+    let mut issues = Vec::new();
+    for (what, today, med) in [
+        ("size", header.bytes, ms),
+        ("object count", header.count, mc),
+    ] {
+        if med == 0 {
+            continue;
+        }
+        let change = today as f64 / med as f64 - 1.0;
+        if change < -drop_max {
+            issues.push(format!(
+                "{what} {today} is {:.0}% below the 7-day median {med} (bound {:.0}%)",
+                -change * 100.0,
+                drop_max * 100.0
+            ));
+        } else if change > spike_max {
+            issues.push(format!(
+                "{what} {today} is {:.0}% above the 7-day median {med} (bound {:.0}%)",
+                change * 100.0,
+                spike_max * 100.0
+            ));
+        }
+    }
+    let outcome = if issues.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    };
+    Ok(Checked::with(
+        issues,
+        outcome,
+        format!(
+            "{} bytes, {} objects; 7-day median {ms} bytes, {mc} objects",
+            header.bytes, header.count
+        ),
+    ))
+}
+
 /// Level 4, trend: the day's bytes and object count against the median of the previous 7
 /// days' manifests (fewer than 3 earlier days: inconclusive).
 async fn trend_level(
@@ -894,74 +963,18 @@ async fn trend_level(
     header: &ManifestHeader,
     date: NaiveDate,
 ) {
-    let (run, store) = (c.run, c.store);
+    let run = c.run;
     let (ds, day, prefix) = (&c.ds, &c.day, &c.prefix);
     // today's size and count against the median of the previous 7 days.
     let cfg = env.config.backups.as_ref();
     let drop_max = cfg.map_or(0.3, |c| c.trend_drop_max.0);
     let spike_max = cfg.map_or(1.0, |c| c.trend_spike_max);
     let trend = run
-        .check(&format!("trend:{ds}"), None, async {
-            let mut sizes = Vec::new();
-            let mut counts = Vec::new();
-            for back in 1..=7 {
-                let d = date - chrono::Duration::days(back);
-                if let Ok((h, _)) = manifest::open(store, &manifest_key(ds, d)).await {
-                    sizes.push(h.bytes);
-                    counts.push(h.count);
-                }
-            }
-            if sizes.len() < 3 {
-                let n = sizes.len();
-                return Ok(Checked::with(
-                    Vec::new(),
-                    Outcome::Inconclusive,
-                    format!(
-                        "only {n} earlier backups with manifests in the last 7 days (3 needed)"
-                    ),
-                ));
-            }
-            let (ms, mc) = (
-                crate::journal::median(&mut sizes),
-                crate::journal::median(&mut counts),
-            );
-            let mut issues = Vec::new();
-            for (what, today, med) in [
-                ("size", header.bytes, ms),
-                ("object count", header.count, mc),
-            ] {
-                if med == 0 {
-                    continue;
-                }
-                let change = today as f64 / med as f64 - 1.0;
-                if change < -drop_max {
-                    issues.push(format!(
-                        "{what} {today} is {:.0}% below the 7-day median {med} (bound {:.0}%)",
-                        -change * 100.0,
-                        drop_max * 100.0
-                    ));
-                } else if change > spike_max {
-                    issues.push(format!(
-                        "{what} {today} is {:.0}% above the 7-day median {med} (bound {:.0}%)",
-                        change * 100.0,
-                        spike_max * 100.0
-                    ));
-                }
-            }
-            let outcome = if issues.is_empty() {
-                Outcome::Pass
-            } else {
-                Outcome::Fail
-            };
-            Ok(Checked::with(
-                issues,
-                outcome,
-                format!(
-                    "{} bytes, {} objects; 7-day median {ms} bytes, {mc} objects",
-                    header.bytes, header.count
-                ),
-            ))
-        })
+        .check(
+            &format!("trend:{ds}"),
+            None,
+            trend_issues(c, header, date, drop_max, spike_max),
+        )
         .await;
     match trend {
         Ok(issues) if issues.is_empty() => {

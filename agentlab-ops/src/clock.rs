@@ -7,6 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// Now, and waiting.
+///
+/// Contract: `now` never goes backwards; `sleep(d)` returns once `now` has advanced by at least
+/// `d` (the virtual clock advances instantly, so tests of 30-minute monitoring run in
+/// milliseconds); every wait of a runbook goes through it.
 #[async_trait::async_trait]
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current time.

@@ -130,4 +130,7 @@ async fn weights_steer_real_traffic() {
     let after = std::fs::read_to_string(format!("{}/upstream.conf", n.dir)).unwrap();
     assert_eq!(before, after);
     assert_eq!(r.green().await.unwrap(), 0);
+
+    // The router conformance suite, on the real nginx (the memory double passes it too).
+    agentlab_ops::testing::traffic_router_conformance(&r).await;
 }

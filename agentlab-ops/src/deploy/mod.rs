@@ -108,6 +108,11 @@ impl CheckSummary {
 }
 
 /// Starts and follows deployment workflows.
+///
+/// Contract: `dispatch` starts exactly one run of `workflow` and returns a handle `status` can
+/// follow until it reports completed with a conclusion; an unknown workflow is an error naming
+/// it, never a run that silently does nothing; temporary provider errors (5xx, rate limits) are
+/// retried inside; `commit_checks` is `unsupported` for providers without CI.
 #[async_trait::async_trait]
 pub trait Deployer: Send + Sync + std::fmt::Debug {
     /// `github:org/repo`, `command:web-1`...

@@ -8,6 +8,10 @@ use crate::double::{CallLog, Faults};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The application's repository.
+///
+/// Contract: tags are release tags (`v1.5.0`); creating a tag that exists is an error (a
+/// `conflict` from the memory double), never a silent move; pushing is a separate step, so a tag created but not pushed
+/// can be deleted by an undo; listing returns release tags newest first by version order.
 #[async_trait::async_trait]
 pub trait Repo: Send + Sync + std::fmt::Debug {
     /// `git:/path` or `memory`.

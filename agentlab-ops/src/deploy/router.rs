@@ -13,6 +13,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Cmd, RemoteHost};
 
 /// Sets how traffic is split between blue (current) and green (new).
+///
+/// Contract (checked by [`crate::testing::traffic_router_conformance`]): `green()` answers the
+/// share last set; a share above 100% is a `config_invalid` error that leaves the traffic as it
+/// was; a failed change (a configuration the load balancer rejects) leaves the previous
+/// configuration in place.
 #[async_trait::async_trait]
 pub trait TrafficRouter: Send + Sync + std::fmt::Debug {
     /// `nginx:lb-1:/etc/nginx/conf.d/agentlab-upstream.conf`, `memory`.
@@ -182,7 +187,12 @@ impl TrafficRouter for MemoryRouter {
     async fn set_green(&self, percent: u8) -> Result<()> {
         self.calls.push(percent);
         self.faults.apply("router.set").await?;
-        *self.green.lock().unwrap_or_else(|e| e.into_inner()) = percent.min(100);
+        if percent > 100 {
+            return Err(Error::config(format!(
+                "green share {percent}% is above 100%"
+            )));
+        }
+        *self.green.lock().unwrap_or_else(|e| e.into_inner()) = percent;
         Ok(())
     }
     async fn green(&self) -> Result<u8> {
@@ -192,6 +202,12 @@ impl TrafficRouter for MemoryRouter {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn the_memory_router_passes_the_conformance_suite() {
+        crate::testing::traffic_router_conformance(&MemoryRouter::new()).await;
+    }
+
     use super::*;
 
     #[test]

@@ -19,6 +19,11 @@ use crate::probe::HealthProbe;
 use crate::slo::{Counts, SliData};
 
 /// A source of SLI counts.
+///
+/// Contract: `fetch` returns every objective the source knows with good/total counts per
+/// window (`good <= total`); a source that cannot answer, or answers garbage, is an error
+/// (`unavailable`, `invalid_response`), never empty counts that would read as healthy; no
+/// traffic is `total = 0`, which the evaluator judges inconclusive.
 #[async_trait::async_trait]
 pub trait SloSource: Send + Sync + Debug {
     /// Current counts for every objective the source knows.

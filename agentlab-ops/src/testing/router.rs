@@ -17,7 +17,7 @@ pub async fn router_reports_what_was_set(r: &dyn TrafficRouter) {
             .await
             .unwrap_or_else(|e| panic!("set_green({p}): {e}"));
         assert_eq!(
-            r.green().await.unwrap(),
+            r.green().await.expect("green()"),
             p,
             "{}: green() after set_green({p})",
             r.describe()
@@ -27,16 +27,16 @@ pub async fn router_reports_what_was_set(r: &dyn TrafficRouter) {
 
 /// A share above 100% is a `config_invalid` error, and the traffic does not move.
 pub async fn router_refuses_more_than_100_percent(r: &dyn TrafficRouter) {
-    r.set_green(25).await.unwrap();
+    r.set_green(25).await.expect("set_green(25)");
     let e = r
         .set_green(101)
         .await
         .expect_err("set_green(101) must fail");
     assert_eq!(e.kind(), ErrorKind::ConfigInvalid, "{e}");
     assert_eq!(
-        r.green().await.unwrap(),
+        r.green().await.expect("green()"),
         25,
         "a refused share leaves the traffic as it was"
     );
-    r.set_green(0).await.unwrap();
+    r.set_green(0).await.expect("set_green(0)");
 }

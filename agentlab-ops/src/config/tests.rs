@@ -1,0 +1,120 @@
+//! The config loader's tests.
+use super::*;
+
+const MINIMAL: &str = "[service]\nbase_url = \"http://127.0.0.1:8080\"\n";
+
+#[test]
+fn minimal_config_has_spec_defaults() {
+    let c = Config::from_toml_str(MINIMAL, "x.toml").unwrap();
+    assert_eq!(c.service.health_path, "/health");
+    assert_eq!(c.thresholds.error_budget_min.0, 0.5);
+    assert_eq!(c.thresholds.resource_max.0, 0.9);
+    assert_eq!(
+        c.service.base_url.join("/health"),
+        "http://127.0.0.1:8080/health"
+    );
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let text = format!("{MINIMAL}colour = \"blue\"\n");
+    let e = Config::from_toml_str(&text, "env.toml").unwrap_err();
+    let m = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::ConfigInvalid);
+    assert!(m.contains("env.toml:3:1"), "{m}");
+    assert!(m.contains("colour"), "{m}");
+    assert!(!m.contains('\n'));
+}
+
+#[test]
+fn wrong_type_names_the_field_path() {
+    let text = format!("{MINIMAL}\n[[slo]]\nname = \"availability\"\ntarget = \"high\"\n");
+    let m = Config::from_toml_str(&text, "env.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("env.toml:6:"), "{m}");
+    assert!(m.contains("slo[0].target"), "{m}");
+}
+
+#[test]
+fn nested_unknown_key() {
+    let text = "[service]\nbase_url = \"http://x\"\nhealth_pth = \"/h\"\n";
+    let m = Config::from_toml_str(text, "e.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("e.toml:3:1"), "{m}");
+    assert!(m.contains("health_pth"), "{m}");
+}
+
+#[test]
+fn inline_secret_is_rejected_without_echo() {
+    let text = format!(
+        "{MINIMAL}[notify]\nslack_webhook_url = \"https://hooks.example/T000/SECRETVALUE\"\n"
+    );
+    let m = Config::from_toml_str(&text, "e.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("notify.slack_webhook_url"), "{m}");
+    assert!(m.contains("${ENV_VAR}"), "{m}");
+    assert!(!m.contains("SECRETVALUE"), "{m}");
+}
+
+#[test]
+fn bad_values_are_rejected() {
+    for (snippet, field) in [
+        ("[[slo]]\nname = \"a\"\ntarget = 1.5\n", "slo[0].target"),
+        (
+            "[thresholds]\nresource_max = \"95\"\n",
+            "thresholds.resource_max",
+        ),
+        (
+            "[thresholds]\ncheck_timeout = \"5 parsecs\"\n",
+            "thresholds.check_timeout",
+        ),
+        (
+            "[[hosts]]\nname = \"a\"\naddress = \"telnet://x\"\n",
+            "hosts[0].address",
+        ),
+        ("[backups]\nstore = \"fs\"\n", "backups.path"),
+    ] {
+        let m = Config::from_toml_str(&format!("{MINIMAL}{snippet}"), "e.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains(field), "{snippet}: {m}");
+    }
+}
+
+#[test]
+fn host_addresses() {
+    assert_eq!(
+        HostAddress::parse("ssh://deploy@10.0.0.5:2222").unwrap(),
+        HostAddress::Ssh {
+            user: Some("deploy".into()),
+            host: "10.0.0.5".into(),
+            port: 2222
+        }
+    );
+    assert_eq!(
+        HostAddress::parse("ssh://web1").unwrap().to_string(),
+        "ssh://web1:22"
+    );
+    assert!(HostAddress::parse("ssh://u@h:0").is_err());
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(
+        parse_duration("30d").unwrap(),
+        Duration::from_secs(30 * 86400)
+    );
+    assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    assert!(parse_duration("abc").is_err());
+}
+
+#[test]
+fn missing_file_is_not_found() {
+    let e = Config::discover(Some(Path::new("/nonexistent/agentlab-ops.toml"))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("/nonexistent/agentlab-ops.toml"));
+}

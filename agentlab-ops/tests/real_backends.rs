@@ -484,3 +484,45 @@ async fn morning_check_on_real_backends_and_a_host_dying_mid_run() {
         common::stray_masters()
     );
 }
+
+/// A host lost in the middle of a file transfer (as during `backup take`) is one message for
+/// one cause: `connection to ssh://... lost`, not the crate's "remote process has terminated".
+#[tokio::test]
+async fn ssh_host_lost_mid_transfer_says_connection_lost() {
+    let Some(s) = servers("ssh_host_lost_mid_transfer_says_connection_lost") else {
+        return;
+    };
+    let mut sshd = Sshd::start(&s, &[], 10);
+    let cd = control_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(&kh, sshd.known_hosts_line(&s)).unwrap();
+    let mut o = s.ssh_options(sshd.port, cd.path());
+    o.known_hosts = Some(kh);
+    let host = std::sync::Arc::new(agentlab_ops::host::SshHost::new("web-lost", o));
+    host.run(&Cmd::new("true")).await.unwrap();
+    let big = dir.path().join("big");
+    let target = big.display().to_string();
+    let data = bytes::Bytes::from(vec![b'x'; 400 << 20]);
+    let h = host.clone();
+    let write = tokio::spawn(async move { h.write_file(&target, data).await });
+    // Kill sshd once bytes are arriving on the host.
+    for _ in 0..500 {
+        if std::fs::metadata(&big).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    sshd.kill();
+    let e = write.await.unwrap().expect_err("the write must fail");
+    let m = e.to_string();
+    assert!(
+        m.contains(&format!(
+            "connection to ssh://{}@127.0.0.1:{} lost",
+            s.user, sshd.port
+        )),
+        "{m}"
+    );
+    assert!(!m.contains("remote process has terminated"), "{m}");
+    host.close().await.unwrap();
+}

@@ -3,20 +3,16 @@
 
 use std::sync::Arc;
 
-use crate::backup::{BackupStore, FsBackupStore, MemoryBackupStore};
+use crate::backup::BackupStore;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BaseUrl, Config, HostAddress, HostConfig, StoreKind, Thresholds};
 use crate::config::{DeployProvider, RouterKind};
-use crate::deploy::{
-    CommandDeployer, Deployer, GitHubActions, GitHubOptions, GitRepo, MemoryDeployer, MemoryRouter,
-    NginxRouter, Repo, TrafficRouter,
-};
+use crate::deploy::{Deployer, Repo, TrafficRouter};
 use crate::error::{Error, Result};
-use crate::host::{LocalHost, RemoteHost};
+use crate::host::RemoteHost;
 use crate::journal::Journal;
-use crate::notify::{Notifier, SlackNotifier};
+use crate::notify::Notifier;
 use crate::probe::{HealthProbe, HttpProbe, MemoryProbe};
-use crate::retry::RetryPolicy;
 use crate::slo::{HttpSloSource, MemorySloSource, SloEvaluator, SloSource, SloSpec};
 
 pub use crate::host::HostEntry;
@@ -51,184 +47,24 @@ pub struct Environment {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The services of a blue-green deployment.
-#[derive(Debug, Clone)]
-pub struct Colors {
-    /// The version serving now.
-    pub blue: Arc<dyn HealthProbe>,
-    /// The new version.
-    pub green: Arc<dyn HealthProbe>,
-    /// Staging, validated first.
-    pub staging: Option<Arc<dyn HealthProbe>>,
-}
+pub use crate::deploy::Colors;
 
 impl Environment {
     /// Build real backends from a config.
     pub async fn from_config(config: Config) -> Result<Environment> {
+        // One call per backend family, each reading its own section.
         let probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::from_config(&config.service)?);
         let slo_source: Arc<dyn SloSource> = Arc::new(HttpSloSource::new(
             probe.clone(),
             config.service.slo_path.clone(),
         ));
-        let backups: Option<Arc<dyn BackupStore>> = match &config.backups {
-            None => None,
-            Some(b) => Some(match b.store {
-                StoreKind::Fs => {
-                    let path = b.path.clone().ok_or_else(|| {
-                        Error::config("backups.path: required when store = \"fs\"")
-                    })?;
-                    Arc::new(FsBackupStore::new(path)?)
-                }
-                StoreKind::Memory => Arc::new(MemoryBackupStore::new()),
-                #[cfg(feature = "s3")]
-                StoreKind::S3 => Arc::new(
-                    crate::backup::S3BackupStore::connect(crate::backup::S3Options::from_config(
-                        b,
-                    )?)
-                    .await?,
-                ),
-                #[cfg(not(feature = "s3"))]
-                StoreKind::S3 => {
-                    return Err(Error::new(
-                        crate::error::ErrorKind::Unsupported,
-                        "backups: built without the \"s3\" feature",
-                    ));
-                }
-            }),
-        };
-        let mut hosts = Vec::new();
-        for h in &config.hosts {
-            let host: Arc<dyn RemoteHost> = match &h.address {
-                HostAddress::Local => Arc::new(
-                    LocalHost::new(h.name.clone())
-                        .with_env(h.env.clone())
-                        .with_timeout(h.command_timeout.0),
-                ),
-                #[cfg(feature = "ssh")]
-                HostAddress::Ssh { .. } => Arc::new(crate::host::SshHost::new(
-                    h.name.clone(),
-                    crate::host::SshOptions::from_config(h, &config)?,
-                )),
-                #[cfg(not(feature = "ssh"))]
-                HostAddress::Ssh { .. } => {
-                    return Err(Error::new(
-                        crate::error::ErrorKind::Unsupported,
-                        format!("hosts: {}: built without the \"ssh\" feature", h.name),
-                    )
-                    .with_operation("environment.build"));
-                }
-            };
-            hosts.push(HostEntry {
-                config: h.clone(),
-                host,
-            });
-        }
-        let notifier: Option<Arc<dyn Notifier>> = match &config.notify {
-            None => None,
-            // Resolved when a post is made, not now: commands that post nothing run without it.
-            Some(n) => Some(Arc::new(SlackNotifier::new(
-                crate::config::LazySecret::deferred(
-                    n.slack_webhook_url.clone(),
-                    "notify.slack_webhook_url",
-                ),
-                n.timeout.0,
-            )?)),
-        };
+        let backups = crate::backup::from_config(config.backups.as_ref()).await?;
+        let hosts = crate::host::from_config(&config)?;
+        let notifier = crate::notify::from_config(config.notify.as_ref())?;
         let journal = config.journal_path().map(Journal::new);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let host_named = |name: Option<&String>, field: &str| -> Result<Arc<dyn RemoteHost>> {
-            match name {
-                Some(n) => hosts
-                    .iter()
-                    .find(|h: &&HostEntry| &h.config.name == n)
-                    .map(|h| h.host.clone())
-                    .ok_or_else(|| {
-                        Error::config(format!("{field}: no host named {n:?} in [[hosts]]"))
-                    }),
-                None => hosts
-                    .first()
-                    .map(|h| h.host.clone())
-                    .ok_or_else(|| Error::config(format!("{field}: needs a [[hosts]] entry"))),
-            }
-        };
-        #[allow(clippy::type_complexity)]
-        let (deployer, repo): (Option<Arc<dyn Deployer>>, Option<Arc<dyn Repo>>) =
-            match &config.deploy {
-                None => (None, None),
-                Some(d) => {
-                    let deployer: Arc<dyn Deployer> = match d.provider {
-                        DeployProvider::Github => {
-                            let token = d.token.as_ref().ok_or_else(|| {
-                                Error::config("deploy.token: required for github")
-                            })?;
-                            let token =
-                                crate::config::LazySecret::deferred(token.clone(), "deploy.token");
-                            Arc::new(GitHubActions::new(
-                                GitHubOptions {
-                                    api_url: d.api_url.clone(),
-                                    repository: d.repository.clone().unwrap_or_default(),
-                                    git_ref: d.git_ref.clone(),
-                                    token,
-                                    policy: RetryPolicy::new(
-                                        config.service.attempts,
-                                        config
-                                            .service
-                                            .timeout
-                                            .0
-                                            .max(std::time::Duration::from_secs(10)),
-                                    ),
-                                    max_rate_wait: d.max_rate_wait.0,
-                                    discovery_timeout: std::time::Duration::from_secs(120),
-                                },
-                                clock.clone(),
-                            )?)
-                        }
-                        DeployProvider::Command => Arc::new(CommandDeployer::new(
-                            host_named(d.command_host.as_ref(), "deploy.command_host")?,
-                            d.commands.clone(),
-                            d.timeout.0,
-                        )),
-                        DeployProvider::Memory => Arc::new(MemoryDeployer::new()),
-                    };
-                    let repo: Option<Arc<dyn Repo>> = d.repo_dir.as_ref().map(|dir| {
-                        Arc::new(GitRepo::new(
-                            dir.clone(),
-                            d.remote.clone(),
-                            d.version_file.clone(),
-                        )) as Arc<dyn Repo>
-                    });
-                    (Some(deployer), repo)
-                }
-            };
-        let (router, colors): (Option<Arc<dyn TrafficRouter>>, Option<Colors>) = match &config
-            .blue_green
-        {
-            None => (None, None),
-            Some(b) => {
-                let router: Arc<dyn TrafficRouter> = match b.router {
-                    RouterKind::Memory => Arc::new(MemoryRouter::new()),
-                    RouterKind::Nginx => Arc::new(NginxRouter::new(
-                        host_named(b.router_host.as_ref(), "blue_green.router_host")?,
-                        b.upstream_file.clone(),
-                        b.upstream.clone(),
-                        b.blue_server.clone().unwrap_or_default(),
-                        b.green_server.clone().unwrap_or_default(),
-                        b.check_command.clone(),
-                        b.reload_command.clone(),
-                    )),
-                };
-                let policy = RetryPolicy::new(config.service.attempts, config.service.timeout.0);
-                let probe = |u: &BaseUrl| -> Result<Arc<dyn HealthProbe>> {
-                    Ok(Arc::new(HttpProbe::new(u.clone(), policy)?))
-                };
-                let colors = Colors {
-                    blue: probe(&b.blue_url)?,
-                    green: probe(&b.green_url)?,
-                    staging: b.staging_url.as_ref().map(probe).transpose()?,
-                };
-                (Some(router), Some(colors))
-            }
-        };
+        let (deployer, repo) = crate::deploy::from_config(&config, &hosts, clock.clone())?;
+        let (router, colors) = crate::deploy::blue_green_from_config(&config, &hosts)?;
         Ok(Environment {
             config,
             probe,
@@ -274,6 +110,37 @@ impl Environment {
     /// The SLO evaluator for the configured objectives.
     pub fn slo_evaluator(&self) -> SloEvaluator {
         SloEvaluator::new(self.config.slos.iter().map(SloSpec::from).collect())
+    }
+
+    /// The host named `name` (`config_invalid` naming it when there is none).
+    pub fn host(&self, name: &str) -> Result<&HostEntry> {
+        self.hosts
+            .iter()
+            .find(|h| h.config.name == name)
+            .ok_or_else(|| Error::config(format!("no host named {name:?} in [[hosts]]")))
+    }
+
+    /// The host named `name`, or the first one when None (for `field`'s error).
+    pub fn host_or_first(&self, name: Option<&str>, field: &str) -> Result<&HostEntry> {
+        match name {
+            Some(n) => self.host(n),
+            None => self
+                .hosts
+                .first()
+                .ok_or_else(|| Error::config(format!("{field}: needs a [[hosts]] entry"))),
+        }
+    }
+
+    /// The backup store (`config_invalid` when no `[backups]` is configured).
+    pub fn store(&self) -> Result<Arc<dyn BackupStore>> {
+        self.backups
+            .clone()
+            .ok_or_else(|| Error::config("no [backups] configured"))
+    }
+
+    /// The notifier, if `[notify]` is configured.
+    pub fn notifier(&self) -> Option<Arc<dyn Notifier>> {
+        self.notifier.clone()
     }
 
     /// Datasets expected every night.

@@ -155,6 +155,32 @@ pub struct PrefixSummary {
 
 pub use crate::keys::{validate_key, validate_prefix};
 
+/// The store `[backups]` describes (None without the section).
+pub async fn from_config(
+    b: Option<&crate::config::BackupsConfig>,
+) -> Result<Option<Arc<dyn BackupStore>>> {
+    use crate::config::StoreKind;
+    let Some(b) = b else { return Ok(None) };
+    Ok(Some(match b.store {
+        StoreKind::Fs => {
+            let path = b.path.clone().ok_or_else(|| {
+                crate::error::Error::config("backups.path: required when store = \"fs\"")
+            })?;
+            Arc::new(FsBackupStore::new(path)?)
+        }
+        StoreKind::Memory => Arc::new(MemoryBackupStore::new()),
+        #[cfg(feature = "s3")]
+        StoreKind::S3 => Arc::new(S3BackupStore::connect(S3Options::from_config(b)?).await?),
+        #[cfg(not(feature = "s3"))]
+        StoreKind::S3 => {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::Unsupported,
+                "backups: built without the \"s3\" feature",
+            ));
+        }
+    }))
+}
+
 /// The key prefix of a dataset's backup for a day: `sessions/20261129/`.
 pub fn day_prefix(dataset: &str, date: chrono::NaiveDate) -> String {
     format!("{dataset}/{}/", date.format("%Y%m%d"))

@@ -16,10 +16,12 @@ use crate::double::{CallLog, Faults};
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Cmd, RemoteHost};
 
+mod build;
 pub mod github;
 pub mod repo;
 pub mod router;
 
+pub use build::{Colors, blue_green_from_config, from_config};
 pub use github::{GitHubActions, GitHubOptions};
 pub use repo::{GitRepo, MemoryRepo, Repo};
 pub use router::{MemoryRouter, NginxRouter, TrafficRouter};

@@ -262,6 +262,58 @@ pub struct HostEntry {
     pub host: Arc<dyn RemoteHost>,
 }
 
+/// The hosts `[[hosts]]` lists, with the `[ssh]` defaults.
+pub fn from_config(config: &crate::config::Config) -> Result<Vec<HostEntry>> {
+    use crate::config::HostAddress;
+    let mut hosts = Vec::new();
+    for h in &config.hosts {
+        let host: Arc<dyn RemoteHost> = match &h.address {
+            HostAddress::Local => Arc::new(
+                LocalHost::new(h.name.clone())
+                    .with_env(h.env.clone())
+                    .with_timeout(h.command_timeout.0),
+            ),
+            #[cfg(feature = "ssh")]
+            HostAddress::Ssh { .. } => Arc::new(SshHost::new(
+                h.name.clone(),
+                SshOptions::from_config(h, config)?,
+            )),
+            #[cfg(not(feature = "ssh"))]
+            HostAddress::Ssh { .. } => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("hosts: {}: built without the \"ssh\" feature", h.name),
+                )
+                .with_operation("environment.build"));
+            }
+        };
+        hosts.push(HostEntry {
+            config: h.clone(),
+            host,
+        });
+    }
+    Ok(hosts)
+}
+
+/// The host named `name` among `hosts`, or the first when None (errors name `field`).
+pub fn named(
+    hosts: &[HostEntry],
+    name: Option<&String>,
+    field: &str,
+) -> Result<Arc<dyn RemoteHost>> {
+    match name {
+        Some(n) => hosts
+            .iter()
+            .find(|h| &h.config.name == n)
+            .map(|h| h.host.clone())
+            .ok_or_else(|| Error::config(format!("{field}: no host named {n:?} in [[hosts]]"))),
+        None => hosts
+            .first()
+            .map(|h| h.host.clone())
+            .ok_or_else(|| Error::config(format!("{field}: needs a [[hosts]] entry"))),
+    }
+}
+
 /// Resource usage of a host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceUsage {

@@ -132,3 +132,14 @@ impl Notifier for MemoryNotifier {
         Ok(())
     }
 }
+
+/// The notifier `[notify]` describes (None without the section). Its webhook is resolved when a
+/// post is made, not now: commands that post nothing run without the variable.
+pub fn from_config(n: Option<&crate::config::NotifyConfig>) -> Result<Option<Arc<dyn Notifier>>> {
+    let Some(n) = n else { return Ok(None) };
+    let url = crate::config::LazySecret::deferred(
+        n.slack_webhook_url.clone(),
+        "notify.slack_webhook_url",
+    );
+    Ok(Some(Arc::new(SlackNotifier::new(url, n.timeout.0)?)))
+}

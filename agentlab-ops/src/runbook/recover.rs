@@ -104,18 +104,11 @@ fn is_single_file(spec: &DatasetConfig) -> bool {
 /// Restore data from a backup.
 pub async fn recover_data(env: &Environment, opts: &RecoverOptions) -> Report {
     env.execute("backup_recover", &opts.run, |run| async move {
-        let store: Arc<dyn BackupStore> = env.backups.clone().ok_or_else(|| Error::config("no [backups] configured"))?;
+        let store: Arc<dyn BackupStore> = env.store()?;
         let cfg = env.config.backups.as_ref().ok_or_else(|| Error::config("no [backups] configured"))?;
         let specs = cfg.dataset_specs().map_err(|m| Error::config(format!("backups.datasets: {m}")))?;
         let wanted = opts.host.clone().or_else(|| cfg.source_host.clone());
-        let host: &HostEntry = match &wanted {
-            Some(n) => env
-                .hosts
-                .iter()
-                .find(|h| &h.config.name == n)
-                .ok_or_else(|| Error::config(format!("no host named {n:?} in [[hosts]]")))?,
-            None => env.hosts.first().ok_or_else(|| Error::config("recovery needs a [[hosts]] entry"))?,
-        };
+        let host: &HostEntry = env.host_or_first(wanted.as_deref(), "recovery")?;
         let h = host.host.clone();
 
         // 1. Choose the recovery point: the latest day at or before the asked one where every

@@ -376,10 +376,11 @@ async fn start_sandbox(scenario: Scenario, note: String) -> Result<Target, i32> 
     })
 }
 
-fn color_for(format: Format) -> bool {
+/// Colours for text on stdout, as `anstream` decides: a terminal, unless `NO_COLOR` is set
+/// (or `CLICOLOR=0`, `TERM=dumb`); `CLICOLOR_FORCE` forces them when piped.
+pub(crate) fn color_for(format: Format) -> bool {
     format == Format::Text
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
 fn say_note(note: &Option<String>, format: Format) {

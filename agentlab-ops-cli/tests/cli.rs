@@ -605,3 +605,40 @@ fn run_lua_scripts_with_exit_codes_from_their_reports() {
         Some(0)
     );
 }
+
+/// Colours follow anstream's rules: none when piped, `CLICOLOR_FORCE` forces them, `NO_COLOR`
+/// turns them off.
+#[test]
+fn colours_follow_no_color_and_clicolor_force() {
+    let d = tempfile::tempdir().unwrap();
+    let piped = run(d.path(), &["--sandbox", "healthy", "check", "morning"]);
+    assert!(
+        !text(&piped.stdout).contains('\x1b'),
+        "piped output is plain"
+    );
+    let forced = bin(d.path())
+        .env("CLICOLOR_FORCE", "1")
+        .args(["--sandbox", "healthy", "check", "morning"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&forced.stdout).contains("\x1b["),
+        "CLICOLOR_FORCE colours a pipe"
+    );
+    let json = bin(d.path())
+        .env("CLICOLOR_FORCE", "1")
+        .args([
+            "--sandbox",
+            "healthy",
+            "--format",
+            "json",
+            "check",
+            "morning",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&json.stdout).contains('\x1b'),
+        "JSON is never coloured"
+    );
+}

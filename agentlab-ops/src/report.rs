@@ -239,23 +239,25 @@ impl Report {
 
     /// Terminal text with aligned columns.
     pub fn to_text(&self, color: bool) -> String {
-        let paint = |code: &str, s: &str| {
+        use anstyle::{AnsiColor, Style};
+        let paint = |style: Style, s: &str| {
             if color {
-                format!("\x1b[{code}m{s}\x1b[0m")
+                format!("{style}{s}{style:#}")
             } else {
                 s.to_string()
             }
         };
+        let fg = |c: AnsiColor| Style::new().fg_color(Some(c.into()));
         let outcome_color = |o: Outcome| match o {
-            Outcome::Pass => "32",
-            Outcome::Planned | Outcome::Skipped => "36",
-            Outcome::Warn | Outcome::Inconclusive => "33",
-            Outcome::Fail | Outcome::Error => "31",
+            Outcome::Pass => fg(AnsiColor::Green),
+            Outcome::Planned | Outcome::Skipped => fg(AnsiColor::Cyan),
+            Outcome::Warn | Outcome::Inconclusive => fg(AnsiColor::Yellow),
+            Outcome::Fail | Outcome::Error => fg(AnsiColor::Red),
         };
         let verdict_color = match self.verdict {
-            Verdict::Healthy => "1;32",
-            Verdict::Escalate => "1;33",
-            Verdict::Failed => "1;31",
+            Verdict::Healthy => fg(AnsiColor::Green).bold(),
+            Verdict::Escalate => fg(AnsiColor::Yellow).bold(),
+            Verdict::Failed => fg(AnsiColor::Red).bold(),
         };
         let mut s = String::new();
         let _ = writeln!(
@@ -295,9 +297,9 @@ impl Report {
             for f in &self.findings {
                 let sev = format!("{:?}", f.severity).to_lowercase();
                 let code = match f.severity {
-                    Severity::Info => "36",
-                    Severity::Warning => "33",
-                    Severity::Critical => "31",
+                    Severity::Info => fg(AnsiColor::Cyan),
+                    Severity::Warning => fg(AnsiColor::Yellow),
+                    Severity::Critical => fg(AnsiColor::Red),
                 };
                 let _ = writeln!(
                     s,
@@ -314,7 +316,7 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "  {}  {} — observed {}, threshold {}",
-                    paint("1;31", "!"),
+                    paint(fg(AnsiColor::Red).bold(), "!"),
                     e.message,
                     e.observed,
                     e.threshold

@@ -114,21 +114,12 @@ impl Environment {
 
     /// The host named `name` (`config_invalid` naming it when there is none).
     pub fn host(&self, name: &str) -> Result<&HostEntry> {
-        self.hosts
-            .iter()
-            .find(|h| h.config.name == name)
-            .ok_or_else(|| Error::config(format!("no host named {name:?} in [[hosts]]")))
+        crate::host::named(&self.hosts, Some(name), "hosts")
     }
 
-    /// The host named `name`, or the first one when None (for `field`'s error).
+    /// The host named `name`, or the first one when None (errors name `field`).
     pub fn host_or_first(&self, name: Option<&str>, field: &str) -> Result<&HostEntry> {
-        match name {
-            Some(n) => self.host(n),
-            None => self
-                .hosts
-                .first()
-                .ok_or_else(|| Error::config(format!("{field}: needs a [[hosts]] entry"))),
-        }
+        crate::host::named(&self.hosts, name, field)
     }
 
     /// The backup store (`config_invalid` when no `[backups]` is configured).

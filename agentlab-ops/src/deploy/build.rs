@@ -60,7 +60,9 @@ pub fn from_config(
             Arc::new(GitHubActions::new(opts, clock)?)
         }
         DeployProvider::Command => Arc::new(CommandDeployer::new(
-            named(hosts, d.command_host.as_ref(), "deploy.command_host")?,
+            named(hosts, d.command_host.as_deref(), "deploy.command_host")?
+                .host
+                .clone(),
             d.commands.clone(),
             d.timeout.0,
         )),
@@ -88,7 +90,9 @@ pub fn blue_green_from_config(
     let router: Arc<dyn TrafficRouter> = match b.router {
         RouterKind::Memory => Arc::new(MemoryRouter::new()),
         RouterKind::Nginx => Arc::new(NginxRouter::new(
-            named(hosts, b.router_host.as_ref(), "blue_green.router_host")?,
+            named(hosts, b.router_host.as_deref(), "blue_green.router_host")?
+                .host
+                .clone(),
             b.upstream_file.clone(),
             b.upstream.clone(),
             b.blue_server.clone().unwrap_or_default(),

@@ -296,20 +296,14 @@ pub fn from_config(config: &crate::config::Config) -> Result<Vec<HostEntry>> {
 }
 
 /// The host named `name` among `hosts`, or the first when None (errors name `field`).
-pub fn named(
-    hosts: &[HostEntry],
-    name: Option<&String>,
-    field: &str,
-) -> Result<Arc<dyn RemoteHost>> {
+pub fn named<'a>(hosts: &'a [HostEntry], name: Option<&str>, field: &str) -> Result<&'a HostEntry> {
     match name {
         Some(n) => hosts
             .iter()
-            .find(|h| &h.config.name == n)
-            .map(|h| h.host.clone())
+            .find(|h| h.config.name == n)
             .ok_or_else(|| Error::config(format!("{field}: no host named {n:?} in [[hosts]]"))),
         None => hosts
             .first()
-            .map(|h| h.host.clone())
             .ok_or_else(|| Error::config(format!("{field}: needs a [[hosts]] entry"))),
     }
 }

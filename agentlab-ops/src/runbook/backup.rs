@@ -199,20 +199,7 @@ pub async fn take_backup(env: &Environment, opts: &TakeOptions) -> Report {
             .as_ref()
             .ok_or_else(|| Error::config("no [backups]"))?;
         let wanted = opts.host.clone().or_else(|| cfg.source_host.clone());
-        let host = match &wanted {
-            Some(n) => env
-                .hosts
-                .iter()
-                .find(|h| &h.config.name == n)
-                .ok_or_else(|| {
-                    Error::config(format!(
-                        "backups.source_host: no host named {n:?} in [[hosts]]"
-                    ))
-                })?,
-            None => env.hosts.first().ok_or_else(|| {
-                Error::config("backup take needs a [[hosts]] entry to read the data from")
-            })?,
-        };
+        let host = env.host_or_first(wanted.as_deref(), "backups.source_host")?;
         let mut taken = Vec::new();
         for spec in &specs {
             let path = if spec.path.starts_with('/') {

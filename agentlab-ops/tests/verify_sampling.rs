@@ -333,3 +333,24 @@ async fn backup_counts_and_bytes_are_of_the_same_objects() {
         .unwrap();
     assert_eq!(x.observed, "4 objects, no manifest");
 }
+
+/// Datasets are verified together, and the report still lists them one after the other, each
+/// dataset's levels in order: the same order on every run.
+#[tokio::test]
+async fn the_report_order_is_stable_with_concurrent_datasets() {
+    let store: Arc<dyn BackupStore> = Arc::new(MemoryBackupStore::new());
+    let e = env(store, host(5));
+    let date = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    take_backup(&e, &TakeOptions::default().date(date)).await;
+    let want: Vec<String> = ["sessions", "telemetry"]
+        .iter()
+        .flat_map(|d| {
+            ["presence", "completeness", "integrity", "trend"].map(|l| format!("{l}:{d}"))
+        })
+        .collect();
+    for _ in 0..20 {
+        let r = verify_backups(&e, &VerifyOptions::default().date(date)).await;
+        let names: Vec<String> = r.checks.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(names, want);
+    }
+}

@@ -411,12 +411,13 @@ pub async fn verify_backups(env: &Environment, opts: &VerifyOptions) -> Report {
             None => Sample::parse(&cfg.sample).map_err(Error::config)?,
         };
         // Datasets are independent: verified together (the run's deadline bounds them all).
-        let out = futures::future::join_all(
-            specs
-                .iter()
-                .map(|spec| verify_dataset(env, &run, store.as_ref(), spec, date, sample, opts)),
-        )
-        .await;
+        // Each dataset's steps are one group of the report, in catalogue order.
+        let runs: Vec<Run> = (1..=specs.len() as u64).map(|g| run.group(g)).collect();
+        let out =
+            futures::future::join_all(specs.iter().zip(&runs).map(|(spec, run)| {
+                verify_dataset(env, run, store.as_ref(), spec, date, sample, opts)
+            }))
+            .await;
         let p = VerifyPayload {
             date: date.format("%Y%m%d").to_string(),
             store: store.describe(),

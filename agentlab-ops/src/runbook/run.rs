@@ -172,7 +172,7 @@ impl Undo {
 #[derive(Default)]
 struct State {
     /// Steps with the sequence number of their start, so the report lists them in start order.
-    checks: Vec<(u64, Check)>,
+    checks: Vec<((u64, u64), Check)>,
     next_seq: u64,
     findings: Vec<Finding>,
     escalations: Vec<Escalation>,
@@ -199,6 +199,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct Run {
     inner: Arc<Inner>,
+    /// Steps recorded through this clone are listed in the report under this group, in
+    /// start order within it (see [`Run::group`]).
+    group: u64,
 }
 
 impl std::fmt::Debug for Run {
@@ -227,6 +230,16 @@ impl Run {
                 undo_timeout: Duration::from_secs(120),
                 state: Mutex::new(State::default()),
             }),
+            group: 0,
+        }
+    }
+
+    /// A clone whose steps are listed together in the report, after those of lower groups:
+    /// parts of a runbook that run concurrently (one per dataset) report in a stable order.
+    pub fn group(&self, group: u64) -> Run {
+        Run {
+            inner: self.inner.clone(),
+            group,
         }
     }
 
@@ -271,7 +284,7 @@ impl Run {
             }
         };
         st.in_flight.remove(&check.name);
-        st.checks.push((seq, check));
+        st.checks.push(((self.group, seq), check));
     }
 
     /// Whether changes are only planned.
@@ -568,7 +581,8 @@ impl Run {
                 Some(redacted_info(e)),
             ),
         };
-        self.push(
+        // Undo steps are listed last, after every group.
+        self.group(u64::MAX).push(
             None,
             Check {
                 name: u.name.clone(),

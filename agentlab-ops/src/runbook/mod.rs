@@ -9,6 +9,7 @@ pub mod recover;
 pub mod registry;
 pub mod run;
 pub mod stop;
+pub mod verify;
 pub mod wave;
 
 pub use backup::{

@@ -87,7 +87,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::morning::DEFINITION,
     &super::handover::DEFINITION,
     &super::backup::TAKE,
-    &super::backup::VERIFY,
+    &super::verify::VERIFY,
     &super::recover::DEFINITION,
     &super::deploy_args::STANDARD,
     &super::deploy_args::BLUE_GREEN,

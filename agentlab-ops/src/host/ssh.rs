@@ -537,16 +537,7 @@ impl Drop for SshHost {
     fn drop(&mut self) {
         // Closed without `close()`: end the master anyway (synchronously; it takes milliseconds).
         if let Some(s) = self.session.get_mut().take() {
-            let _ = std::process::Command::new("ssh")
-                .arg("-F")
-                .arg("/dev/null")
-                .arg("-S")
-                .arg(s.control_socket())
-                .args(["-O", "exit", "agentlab-ops"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+            let _ = super::ssh_masters::exit_command(s.control_socket()).status();
         }
     }
 }

@@ -88,20 +88,25 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-/// `ssh -S <socket> -O exit`: the master closes its connection and exits.
-pub(crate) async fn exit_master(ctl: &Path) {
-    let cmd = tokio::process::Command::new("ssh")
-        .arg("-F")
+/// `ssh -S <socket> -O exit`, output discarded: the master closes its connection and exits.
+pub(crate) fn exit_command(ctl: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new("ssh");
+    c.arg("-F")
         .arg("/dev/null")
         .arg("-S")
         .arg(ctl)
         .args(["-O", "exit", "agentlab-ops"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(5), cmd).await;
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+/// [`exit_command`], awaited for at most 5 s.
+pub(crate) async fn exit_master(ctl: &Path) {
+    let mut cmd = tokio::process::Command::from(exit_command(ctl));
+    let status = cmd.kill_on_drop(true).status();
+    let _ = tokio::time::timeout(Duration::from_secs(5), status).await;
 }
 
 /// A fresh path on the host for a command's process-group id.

@@ -8,10 +8,7 @@ use crate::fail;
 /// `agentlab-ops list`.
 pub(crate) fn list(format: Format) -> i32 {
     if format == Format::Json {
-        let v: Vec<serde_json::Value> = registry::all()
-            .iter()
-            .map(|d| serde_json::json!({"name": d.name, "command": d.command(), "changes": d.changes, "summary": d.summary}))
-            .collect();
+        let v: Vec<serde_json::Value> = registry::all().iter().map(|d| d.to_json()).collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
     }

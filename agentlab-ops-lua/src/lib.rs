@@ -300,9 +300,7 @@ fn native_table(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, ()| {
             let list: Vec<serde_json::Value> = agentlab_ops::runbook::registry::all()
                 .iter()
-                .map(|d| {
-                    serde_json::json!({"name": d.name, "aliases": d.aliases, "summary": d.summary, "changes": d.changes})
-                })
+                .map(|d| d.to_json())
                 .collect();
             lua.to_value(&list)
         })?,

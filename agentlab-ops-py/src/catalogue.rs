@@ -97,16 +97,7 @@ fn aio_run<'py>(
 /// Every runbook: `[{"name", "command", "aliases", "summary", "changes", "options"}]`.
 #[pyfunction]
 fn runbooks(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let list: Vec<serde_json::Value> = registry::all()
-        .iter()
-        .map(|d| {
-            let options: Vec<&str> = d.options.iter().map(|o| o.name).collect();
-            serde_json::json!({
-                "name": d.name, "command": d.command, "aliases": d.aliases,
-                "summary": d.summary, "changes": d.changes, "options": options,
-            })
-        })
-        .collect();
+    let list: Vec<serde_json::Value> = registry::all().iter().map(|d| d.to_json()).collect();
     let text = serde_json::to_string(&list).unwrap_or_default();
     py.import("json")?.call_method1("loads", (text,))
 }

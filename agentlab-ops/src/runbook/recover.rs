@@ -194,8 +194,8 @@ pub async fn recover_data(env: &Environment, opts: &RecoverOptions) -> Report {
             let phase = Arc::new(std::sync::Mutex::new(Phase::Staging));
             // Registered before anything is written, so an error, Ctrl-C or SIGTERM at any
             // moment leaves neither staging data nor a half-done swap behind.
-            run.push_undo(undo_restore(&s.name, h.clone(), Paths { staging: staging.clone(), live: path.clone(), kept: kept.clone() }, phase.clone()));
             let paths = Paths { staging: staging.clone(), live: path.clone(), kept: kept.clone() };
+            run.push_undo(undo_restore(&s.name, h.clone(), paths.clone(), phase.clone()));
             let swapped = run
                 .change(
                     &format!("restore:{}", s.name),

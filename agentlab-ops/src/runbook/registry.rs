@@ -62,6 +62,15 @@ impl Definition {
     pub fn command(&self) -> String {
         self.command.to_string()
     }
+    /// The entry as the bindings list it: name, command, aliases, summary, changes, option names.
+    pub fn to_json(&self) -> serde_json::Value {
+        let options: Vec<&str> = self.options.iter().map(|o| o.name).collect();
+        serde_json::json!({
+            "name": self.name, "command": self.command, "aliases": self.aliases,
+            "summary": self.summary, "changes": self.changes, "options": options,
+        })
+    }
+
     /// Parse and validate options without running: a binding reports a bad option at once,
     /// with the same message the run would give.
     pub fn check(&self, options: &serde_json::Value) -> Result<()> {

@@ -2,7 +2,6 @@
 
 pub mod backup;
 pub mod deploy;
-pub mod deploy_args;
 pub mod handover;
 pub mod morning;
 pub mod recover;

@@ -98,9 +98,9 @@ static CATALOGUE: &[&Definition] = &[
     &super::backup::TAKE,
     &super::verify::VERIFY,
     &super::recover::DEFINITION,
-    &super::deploy_args::STANDARD,
-    &super::deploy_args::BLUE_GREEN,
-    &super::deploy_args::ROLLBACK,
+    &super::deploy::args::STANDARD,
+    &super::deploy::args::BLUE_GREEN,
+    &super::deploy::args::ROLLBACK,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

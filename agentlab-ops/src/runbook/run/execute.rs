@@ -1,0 +1,142 @@
+//! Driving a runbook body: the stop listener, the undo stack on failure, the journal.
+
+use super::*;
+
+use std::future::Future;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::report::{Report, Severity};
+
+/// Run a runbook body through a recorder: stop it on failure, cancellation or a stop signal,
+/// run the undos, and return the report (journaling is the caller's: see
+/// [`crate::Environment::execute`]).
+pub async fn execute<F, Fut>(runbook: &str, environment: &str, opts: &RunOptions, body: F) -> Report
+where
+    F: FnOnce(Run) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value>>,
+{
+    let run = Run::new(runbook, environment, opts.dry_run);
+    // One listener for the whole run, so each signal is seen exactly once: the first stops the
+    // body (and cancels the caller's token, which a script's instruction hook reads), later
+    // ones reach the undo loop.
+    let mut signals = opts
+        .handle_signals
+        .then(|| listen(opts.cancel.clone()))
+        .flatten();
+    let fut = body(run.clone());
+    let deadline = async {
+        match opts.deadline {
+            Some(d) => tokio::time::sleep(d).await,
+            None => futures::future::pending().await,
+        }
+    };
+    // `biased`, stop first: a body that ends because the token was cancelled still reports
+    // the signal that cancelled it (and consumes it).
+    let outcome = tokio::select! {
+        biased;
+        why = stopped(opts.cancel.as_ref(), signals.as_mut().map(|s| &mut s.rx)) => {
+            Err(Error::new(ErrorKind::Cancelled, format!("run {why}")))
+        }
+        _ = deadline => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "run did not finish within its deadline of {}",
+                crate::config::format_duration(opts.deadline.unwrap_or_default())
+            ),
+        )),
+        r = fut => r,
+    };
+    let failure = run.state().failure.take();
+    let (payload, error) = match outcome {
+        Ok(payload) => (payload, failure),
+        Err(e) => (serde_json::Value::Null, Some(e)),
+    };
+    let failed = error.is_some();
+    match &mut signals {
+        Some(sig) => undo_under_signals(&run, failed, &mut sig.rx).await,
+        None => {
+            run.run_undos(failed).await;
+        }
+    }
+    if let Some(sig) = signals {
+        sig.task.abort();
+    }
+    run.report(payload, error)
+}
+
+/// The stop signals of a run, as they arrive.
+struct Listener {
+    rx: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn listen(cancel: Option<CancelToken>) -> Option<Listener> {
+    let mut sig = StopSignals::new()?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let name = sig.recv().await;
+            // Sent before the token is cancelled: whoever sees the token cancelled finds the
+            // signal already in the channel, so it is never counted twice.
+            if tx.send(name).is_err() {
+                return;
+            }
+            if let Some(c) = &cancel {
+                c.cancel();
+            }
+        }
+    });
+    Some(Listener { rx, task })
+}
+
+/// Run the undos while stop signals keep arriving: the second one says what is left and lets
+/// the undos finish; the third abandons them, each named in the report as not undone.
+async fn undo_under_signals(
+    run: &Run,
+    failed: bool,
+    sig: &mut tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+) {
+    let undos = run.run_undos(failed);
+    tokio::pin!(undos);
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            _ = &mut undos => return,
+            Some(name) = sig.recv() => {
+                seen += 1;
+                let left = run.pending_undos(failed).join(", ");
+                if seen == 1 {
+                    tracing::warn!(signal = name, left = %left, "signal while undoing; undos continue");
+                    eprintln!(
+                        "agentlab-ops: {name} while undoing; still to undo: {left}. The undos go on (each bounded); {name} again abandons them."
+                    );
+                } else {
+                    eprintln!("agentlab-ops: {name} again: abandoning the undos left: {left}");
+                    run.abandon_undos(failed, &format!("abandoned on a repeated {name}"));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl crate::environment::Environment {
+    /// Run a runbook body through the step recorder and append the report to the journal.
+    pub async fn execute<F, Fut>(&self, runbook: &str, opts: &RunOptions, body: F) -> Report
+    where
+        F: FnOnce(Run) -> Fut,
+        Fut: Future<Output = Result<serde_json::Value>>,
+    {
+        let mut report = execute(runbook, self.name(), opts, body).await;
+        if let (Some(j), false) = (&self.journal, opts.no_journal) {
+            if let Err(e) = j.append(&report) {
+                report.findings.push(crate::report::Finding {
+                    severity: Severity::Warning,
+                    subject: "journal".into(),
+                    message: crate::secret::redact(&format!("not journaled: {e}")),
+                });
+            }
+        }
+        report
+    }
+}

@@ -1,0 +1,177 @@
+//! Undos: what a change leaves to put back, and how the run plays them back in reverse.
+
+use super::*;
+
+use std::future::Future;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::report::{Action, Check, Finding, Outcome, Severity};
+use crate::secret::redact;
+
+/// When an undo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoWhen {
+    /// Only when the run fails or is cancelled (roll back a change).
+    OnFailure,
+    /// Always at the end (clear a flag that was set for the duration of the run).
+    Always,
+}
+
+type UndoFn = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
+
+/// An undo registered with a change.
+pub struct Undo {
+    pub(super) name: String,
+    pub(super) when: UndoWhen,
+    pub(super) f: UndoFn,
+    /// The change step it belongs to, while that step runs (see [`Run::change`]).
+    pub(super) step: Option<u64>,
+}
+
+impl std::fmt::Debug for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Undo")
+            .field("name", &self.name)
+            .field("when", &self.when)
+            .finish()
+    }
+}
+
+impl Undo {
+    /// An undo that runs only when the run fails.
+    pub fn on_failure<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        Undo {
+            name: name.into(),
+            when: UndoWhen::OnFailure,
+            f: Box::new(move || Box::pin(f())),
+            step: None,
+        }
+    }
+    /// An undo that always runs at the end.
+    pub fn always<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        Undo {
+            name: name.into(),
+            when: UndoWhen::Always,
+            f: Box::new(move || Box::pin(f())),
+            step: None,
+        }
+    }
+}
+
+impl Run {
+    /// Register an undo without a change step: for a change whose effect may exist even when
+    /// it failed (a deployment workflow that failed half-way must still be rolled back).
+    pub fn push_undo(&self, undo: Undo) {
+        if !self.inner.dry_run {
+            self.state().undo.push(undo);
+        }
+    }
+
+    /// Undo everything changed so far, now (newest first), as on a failure, and go on: the
+    /// runbook decided to back out (a failed analysis) and reports why itself. Whether every
+    /// undo succeeded.
+    pub async fn unwind(&self) -> bool {
+        self.run_undos(true).await
+    }
+
+    pub(super) async fn run_undos(&self, failed: bool) -> bool {
+        let mut all_ok = true;
+        loop {
+            // One at a time from the stack, so what is left is always known (`pending_undos`).
+            let u = {
+                let mut st = self.state();
+                let Some(u) = st.undo.pop() else { break };
+                if u.when == UndoWhen::OnFailure && !failed {
+                    continue;
+                }
+                st.undoing = Some(u.name.clone());
+                u
+            };
+            all_ok &= self.run_undo(u).await;
+            self.state().undoing = None;
+        }
+        all_ok
+    }
+
+    /// The undos not finished yet, the running one first.
+    pub fn pending_undos(&self, failed: bool) -> Vec<String> {
+        let st = self.state();
+        let rest = st
+            .undo
+            .iter()
+            .rev()
+            .filter(|u| failed || u.when == UndoWhen::Always);
+        st.undoing
+            .iter()
+            .cloned()
+            .chain(rest.map(|u| u.name.clone()))
+            .collect()
+    }
+
+    /// Give up on the undos left: each becomes a critical finding to fix by hand.
+    pub(super) fn abandon_undos(&self, failed: bool, why: &str) {
+        let left = self.pending_undos(failed);
+        let mut st = self.state();
+        st.undo.clear();
+        st.undoing = None;
+        for name in left {
+            st.findings.push(Finding {
+                severity: Severity::Critical,
+                subject: name,
+                message: format!("not undone ({why}): fix by hand"),
+            });
+        }
+    }
+
+    pub(super) async fn run_undo(&self, u: Undo) -> bool {
+        let start = Instant::now();
+        let r = match tokio::time::timeout(self.inner.undo_timeout, (u.f)()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "undo did not finish in time",
+            )),
+        };
+        let ms = start.elapsed().as_millis() as u64;
+        let (outcome, summary, error) = match &r {
+            Ok(()) => (Outcome::Pass, "undone".to_string(), None),
+            Err(e) => (
+                Outcome::Error,
+                redact(&e.to_string()),
+                Some(redacted_info(e)),
+            ),
+        };
+        // Undo steps are listed last, after every group.
+        self.group(u64::MAX).push(
+            None,
+            Check {
+                name: u.name.clone(),
+                action: Action::Undo,
+                outcome,
+                summary,
+                duration_ms: ms,
+                error,
+            },
+        );
+        if let Err(e) = r {
+            self.state().findings.push(Finding {
+                severity: Severity::Critical,
+                subject: u.name.clone(),
+                message: redact(&format!("undo failed, fix by hand: {e}")),
+            });
+            return false;
+        }
+        true
+    }
+}

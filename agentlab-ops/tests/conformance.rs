@@ -71,3 +71,57 @@ async fn local_host_reads_files_byte_for_byte() {
         vec![format!("{d}/a.json")]
     );
 }
+
+mod deployers {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use agentlab_ops::deploy::{CommandDeployer, Conclusion, Script};
+    use agentlab_ops::testing::{DeployerFixture, deployer_conformance};
+    use agentlab_ops::{LocalHost, ManualClock, MemoryDeployer};
+
+    const FIXTURE: DeployerFixture<'static> = DeployerFixture {
+        succeeds: "deploy.yml",
+        fails: "broken.yml",
+        unknown: "no-such-workflow.yml",
+    };
+
+    #[tokio::test]
+    async fn memory_deployer() {
+        let d = MemoryDeployer::new();
+        d.known_workflows(&["deploy.yml", "broken.yml"]);
+        d.script(
+            "deploy.yml",
+            Script::Completes {
+                conclusion: Conclusion::Success,
+                polls: 2,
+            },
+        );
+        d.script(
+            "broken.yml",
+            Script::Completes {
+                conclusion: Conclusion::Failure,
+                polls: 1,
+            },
+        );
+        deployer_conformance(&d, &ManualClock::starting_now(), FIXTURE).await;
+    }
+
+    #[tokio::test]
+    async fn command_deployer_on_a_local_host() {
+        let commands = BTreeMap::from([
+            (
+                "deploy.yml".to_string(),
+                vec!["sh".into(), "-c".into(), "test {version} = 1.2.3".into()],
+            ),
+            (
+                "broken.yml".to_string(),
+                vec!["sh".into(), "-c".into(), "echo boom >&2; exit 3".into()],
+            ),
+        ]);
+        let host = Arc::new(LocalHost::new("local-1"));
+        let d = CommandDeployer::new(host, commands, Duration::from_secs(10));
+        deployer_conformance(&d, &ManualClock::starting_now(), FIXTURE).await;
+    }
+}

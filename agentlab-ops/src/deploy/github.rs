@@ -257,10 +257,26 @@ impl Deployer for GitHubActions {
         workflow: &str,
         inputs: &BTreeMap<String, String>,
     ) -> Result<RunHandle> {
+        // A 404 names the workflow: usually a typo in the config, or the file is not on the ref.
+        let named = |e: Error| {
+            if e.kind() == ErrorKind::NotFound {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no workflow {workflow:?} in {} on {}: {e}",
+                        self.opts.repository, self.opts.git_ref
+                    ),
+                )
+                .with_operation("deploy.dispatch")
+            } else {
+                e.with_context("workflow", workflow)
+            }
+        };
         // Runs that exist before the dispatch are not ours.
         let before: BTreeSet<u64> = self
             .run_ids(workflow)
-            .await?
+            .await
+            .map_err(named)?
             .into_iter()
             .map(|r| r.0)
             .collect();
@@ -273,7 +289,8 @@ impl Deployer for GitHubActions {
                 Some(&body),
                 "deploy.dispatch",
             )
-            .await?;
+            .await
+            .map_err(named)?;
         // Newer GitHub answers 200 with the run's id; older answers 204 and the run must be found.
         if status == 200 {
             if let Ok(v) = serde_json::from_slice::<Value>(&answer) {

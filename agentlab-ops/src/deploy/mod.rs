@@ -219,6 +219,7 @@ struct MemoryDeployerState {
     scripts: BTreeMap<String, Script>,
     runs: BTreeMap<String, (Script, u32)>,
     checks: Option<CheckSummary>,
+    known: Option<std::collections::BTreeSet<String>>,
     next: u64,
 }
 
@@ -243,6 +244,12 @@ impl MemoryDeployer {
     /// What runs of `workflow` do from now on.
     pub fn script(&self, workflow: &str, script: Script) -> &Self {
         self.st().scripts.insert(workflow.to_string(), script);
+        self
+    }
+    /// Only these workflows exist from now on: dispatching another is `not_found`, as on
+    /// GitHub (by default every workflow exists).
+    pub fn known_workflows(&self, names: &[&str]) -> &Self {
+        self.st().known = Some(names.iter().map(|n| n.to_string()).collect());
         self
     }
     /// The CI checks every commit reports.
@@ -277,6 +284,15 @@ impl Deployer for MemoryDeployer {
             .push(DeployCall::Dispatch(workflow.to_string(), inputs.clone()));
         self.faults.apply("deploy.dispatch").await?;
         let mut st = self.st();
+        if let Some(known) = &st.known {
+            if !known.contains(workflow) {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("no workflow {workflow:?} in the memory deployer"),
+                )
+                .with_operation("deploy.dispatch"));
+            }
+        }
         st.next += 1;
         let id = st.next.to_string();
         let script = st

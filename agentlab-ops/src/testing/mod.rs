@@ -1,15 +1,18 @@
 //! Conformance suites: the checks every backend of a trait must pass.
 //!
-//! Call [`backup_store_conformance`] with a store (empty, or with a unique `prefix`) and
-//! [`remote_host_conformance`] with a host that can run `echo`, `sh` and `sleep` — the memory
-//! [`traffic_router_conformance`] with a router whose traffic may move — the memory
+//! Call [`backup_store_conformance`] with a store (empty, or with a unique `prefix`),
+//! [`remote_host_conformance`] with a host that can run `echo`, `sh` and `sleep`,
+//! [`traffic_router_conformance`] with a router whose traffic may move, and
+//! [`deployer_conformance`] with a deployer and three workflow names — the memory
 //! doubles pass them too, so tests written against the doubles mean something. Each check is
 //! also public, to run one alone.
 
 mod backup;
+mod deployer;
 mod host;
 mod router;
 
 pub use backup::*;
+pub use deployer::*;
 pub use host::*;
 pub use router::*;

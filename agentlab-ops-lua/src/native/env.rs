@@ -1,0 +1,118 @@
+//! Environments, the catalogue's runbooks, health probes and notifications.
+
+use agentlab_ops::{Error, Sandbox};
+use mlua::{Lua, LuaSerdeExt, Table, Value};
+use std::sync::Arc;
+
+use crate::{ctx, env_of, reply, runbook, to_lua};
+
+pub(crate) fn register(lua: &Lua, n: &Table) -> mlua::Result<()> {
+    n.set(
+        "env_info",
+        lua.create_function(|lua, id: usize| {
+            let c = ctx(lua)?;
+            let r = env_of(&c, id).and_then(|e| {
+                to_lua(lua, &serde_json::json!({"name": e.name(), "base_url": e.config.service.base_url.as_str()}))
+            });
+            reply(lua, r)
+        })?,
+    )?;
+
+    n.set("sandbox", lua.create_async_function(sandbox)?)?;
+
+    n.set(
+        "runbook",
+        lua.create_async_function(
+            |lua, (name, args, env): (String, Value, usize)| async move {
+                let c = ctx(&lua)?;
+                let a: Result<serde_json::Value, Error> = lua
+                    .from_value(args)
+                    .map_err(|e| Error::config(format!("{name}: {e}")));
+                let r = match (a, env_of(&c, env)) {
+                    (Ok(a), Ok(env)) => runbook(&c, &name, a, env).await,
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                let r = r.and_then(|rep| to_lua(&lua, &rep));
+                reply(&lua, r)
+            },
+        )?,
+    )?;
+
+    n.set(
+        "runbooks",
+        lua.create_function(|lua, ()| {
+            let list: Vec<serde_json::Value> = agentlab_ops::runbook::registry::all()
+                .iter()
+                .map(|d| d.to_json())
+                .collect();
+            lua.to_value(&list)
+        })?,
+    )?;
+
+    n.set(
+        "probe",
+        lua.create_async_function(|lua, (env, path): (usize, String)| async move {
+            let c = ctx(&lua)?;
+            let r = async {
+                let env = env_of(&c, env)?;
+                let resp = env.probe.get(&path).await?;
+                let json: Option<serde_json::Value> = serde_json::from_str(&resp.body).ok();
+                Ok(serde_json::json!({
+                    "url": resp.url, "status": resp.status, "body": resp.body,
+                    "latency_ms": resp.latency.as_millis() as u64, "json": json, "attempts": resp.attempts,
+                }))
+            }
+            .await;
+            let r = r.and_then(|v: serde_json::Value| to_lua(&lua, &v));
+            reply(&lua, r)
+        })?,
+    )?;
+
+    n.set(
+        "notify",
+        lua.create_async_function(|lua, (env, text): (usize, String)| async move {
+            let c = ctx(&lua)?;
+            let r = async {
+                let env = env_of(&c, env)?;
+                let n = env
+                    .notifier
+                    .clone()
+                    .ok_or_else(|| Error::config("no notifier configured ([notify])"))?;
+                n.notify(&text).await
+            }
+            .await;
+            reply(&lua, r.map(|_| Value::Boolean(true)))
+        })?,
+    )?;
+
+    n.set(
+        "dry_run",
+        lua.create_function(|lua, ()| {
+            let c = ctx(lua)?;
+            reply(lua, Ok(Value::Boolean(c.dry_run)))
+        })?,
+    )?;
+    Ok(())
+}
+
+/// `ops.sandbox(scenario)`: start the sandbox service and register its environment.
+async fn sandbox(lua: Lua, scenario: String) -> mlua::Result<(bool, Value)> {
+    let c = ctx(&lua)?;
+    let r: Result<(usize, String), Error> = async {
+        let sc: agentlab_ops::Scenario = scenario.parse()?;
+        let mut sb = Sandbox::start(sc).await?;
+        sb.config_mut().journal.disabled = true;
+        let env = Arc::new(sb.environment().await?);
+        let name = env.name().to_string();
+        let mut envs = c.envs.lock().unwrap_or_else(|e| e.into_inner());
+        envs.push(env);
+        c.sandboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sb);
+        Ok((envs.len() - 1, name))
+    }
+    .await;
+    let r = r.and_then(|(id, name)| to_lua(&lua, &serde_json::json!({"id": id, "name": name})));
+    reply(&lua, r)
+}

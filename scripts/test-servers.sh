@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start the real servers the tests use, on free loopback ports, with throwaway keys:
 #   - moto (S3-compatible) server
-#   - Debian's sshd, listening on two ports (two "hosts")
+#   - Debian's sshd, listening on three ports (three "hosts"), with stand-ins on their PATH for
+#     what CI must not really run: systemctl (no systemd as PID 1; scripts/standins/systemctl
+#     manages real processes through pid files, units in $AGENTLAB_SYSTEMD_UNITS)
 #   - Debian's nginx, proxying to two backends (blue, green) through a rewritable upstream file
 # Usage: source scripts/test-servers.sh; start_test_servers; ...; stop_test_servers
 # Exports AGENTLAB_TEST_S3_ENDPOINT, AGENTLAB_TEST_SSH_DIR, AGENTLAB_TEST_SSH_PORTS,
@@ -35,16 +37,20 @@ start_test_servers() {
     ssh-keygen -q -t ed25519 -N '' -f "$sd/client_ed25519"
     cp "$sd/client_ed25519.pub" "$sd/authorized_keys"
     chmod 600 "$sd/authorized_keys" "$sd"/*_ed25519
-    local p1 p2
+    local p1 p2 p3
     p1="$(free_port)"
     p2="$(free_port)"
+    p3="$(free_port)"
+    mkdir -p "$sd/bin" "$sd/units"
+    ln -sf "$root/scripts/standins/systemctl" "$sd/bin/systemctl"
     : >"$sd/known_hosts"
-    for p in "$p1" "$p2"; do
+    for p in "$p1" "$p2" "$p3"; do
         echo "[127.0.0.1]:$p $(cut -d' ' -f1,2 "$sd/host_ed25519.pub")" >>"$sd/known_hosts"
     done
     cat >"$sd/sshd_config" <<CFG
 Port $p1
 Port $p2
+Port $p3
 ListenAddress 127.0.0.1
 HostKey $sd/host_ed25519
 PidFile $sd/sshd.pid
@@ -57,13 +63,13 @@ PermitRootLogin prohibit-password
 UsePAM no
 MaxSessions 64
 MaxStartups 64:30:128
-SetEnv HOME=$sd/home
+SetEnv HOME=$sd/home PATH=$sd/bin:/usr/local/bin:/usr/bin:/bin AGENTLAB_SYSTEMD_UNITS=$sd/units
 CFG
     install -d -m 0755 /run/sshd 2>/dev/null || true
     /usr/sbin/sshd -t -f "$sd/sshd_config"
     /usr/sbin/sshd -f "$sd/sshd_config" -D -e >"$sd/sshd.log" 2>&1 &
     echo $! >"$sd/sshd.bgpid"
-    export AGENTLAB_TEST_SSH_DIR="$sd" AGENTLAB_TEST_SSH_PORTS="$p1 $p2" AGENTLAB_TEST_SSH_USER="$(id -un)"
+    export AGENTLAB_TEST_SSH_DIR="$sd" AGENTLAB_TEST_SSH_PORTS="$p1 $p2 $p3" AGENTLAB_TEST_SSH_USER="$(id -un)"
 
     # --- nginx: a reverse proxy in front of two backends the tests start (blue and green),
     #     through an upstream file the blue-green router rewrites
@@ -108,7 +114,7 @@ CFG
     for i in $(seq 1 150); do
         if curl -sf -o /dev/null "$AGENTLAB_TEST_S3_ENDPOINT/moto-api/" &&
             (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null; then
-            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1 and :$p2, nginx on :$np"
+            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1, :$p2 and :$p3, nginx on :$np"
             return 0
         fi
         sleep 0.2

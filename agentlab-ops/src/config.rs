@@ -8,10 +8,12 @@
 mod backups;
 mod deploy;
 mod hosts;
+mod services;
 mod values;
 pub use backups::*;
 pub use deploy::*;
 pub use hosts::*;
+pub use services::*;
 pub use values::*;
 pub use values::{MaintenanceWindow, Sample};
 
@@ -73,6 +75,15 @@ pub struct Config {
     /// Blue-green deployments: the router and the analysis between traffic steps.
     #[serde(default)]
     pub blue_green: Option<BlueGreenConfig>,
+    /// How the service runs on each host (systemd or a plain process).
+    #[serde(default)]
+    pub service_manager: ServiceManagerConfig,
+    /// Defaults of the `restart` runbook.
+    #[serde(default)]
+    pub restart: RestartConfig,
+    /// The emergency shutdown.
+    #[serde(default)]
+    pub emergency: EmergencyConfig,
 }
 
 fn default_env_name() -> String {
@@ -309,6 +320,9 @@ impl Config {
             handover: HandoverConfig::default(),
             deploy: None,
             blue_green: None,
+            service_manager: ServiceManagerConfig::default(),
+            restart: RestartConfig::default(),
+            emergency: EmergencyConfig::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! An [`Environment`]: the backends of one deployment, built once from the config (or by hand
 //! from doubles), handed to every runbook.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::backup::BackupStore;
@@ -13,6 +14,7 @@ use crate::host::RemoteHost;
 use crate::journal::Journal;
 use crate::notify::Notifier;
 use crate::probe::{HealthProbe, HttpProbe, MemoryProbe};
+use crate::service::{HostService, ServiceManager};
 use crate::slo::{HttpSloSource, MemorySloSource, SloEvaluator, SloSource, SloSpec};
 
 pub use crate::host::HostEntry;
@@ -45,6 +47,8 @@ pub struct Environment {
     pub colors: Option<Colors>,
     /// Time (a virtual clock in tests).
     pub clock: Arc<dyn Clock>,
+    /// The service on each host (by host name): its manager and its health there.
+    pub services: BTreeMap<String, HostService>,
 }
 
 pub use crate::deploy::Colors;
@@ -65,6 +69,7 @@ impl Environment {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (deployer, repo) = crate::deploy::from_config(&config, &hosts, clock.clone())?;
         let (router, colors) = crate::deploy::blue_green_from_config(&config, &hosts)?;
+        let services = crate::service::from_config(&config, &hosts)?;
         Ok(Environment {
             config,
             probe,
@@ -78,6 +83,7 @@ impl Environment {
             router,
             colors,
             clock,
+            services,
         })
     }
 
@@ -99,6 +105,7 @@ impl Environment {
             router: None,
             colors: None,
             clock: None,
+            services: BTreeMap::new(),
         }
     }
 
@@ -120,6 +127,15 @@ impl Environment {
     /// The host named `name`, or the first one when None (errors name `field`).
     pub fn host_or_first(&self, name: Option<&str>, field: &str) -> Result<&HostEntry> {
         crate::host::named(&self.hosts, name, field)
+    }
+
+    /// The service on host `name` (`config_invalid` naming it when there is none).
+    pub fn service(&self, name: &str) -> Result<&HostService> {
+        self.services.get(name).ok_or_else(|| {
+            Error::config(format!(
+                "no service manager for host {name:?} (configure [service_manager])"
+            ))
+        })
     }
 
     /// The backup store (`config_invalid` when no `[backups]` is configured).
@@ -166,6 +182,7 @@ pub struct EnvironmentBuilder {
     router: Option<Arc<dyn TrafficRouter>>,
     colors: Option<Colors>,
     clock: Option<Arc<dyn Clock>>,
+    services: BTreeMap<String, HostService>,
 }
 
 impl EnvironmentBuilder {
@@ -237,6 +254,34 @@ impl EnvironmentBuilder {
         });
         self
     }
+    /// The service on a host: a host named `host` must be added too (by [`Self::host`]).
+    pub fn service(
+        mut self,
+        host: &str,
+        manager: impl ServiceManager + 'static,
+        health: impl HealthProbe + 'static,
+    ) -> Self {
+        self.services.insert(
+            host.to_string(),
+            HostService {
+                host: host.to_string(),
+                manager: Arc::new(manager),
+                health: Arc::new(health),
+            },
+        );
+        self
+    }
+    /// A host with a memory service on it (running, healthy) — the host and its service in
+    /// one call, for tests.
+    pub fn host_with_service(
+        self,
+        host: impl RemoteHost + 'static,
+        service: &crate::service::MemoryServiceManager,
+    ) -> Self {
+        let name = host.name().to_string();
+        self.host(host)
+            .service(&name, service.clone(), service.health_probe())
+    }
     /// A notifier.
     pub fn notifier(mut self, n: impl Notifier + 'static) -> Self {
         self.notifier = Some(Arc::new(n));
@@ -274,6 +319,7 @@ impl EnvironmentBuilder {
             router: self.router,
             colors: self.colors,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            services: self.services,
         }
     }
 }

@@ -54,6 +54,7 @@ pub mod retry;
 pub mod runbook;
 pub mod sandbox;
 pub mod secret;
+pub mod service;
 pub mod slo;
 pub mod testing;
 pub mod units;
@@ -73,4 +74,5 @@ pub use report::{Check, Escalation, Finding, Format, Outcome, Report, Severity, 
 pub use runbook::run::{CancelToken, Run, RunOptions};
 pub use sandbox::{Sandbox, Scenario};
 pub use secret::Secret;
+pub use service::{HostService, MemoryServiceManager, ServiceManager};
 pub use slo::{MemorySloSource, SloEvaluator, SloSource, SloSpec, SloStatus, Zone};

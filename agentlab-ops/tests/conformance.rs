@@ -125,3 +125,13 @@ mod deployers {
         deployer_conformance(&d, &ManualClock::starting_now(), FIXTURE).await;
     }
 }
+
+mod services {
+    use agentlab_ops::MemoryServiceManager;
+    use agentlab_ops::testing::service_manager_conformance;
+
+    #[tokio::test]
+    async fn memory_service_manager() {
+        service_manager_conformance(&MemoryServiceManager::new("web-1")).await;
+    }
+}

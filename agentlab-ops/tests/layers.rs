@@ -16,7 +16,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     (
         "backends",
-        &["backup", "host", "probe", "slo", "notify", "deploy"],
+        &[
+            "backup", "host", "probe", "slo", "notify", "deploy", "service",
+        ],
     ),
     ("environment", &["environment", "journal", "report"]),
     ("runbooks", &["runbook", "sandbox", "testing"]),

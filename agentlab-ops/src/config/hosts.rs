@@ -30,6 +30,10 @@ pub struct HostConfig {
     /// At most this many commands at once on this host (default `[ssh] max_concurrent`).
     #[serde(default)]
     pub max_concurrent: Option<usize>,
+    /// Values for `{name}` placeholders in per-host settings (`[service_manager]`, flags):
+    /// the host's port, its app directory...
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 impl HostConfig {
@@ -44,6 +48,7 @@ impl HostConfig {
             identity_file: None,
             known_hosts: None,
             max_concurrent: None,
+            vars: BTreeMap::new(),
         }
     }
 }

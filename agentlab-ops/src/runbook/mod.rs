@@ -6,7 +6,9 @@ pub mod handover;
 pub mod morning;
 pub mod recover;
 pub mod registry;
+pub mod restart;
 pub mod run;
+pub mod service_ops;
 pub mod stop;
 pub mod verify;
 pub mod wave;
@@ -21,5 +23,7 @@ pub use deploy::{
 pub use handover::{HandoverOptions, HandoverPayload, handover};
 pub use morning::{DatasetBackup, HostResult, MorningOptions, MorningPayload, morning_check};
 pub use recover::{RecoverOptions, RecoverPayload, RecoveryPoint, recover_data};
+pub use restart::{RestartOptions, RestartPayload, restart};
 pub use run::{CancelToken, Checked, Run, RunOptions, Undo, UndoWhen};
+pub use service_ops::{HostOutcome, HostRestart};
 pub use wave::{Analysis, WaveControl, WaveOutcome, WaveStep, run_wave};

@@ -101,6 +101,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::deploy::args::STANDARD,
     &super::deploy::args::BLUE_GREEN,
     &super::deploy::args::ROLLBACK,
+    &super::restart::RESTART,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

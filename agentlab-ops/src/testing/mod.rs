@@ -3,7 +3,8 @@
 //! Call [`backup_store_conformance`] with a store (empty, or with a unique `prefix`),
 //! [`remote_host_conformance`] with a host that can run `echo`, `sh` and `sleep`,
 //! [`traffic_router_conformance`] with a router whose traffic may move, and
-//! [`deployer_conformance`] with a deployer and three workflow names — the memory
+//! [`deployer_conformance`] with a deployer and three workflow names, and
+//! [`service_manager_conformance`] with a service it may stop and start — the memory
 //! doubles pass them too, so tests written against the doubles mean something. Each check is
 //! also public, to run one alone.
 
@@ -11,8 +12,10 @@ mod backup;
 mod deployer;
 mod host;
 mod router;
+mod service;
 
 pub use backup::*;
 pub use deployer::*;
 pub use host::*;
 pub use router::*;
+pub use service::*;

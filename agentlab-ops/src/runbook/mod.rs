@@ -9,6 +9,7 @@ pub mod registry;
 pub mod restart;
 pub mod run;
 pub mod service_ops;
+pub mod shutdown;
 pub mod stop;
 pub mod verify;
 pub mod wave;
@@ -26,4 +27,8 @@ pub use recover::{RecoverOptions, RecoverPayload, RecoveryPoint, recover_data};
 pub use restart::{RestartOptions, RestartPayload, restart};
 pub use run::{CancelToken, Checked, Run, RunOptions, Undo, UndoWhen};
 pub use service_ops::{HostOutcome, HostRestart};
+pub use shutdown::{
+    EmergencyOptions, RecoverPayload as EmergencyRecoverPayload, ShutdownPayload, StopOutcome,
+    emergency_recover, emergency_shutdown,
+};
 pub use wave::{Analysis, WaveControl, WaveOutcome, WaveStep, run_wave};

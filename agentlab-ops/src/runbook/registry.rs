@@ -102,6 +102,8 @@ static CATALOGUE: &[&Definition] = &[
     &super::deploy::args::BLUE_GREEN,
     &super::deploy::args::ROLLBACK,
     &super::restart::RESTART,
+    &super::shutdown::SHUTDOWN,
+    &super::shutdown::RECOVER,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

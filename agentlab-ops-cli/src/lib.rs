@@ -72,6 +72,10 @@ pub enum Command {
     },
     /// Run a Lua script as a runbook (the `ops` module; see examples/lua/).
     Run(RunArgs),
+    /// Any other runbook of the catalogue by its command (`restart`, `emergency shutdown`;
+    /// see `list`), options as `--name value` (`--serial '[1,"50%"]'`, `--hosts h1,h2`).
+    #[command(external_subcommand)]
+    External(Vec<String>),
     /// The audit journal.
     Journal {
         #[command(subcommand)]
@@ -471,11 +475,18 @@ async fn run(cli: Cli) -> i32 {
     if let Some((name, options)) = runbooks::options_of(&cli.command) {
         return runbooks::run_named(g, name, options, run_opts).await;
     }
+    if let Command::External(words) = &cli.command {
+        return match runbooks::external(words) {
+            Ok((name, options)) => runbooks::run_named(g, name, options, run_opts).await,
+            Err(e) => fail(e),
+        };
+    }
     match &cli.command {
         Command::Check { .. }
         | Command::Handover(_)
         | Command::Backup { .. }
-        | Command::Deploy { .. } => {
+        | Command::Deploy { .. }
+        | Command::External(_) => {
             unreachable!("runbook commands are handled above")
         }
         Command::List => catalogue::list(g.format),

@@ -62,6 +62,73 @@ pub(crate) fn options_of(c: &Command) -> Option<(&'static str, Value)> {
     })
 }
 
+/// A catalogue runbook named by its command words (`emergency shutdown`) or its name, with
+/// `--name value`, `--name=value` and bare `--flag` options: a value is JSON when it parses
+/// (`3`, `true`, `[1,"50%"]`), else a string; a list option also takes `a,b` or repeats.
+pub(crate) fn external(words: &[String]) -> agentlab_ops::Result<(&'static str, Value)> {
+    let unknown = || {
+        agentlab_ops::Error::new(
+            agentlab_ops::ErrorKind::NotFound,
+            format!(
+                "no command or runbook {:?} (see `agentlab-ops list`)",
+                words.join(" ")
+            ),
+        )
+    };
+    let (def, rest) = (1..=words.len().min(3))
+        .rev()
+        .find_map(|n| {
+            let head = words[..n].join(" ");
+            let d = registry::all()
+                .iter()
+                .find(|d| d.command == head || d.name == head.replace('-', "_"))?;
+            Some((*d, &words[n..]))
+        })
+        .ok_or_else(unknown)?;
+    let defaults = (def.defaults)();
+    let mut opts = serde_json::Map::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let w = &rest[i];
+        let Some(flag) = w.strip_prefix("--") else {
+            return Err(agentlab_ops::Error::config(format!(
+                "{}: unexpected {w:?}: options are --name value",
+                def.name
+            )));
+        };
+        let (key, value) = match flag.split_once('=') {
+            Some((k, v)) => (k.replace('-', "_"), Some(v.to_string())),
+            None if rest.get(i + 1).is_some_and(|n| !n.starts_with("--")) => {
+                i += 1;
+                (flag.replace('-', "_"), Some(rest[i].clone()))
+            }
+            None => (flag.replace('-', "_"), None),
+        };
+        let is_list = defaults.get(&key).is_some_and(Value::is_array);
+        let v = match value {
+            None => Value::Bool(true),
+            Some(v) => match serde_json::from_str::<Value>(&v) {
+                Ok(j) if !(is_list && j.is_string()) => j,
+                _ if is_list => Value::Array(v.split(',').map(|x| json!(x.trim())).collect()),
+                _ => Value::String(v),
+            },
+        };
+        match (opts.get_mut(&key), is_list) {
+            (Some(Value::Array(a)), true) => a.extend(v.as_array().cloned().unwrap_or(vec![v])),
+            _ => {
+                let v = if is_list && !v.is_array() {
+                    json!([v])
+                } else {
+                    v
+                };
+                opts.insert(key, v);
+            }
+        }
+        i += 1;
+    }
+    Ok((def.name, Value::Object(opts)))
+}
+
 /// `--item "issue|status|owner|eta"` and `--schedule "what|detail"` as the handover's options.
 fn handover_options(a: &HandoverArgs) -> Value {
     let items: Vec<Value> = a

@@ -2,14 +2,16 @@
 # Install what the test suite needs on a fresh machine; quick no-op when already there.
 #   - Debian's openssh-server and openssh-client (a real sshd on 127.0.0.1, the ssh client)
 #   - Debian's nginx (the blue-green router is tested against a real nginx on 127.0.0.1)
+#   - Debian's logrotate (the weekly maintenance rotates real logs) and openssl (a TLS listener
+#     with a test certificate for the certificate check)
 #   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3, and maturin,
 #     pytest and mypy for the Python extension
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null ||
-    ! [ -x /usr/sbin/nginx ]; then
-    echo "== installing openssh-server and nginx (apt)"
+    ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/sbin/logrotate ] || ! command -v openssl >/dev/null; then
+    echo "== installing openssh-server, nginx, logrotate and openssl (apt)"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
@@ -21,7 +23,7 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-ke
         $SUDO chmod +x /usr/sbin/policy-rc.d
         made_policy=1
     fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light logrotate openssl >/dev/null
     [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 

@@ -3,7 +3,8 @@
 #   - moto (S3-compatible) server
 #   - Debian's sshd, listening on three ports (three "hosts"), with stand-ins on their PATH for
 #     what CI must not really run: systemctl (no systemd as PID 1; scripts/standins/systemctl
-#     manages real processes through pid files, units in $AGENTLAB_SYSTEMD_UNITS)
+#     manages real processes through pid files, units in $AGENTLAB_SYSTEMD_UNITS) and apt-get
+#     (never really upgrade the CI machine; scripts/standins/apt-get reports from a fixture)
 #   - Debian's nginx, proxying to two backends (blue, green) through a rewritable upstream file
 # Usage: source scripts/test-servers.sh; start_test_servers; ...; stop_test_servers
 # Exports AGENTLAB_TEST_S3_ENDPOINT, AGENTLAB_TEST_SSH_DIR, AGENTLAB_TEST_SSH_PORTS,
@@ -43,6 +44,7 @@ start_test_servers() {
     p3="$(free_port)"
     mkdir -p "$sd/bin" "$sd/units"
     ln -sf "$root/scripts/standins/systemctl" "$sd/bin/systemctl"
+    ln -sf "$root/scripts/standins/apt-get" "$sd/bin/apt-get"
     : >"$sd/known_hosts"
     for p in "$p1" "$p2" "$p3"; do
         echo "[127.0.0.1]:$p $(cut -d' ' -f1,2 "$sd/host_ed25519.pub")" >>"$sd/known_hosts"
@@ -63,7 +65,7 @@ PermitRootLogin prohibit-password
 UsePAM no
 MaxSessions 64
 MaxStartups 64:30:128
-SetEnv HOME=$sd/home PATH=$sd/bin:/usr/local/bin:/usr/bin:/bin AGENTLAB_SYSTEMD_UNITS=$sd/units
+SetEnv HOME=$sd/home PATH=$sd/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin AGENTLAB_SYSTEMD_UNITS=$sd/units
 CFG
     install -d -m 0755 /run/sshd 2>/dev/null || true
     /usr/sbin/sshd -t -f "$sd/sshd_config"

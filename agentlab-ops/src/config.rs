@@ -84,6 +84,9 @@ pub struct Config {
     /// The emergency shutdown.
     #[serde(default)]
     pub emergency: EmergencyConfig,
+    /// The weekly maintenance.
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
 }
 
 fn default_env_name() -> String {
@@ -323,6 +326,7 @@ impl Config {
             service_manager: ServiceManagerConfig::default(),
             restart: RestartConfig::default(),
             emergency: EmergencyConfig::default(),
+            maintenance: MaintenanceConfig::default(),
         }
     }
 

@@ -53,6 +53,28 @@ impl Journal {
         Ok(())
     }
 
+    /// Append an event line (`{"event": ..., ...}`), secrets scrubbed: what happened between
+    /// reports (a lease set, renewed, removed). `scan` passes over them.
+    pub fn event(&self, event: &str, fields: serde_json::Value) -> Result<()> {
+        let mut v = serde_json::json!({ "at": Utc::now().to_rfc3339() });
+        if let (Some(o), serde_json::Value::Object(f)) = (v.as_object_mut(), fields) {
+            o.extend(f);
+        }
+        // `event` first, whatever the map's order: `scan` recognises event lines by it.
+        let body = v.to_string();
+        let name = serde_json::Value::String(event.to_string());
+        let mut line = crate::secret::redact(&format!("{{\"event\":{name},{}", &body[1..]));
+        line.push('\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::from(e).with_operation("journal.event"))?;
+        f.write_all(line.as_bytes())
+            .map_err(|e| Error::from(e).with_operation("journal.event"))?;
+        Ok(())
+    }
+
     /// Visit every well-formed report; returns the number of malformed lines skipped.
     pub fn scan(&self, mut visit: impl FnMut(Report)) -> Result<usize> {
         let f = match std::fs::File::open(&self.path) {
@@ -67,7 +89,7 @@ impl Journal {
         let mut bad = 0;
         for line in std::io::BufReader::new(f).lines() {
             let line = line.map_err(|e| Error::from(e).with_operation("journal.read"))?;
-            if line.trim().is_empty() {
+            if line.trim().is_empty() || line.starts_with("{\"event\"") {
                 continue;
             }
             match serde_json::from_str::<Report>(&line) {

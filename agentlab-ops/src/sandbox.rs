@@ -560,6 +560,8 @@ impl Sandbox {
         d.maintenance_flag = live.join("MAINTENANCE_MODE").display().to_string();
         d.incident_flag = live.join("INCIDENT_ACTIVE").display().to_string();
         cfg.emergency.flag = live.join("EMERGENCY_SHUTDOWN").display().to_string();
+        cfg.maintenance.flag = live.join("MAINTENANCE_MODE").display().to_string();
+        cfg.maintenance.tls_endpoint = String::new();
         d.monitor_period = crate::config::Dur(std::time::Duration::from_secs(4));
         d.monitor_interval = crate::config::Dur(std::time::Duration::from_secs(2));
         d.poll_interval = crate::config::Dur(std::time::Duration::from_millis(200));

@@ -264,3 +264,70 @@ pub fn fill_host(s: &str, host: &HostConfig) -> String {
     }
     out
 }
+
+/// `[maintenance]`: the weekly maintenance's commands and thresholds (placeholders allowed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct MaintenanceConfig {
+    /// How long before the start the notice goes out (the run waits that long unless
+    /// `no_wait`).
+    pub notice: Dur,
+    /// The maintenance flag set on a host while it is worked on.
+    pub flag: String,
+    /// The dead-man's switch: the host removes its flag by itself once this passes without a
+    /// renewal from the runner (renewed every third of it).
+    pub lease: Dur,
+    /// The app environment's pip.
+    pub pip: String,
+    /// The requirements file.
+    pub requirements: String,
+    /// More pip arguments (`["--no-index", "--find-links", "/srv/wheels"]`).
+    pub pip_args: Vec<String>,
+    /// apt-get, with its prefix (`["sudo", "-n", "apt-get"]`); empty skips security updates.
+    pub apt_get: Vec<String>,
+    /// The sources list of security updates only (`--security-only`).
+    pub security_sources: String,
+    /// Log rotation (empty skips it).
+    pub logrotate: Vec<String>,
+    /// The app's own database maintenance command, run in `workdir` (empty skips it).
+    pub database: Vec<String>,
+    /// Where the app's commands run.
+    pub workdir: String,
+    /// The service's TLS listener on each host (`{address}:443`; empty skips the check).
+    pub tls_endpoint: String,
+    /// The name asked for (SNI) and expected on the certificate.
+    pub tls_server_name: String,
+    /// Days before expiry that warn.
+    pub tls_warn_days: i64,
+    /// Days before expiry that escalate.
+    pub tls_critical_days: i64,
+    /// Run the backup verification with a restore test (once, after the hosts).
+    pub restore_test: bool,
+    /// Timeout of one maintenance command (pip and apt can be slow).
+    pub command_timeout: Dur,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            notice: Dur(Duration::from_secs(30 * 60)),
+            flag: "/app/MAINTENANCE_MODE".into(),
+            lease: Dur(Duration::from_secs(300)),
+            pip: "/app/venv/bin/pip".into(),
+            requirements: "/app/requirements.txt".into(),
+            pip_args: Vec::new(),
+            apt_get: vec!["apt-get".into()],
+            security_sources: "/etc/apt/sources.list.d/security.list".into(),
+            logrotate: vec!["logrotate".into(), "/etc/logrotate.d/agent-lab".into()],
+            database: Vec::new(),
+            workdir: "/app".into(),
+            tls_endpoint: "{address}:443".into(),
+            tls_server_name: "{address}".into(),
+            tls_warn_days: 30,
+            tls_critical_days: 7,
+            restore_test: true,
+            command_timeout: Dur(Duration::from_secs(900)),
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! `df -P -B1` concurrently and parses them into a typed [`ResourceUsage`].
 
 pub mod fleet;
+pub mod lease;
 mod local;
 mod memory;
 pub mod parse;

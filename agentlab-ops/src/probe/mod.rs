@@ -7,6 +7,7 @@
 
 mod http;
 mod memory;
+pub mod tls;
 
 pub use http::HttpProbe;
 pub use memory::MemoryProbe;

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod deploy;
 pub mod handover;
+pub mod maintenance;
 pub mod morning;
 pub mod recover;
 pub mod registry;
@@ -22,6 +23,7 @@ pub use deploy::{
     blue_green_deploy, rollback, standard_deploy,
 };
 pub use handover::{HandoverOptions, HandoverPayload, handover};
+pub use maintenance::{MaintenanceOptions, MaintenancePayload, weekly_maintenance};
 pub use morning::{DatasetBackup, HostResult, MorningOptions, MorningPayload, morning_check};
 pub use recover::{RecoverOptions, RecoverPayload, RecoveryPoint, recover_data};
 pub use restart::{RestartOptions, RestartPayload, restart};

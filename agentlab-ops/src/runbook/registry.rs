@@ -104,6 +104,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::restart::RESTART,
     &super::shutdown::SHUTDOWN,
     &super::shutdown::RECOVER,
+    &super::maintenance::MAINTENANCE,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

@@ -1,6 +1,8 @@
 //! Helpers for tests against the real servers that `scripts/test.sh` starts.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

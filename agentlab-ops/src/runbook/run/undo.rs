@@ -85,6 +85,38 @@ impl Run {
         self.run_undos(true).await
     }
 
+    /// End a scope early: take the newest undo named `name` off the stack and run it now
+    /// (the maintenance flag of one host is removed when that host is done, not at the end of
+    /// the run). Whether it ran and succeeded; false when there is none (dry-run).
+    pub async fn settle(&self, name: &str) -> bool {
+        let u = {
+            let mut st = self.state();
+            let Some(i) = st.undo.iter().rposition(|u| u.name == name) else {
+                return false;
+            };
+            let u = st.undo.remove(i);
+            st.undoing = Some(u.name.clone());
+            u
+        };
+        let ok = self.run_undo_at(u, false).await;
+        self.state().undoing = None;
+        ok
+    }
+
+    /// Commit a scope: drop the newest undo named `name` without running it (a host whose
+    /// maintenance succeeded keeps its upgraded packages even if a later host fails). Whether
+    /// there was one.
+    pub fn forget(&self, name: &str) -> bool {
+        let mut st = self.state();
+        match st.undo.iter().rposition(|u| u.name == name) {
+            Some(i) => {
+                st.undo.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(super) async fn run_undos(&self, failed: bool) -> bool {
         let mut all_ok = true;
         loop {
@@ -135,6 +167,12 @@ impl Run {
     }
 
     pub(super) async fn run_undo(&self, u: Undo) -> bool {
+        self.run_undo_at(u, true).await
+    }
+
+    /// Run an undo and record it: with the other undos at the end of the report, or where the
+    /// run is now (a scope settled early).
+    async fn run_undo_at(&self, u: Undo, at_end: bool) -> bool {
         let start = Instant::now();
         let r = match tokio::time::timeout(self.inner.undo_timeout, (u.f)()).await {
             Ok(r) => r,
@@ -152,8 +190,13 @@ impl Run {
                 Some(redacted_info(e)),
             ),
         };
-        // Undo steps are listed last, after every group.
-        self.group(u64::MAX).push(
+        // Undo steps are listed last, after every group (unless settled in place).
+        let run = if at_end {
+            self.group(u64::MAX)
+        } else {
+            self.clone()
+        };
+        run.push(
             None,
             Check {
                 name: u.name.clone(),

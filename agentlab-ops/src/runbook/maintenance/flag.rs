@@ -1,0 +1,79 @@
+//! The maintenance flag of one host, guarded by a dead-man's switch: the lease is armed on the
+//! host *before* the flag is set, renewed while the runner works, and disarmed when the runner
+//! removes the flag itself. Every set, renewal and removal goes to the journal.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+use crate::host::Cmd;
+use crate::host::lease::{Lease, LeaseEvent, LeaseLog};
+use crate::runbook::run::Undo;
+
+use super::Ctx;
+
+/// Lease events as journal lines (`{"event":"lease", ...}`).
+fn journal_log(c: &Ctx<'_>) -> Option<LeaseLog> {
+    let journal = c.env.journal.clone()?;
+    let run_id = c.run.run_id().to_string();
+    Some(Arc::new(move |e: &LeaseEvent| {
+        let _ = journal.event(
+            "lease",
+            serde_json::json!({
+                "run_id": run_id, "action": e.action, "host": e.host,
+                "path": e.path, "detail": e.detail,
+            }),
+        );
+    }))
+}
+
+/// Arm the lease, then set the flag. The flag's undo (always run: it removes the flag and
+/// disarms the lease) is registered before the flag is written; its name is returned to settle
+/// it when the host is done. None in a dry-run.
+pub(super) async fn set(c: &Ctx<'_>) -> std::result::Result<Option<String>, (String, Error)> {
+    let flag = c.c.flag.clone();
+    let lease_path = format!("{flag}.lease");
+    let undo_name = format!("{}:unflag", c.name());
+    let ttl = c.c.lease.0;
+    let plan = format!(
+        "arm a {}s lease on {} (the host runs `rm -f {flag}` if the runner stops renewing it), then touch {flag}",
+        ttl.as_secs(),
+        c.name()
+    );
+    if c.run.is_dry_run() {
+        let _ = c.change::<(), _>("flag", plan, async { Ok(()) }).await;
+        return Ok(None);
+    }
+    let undo_argv = vec!["rm".to_string(), "-f".to_string(), flag.clone()];
+    let lease = Lease::arm(
+        c.h.host.clone(),
+        &lease_path,
+        ttl,
+        &undo_argv,
+        journal_log(c),
+    )
+    .await
+    .map_err(|e| ("flag".to_string(), e))?;
+    let slot = Arc::new(Mutex::new(Some(lease)));
+    let (host, f2) = (c.h.host.clone(), flag.clone());
+    let undo = Undo::always(undo_name.clone(), move || async move {
+        let cmd = Cmd::new("rm").args(["-f", &f2]);
+        host.run(&cmd).await?.check(host.name(), &cmd)?;
+        let lease = slot.lock().ok().and_then(|mut l| l.take());
+        if let Some(l) = lease {
+            l.disarm().await?;
+        }
+        Ok(())
+    });
+    let h = c.h;
+    let touch = async {
+        let cmd = Cmd::new("touch").arg(&flag);
+        h.host.run(&cmd).await?.check(&h.config.name, &cmd)?;
+        Ok(())
+    };
+    let name = format!("{}:flag", c.name());
+    c.run
+        .change(&name, plan, touch, Some(undo))
+        .await
+        .map_err(|e| ("flag".to_string(), e))?;
+    Ok(Some(undo_name))
+}

@@ -6,6 +6,9 @@
 //! whose `uptime`, `free`, `df` and `nproc` are small scripts printing the scenario's numbers.
 //! Each [`Scenario`] exercises its own escalation path. Everything is removed on drop.
 
+
+#[cfg(unix)]
+mod services;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -591,6 +594,8 @@ impl Sandbox {
             ),
         )?;
 
+        #[cfg(unix)]
+        services::install(dir.path(), &bin, &mut cfg, &format!("http://{addr}"))?;
         cfg.handover.primary = Some("Sandbox Primary +1-555-0100".into());
         cfg.handover.backup = Some("Sandbox Backup +1-555-0101".into());
         Ok(Sandbox {
@@ -641,5 +646,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.stop();
+        #[cfg(unix)]
+        services::stop_all(self.dir.path());
     }
 }

@@ -109,3 +109,43 @@ async fn bad_options_name_the_field() {
     .await;
     assert!(r.to_text(false).contains("nope"), "{}", r.to_text(false));
 }
+
+#[tokio::test]
+async fn hosts_are_drained_before_and_put_back_after_but_a_failed_one_stays_out() {
+    let (mut env, s) = fleet(3);
+    s[1].behave(ServiceBehaviour::NeverComesUp);
+    let d = tempfile::tempdir().unwrap();
+    let lb = d.path().join("lb.log");
+    let line = |what: &str| {
+        vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("echo {what} {{host}} >> {}", lb.display()),
+        ]
+    };
+    env.config.restart.drain = line("out");
+    env.config.restart.undrain = line("in");
+    let opts: RestartOptions =
+        serde_json::from_value(serde_json::json!({"failure_budget": 1, "wave_failure_budget": 1}))
+            .unwrap();
+    let r = restart(&env, &opts, &RunOptions::default()).await;
+    let log = std::fs::read_to_string(&lb).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "out web-1",
+            "in web-1",
+            "out web-2",
+            "out web-3",
+            "in web-3"
+        ],
+        "{}",
+        r.to_text(false)
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.subject == "web-2" && f.message.contains("left out of the load balancer"))
+    );
+}

@@ -216,6 +216,14 @@ pub struct RestartConfig {
     pub health: HealthPoll,
     /// Deadline of the whole run.
     pub deadline: Dur,
+    /// Take a host out of the load balancer before its restart (argv, placeholders of the
+    /// host being restarted: `["aws", "elbv2", "deregister-targets", ..., "Id={address}"]`);
+    /// empty: no drain.
+    pub drain: Vec<String>,
+    /// Put it back once healthy (a host that failed stays out, and the report says so).
+    pub undrain: Vec<String>,
+    /// Where `drain`/`undrain` run: a host of `[[hosts]]` (default: this machine).
+    pub drain_host: Option<String>,
 }
 
 impl Default for RestartConfig {
@@ -226,6 +234,9 @@ impl Default for RestartConfig {
             failure_budget: FailureBudget::Count(0),
             health: HealthPoll::default(),
             deadline: Dur(Duration::from_secs(3600)),
+            drain: Vec::new(),
+            undrain: Vec::new(),
+            drain_host: None,
         }
     }
 }

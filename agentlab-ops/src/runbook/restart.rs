@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Dur, FailureBudget, HealthPoll, Serial};
+use std::time::Duration;
+
+use crate::config::{Dur, FailureBudget, HealthPoll, Serial, fill_host};
 use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
+use crate::host::{Cmd, LocalHost, RemoteHost};
 use crate::report::{Report, Severity};
 use crate::runbook::registry::{Definition, OptionDoc, Validate, check_args, defaults_of};
-use crate::runbook::run::{Run, RunOptions};
+use crate::runbook::run::{Run, RunOptions, Undo};
 use crate::runbook::service_ops::{HostOutcome, HostRestart, restart_host};
 
 /// Options of `restart` (each default from `[restart]`).
@@ -187,48 +190,129 @@ async fn run_wave(
     wave: &[String],
     n: usize,
 ) -> Vec<HostRestart> {
-    let path = env.config.service.health_path.clone();
-    let steps = wave.iter().map(|h| {
-        let (path, poll) = (path.clone(), p.poll);
-        async move {
-            let svc = match env.service(h) {
-                Ok(s) => s.clone(),
-                Err(e) => {
-                    let mut r = HostRestart::new(h, n, HostOutcome::Failed);
-                    r.last_health = Some(e.to_string());
-                    return r;
-                }
-            };
-            let plan_text = format!(
-                "wave {n}: restart {} gracefully; poll {path} every {} for {} ({} in a row); if not healthy: kill -s KILL, start, poll again",
-                svc.manager.describe(),
-                crate::units::format_duration(poll.interval.0),
-                crate::units::format_duration(poll.deadline.0),
-                poll.successes
-            );
-            let slot = Arc::new(Mutex::new(None));
-            let s2 = slot.clone();
-            let clock = env.clock.clone();
-            let work = async move {
-                let r = restart_host(&svc, clock.as_ref(), &path, &poll, n).await;
-                let line = r.summary();
-                let failed = r.outcome == HostOutcome::Failed;
-                *s2.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                if failed {
-                    return Err(Error::new(ErrorKind::Unavailable, line));
-                }
-                Ok(line)
-            };
-            let _ = run.change(&format!("restart:{h}"), plan_text, work, None).await;
-            let got = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let r = got.unwrap_or_else(|| HostRestart::new(h, n, HostOutcome::Planned));
-            if r.outcome == HostOutcome::RecoveredByForce {
-                run.finding(Severity::Warning, h.clone(), r.summary());
-            }
-            r
+    join_all(wave.iter().map(|h| one_host(env, run, p, h, n))).await
+}
+
+/// One host: out of the load balancer (when configured), restarted, back in once healthy.
+async fn one_host(env: &Environment, run: &Run, p: &Plan, h: &str, n: usize) -> HostRestart {
+    let svc = match env.service(h) {
+        Ok(s) => s.clone(),
+        Err(e) => {
+            let mut r = HostRestart::new(h, n, HostOutcome::Failed);
+            r.last_health = Some(e.to_string());
+            return r;
         }
+    };
+    if let Err(e) = drain(env, run, h).await {
+        let mut r = HostRestart::new(h, n, HostOutcome::Failed);
+        r.last_health = Some(format!("not drained, not restarted: {e}"));
+        return r;
+    }
+    let (path, poll) = (env.config.service.health_path.clone(), p.poll);
+    let plan_text = format!(
+        "wave {n}: restart {} gracefully; poll {path} every {} for {} ({} in a row); if not healthy: kill -s KILL, start, poll again",
+        svc.manager.describe(),
+        crate::units::format_duration(poll.interval.0),
+        crate::units::format_duration(poll.deadline.0),
+        poll.successes
+    );
+    let slot = Arc::new(Mutex::new(None));
+    let s2 = slot.clone();
+    let clock = env.clock.clone();
+    let work = async move {
+        let r = restart_host(&svc, clock.as_ref(), &path, &poll, n).await;
+        let line = r.summary();
+        let failed = r.outcome == HostOutcome::Failed;
+        *s2.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        if failed {
+            return Err(Error::new(ErrorKind::Unavailable, line));
+        }
+        Ok(line)
+    };
+    let _ = run
+        .change(&format!("restart:{h}"), plan_text, work, None)
+        .await;
+    let got = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let r = got.unwrap_or_else(|| HostRestart::new(h, n, HostOutcome::Planned));
+    if r.outcome == HostOutcome::RecoveredByForce {
+        run.finding(Severity::Warning, h.to_string(), r.summary());
+    }
+    undrain(env, run, h, r.outcome).await;
+    r
+}
+
+/// Where drain and undrain run, and their argv for host `h`.
+fn drain_cmds(
+    env: &Environment,
+    h: &str,
+) -> Result<Option<(Arc<dyn RemoteHost>, Vec<String>, Vec<String>)>> {
+    let c = &env.config.restart;
+    if c.drain.is_empty() {
+        return Ok(None);
+    }
+    let target = env.host(h)?;
+    let fill = |v: &Vec<String>| {
+        v.iter()
+            .map(|a| fill_host(a, &target.config))
+            .collect::<Vec<_>>()
+    };
+    let on: Arc<dyn RemoteHost> = match &c.drain_host {
+        Some(n) => env
+            .host_or_first(Some(n), "restart.drain_host")?
+            .host
+            .clone(),
+        None => Arc::new(LocalHost::new("local")),
+    };
+    Ok(Some((on, fill(&c.drain), fill(&c.undrain))))
+}
+
+async fn run_argv(on: &dyn RemoteHost, argv: &[String]) -> Result<()> {
+    let Some((p, a)) = argv.split_first() else {
+        return Ok(());
+    };
+    let cmd = Cmd::new(p.clone())
+        .args(a.iter().cloned())
+        .timeout(Duration::from_secs(60));
+    on.run(&cmd).await?.check(on.name(), &cmd)?;
+    Ok(())
+}
+
+/// Take `h` out; its undrain is registered first (always run: Ctrl-C puts it back).
+async fn drain(env: &Environment, run: &Run, h: &str) -> Result<()> {
+    let Some((on, out, back)) = drain_cmds(env, h)? else {
+        return Ok(());
+    };
+    let on2 = on.clone();
+    let undo = Undo::always(format!("undrain:{h}"), move || async move {
+        run_argv(on2.as_ref(), &back).await
     });
-    join_all(steps).await
+    let plan = format!("on {}: {}", on.name(), out.join(" "));
+    let work = async { run_argv(on.as_ref(), &out).await };
+    run.change(&format!("drain:{h}"), plan, work, Some(undo))
+        .await?;
+    Ok(())
+}
+
+/// Put `h` back once it is healthy; a failed host stays out of the load balancer.
+async fn undrain(env: &Environment, run: &Run, h: &str, outcome: HostOutcome) {
+    if env.config.restart.drain.is_empty() || run.is_dry_run() {
+        if !env.config.restart.drain.is_empty() {
+            let plan = env.config.restart.undrain.join(" ");
+            let _ = run
+                .change::<(), _>(&format!("undrain:{h}"), plan, async { Ok(()) }, None)
+                .await;
+        }
+        return;
+    }
+    let name = format!("undrain:{h}");
+    if outcome == HostOutcome::Failed {
+        run.forget(&name);
+        let msg =
+            "left out of the load balancer: it is not healthy (put it back by hand once fixed)";
+        run.finding(Severity::Critical, h.to_string(), msg);
+    } else {
+        run.settle(&name).await;
+    }
 }
 
 /// `restart` in the catalogue.

@@ -6,7 +6,6 @@
 //! whose `uptime`, `free`, `df` and `nproc` are small scripts printing the scenario's numbers.
 //! Each [`Scenario`] exercises its own escalation path. Everything is removed on drop.
 
-
 #[cfg(unix)]
 mod services;
 use std::collections::BTreeMap;

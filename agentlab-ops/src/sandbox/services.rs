@@ -25,7 +25,8 @@ pub(super) fn install(dir: &Path, bin: &Path, cfg: &mut Config, base_url: &str) 
             h.name
         );
         std::fs::write(units.join(format!("agent-lab-{}.service", h.name)), unit)?;
-        h.env.insert("AGENTLAB_SYSTEMD_UNITS".into(), units.display().to_string());
+        h.env
+            .insert("AGENTLAB_SYSTEMD_UNITS".into(), units.display().to_string());
     }
     let sm = &mut cfg.service_manager;
     sm.kind = ManagerKind::Systemd;

@@ -241,11 +241,11 @@ async fn one_host(env: &Environment, run: &Run, p: &Plan, h: &str, n: usize) -> 
     r
 }
 
+/// Where drain and undrain run, and their argv.
+type DrainCmds = (Arc<dyn RemoteHost>, Vec<String>, Vec<String>);
+
 /// Where drain and undrain run, and their argv for host `h`.
-fn drain_cmds(
-    env: &Environment,
-    h: &str,
-) -> Result<Option<(Arc<dyn RemoteHost>, Vec<String>, Vec<String>)>> {
+fn drain_cmds(env: &Environment, h: &str) -> Result<Option<DrainCmds>> {
     let c = &env.config.restart;
     if c.drain.is_empty() {
         return Ok(None);

@@ -39,6 +39,9 @@ async fn production_example_builds_s3_and_ssh_backends() {
     assert_eq!(d.repository.as_deref(), Some("acme/agent-lab"));
     assert_eq!(d.token.as_ref().unwrap().var(), "GITHUB_TOKEN");
     assert_eq!(c.blue_green.as_ref().unwrap().steps, vec![10, 25, 50, 100]);
+    assert_eq!(c.restart.serial.waves(10), [1, 5, 4]);
+    assert_eq!(c.restart.health.successes, 3);
+    assert_eq!(c.maintenance.lease.0, std::time::Duration::from_secs(300));
     // Building connects to nothing yet (SSH and S3 are lazy): only the secret must resolve.
     let env = {
         let mut c = c.clone();
@@ -51,6 +54,10 @@ async fn production_example_builds_s3_and_ssh_backends() {
         "s3://agent-lab-backups/nightly/"
     );
     assert_eq!(env.hosts[0].host.address(), "ssh://deploy@10.0.1.11:22");
+    assert_eq!(
+        env.service("web-2").unwrap().manager.describe(),
+        "systemd:agent-lab@web-2"
+    );
     assert_eq!(
         env.router.as_ref().unwrap().describe(),
         "nginx:web-1:/etc/nginx/conf.d/agentlab-upstream.conf"

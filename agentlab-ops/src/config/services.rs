@@ -250,6 +250,8 @@ pub struct EmergencyConfig {
     pub flag: String,
     /// After a graceful stop, wait this long for the service's processes to end before killing.
     pub stop_wait: Dur,
+    /// Deadline of a shutdown or recovery run.
+    pub deadline: Dur,
 }
 
 impl Default for EmergencyConfig {
@@ -257,6 +259,7 @@ impl Default for EmergencyConfig {
         EmergencyConfig {
             flag: "/app/EMERGENCY_SHUTDOWN".into(),
             stop_wait: Dur(Duration::from_secs(30)),
+            deadline: Dur(Duration::from_secs(600)),
         }
     }
 }
@@ -317,6 +320,8 @@ pub struct MaintenanceConfig {
     pub restore_test: bool,
     /// Timeout of one maintenance command (pip and apt can be slow).
     pub command_timeout: Dur,
+    /// Deadline of the whole run, the notice's wait included (its undos still run after it).
+    pub deadline: Dur,
 }
 
 impl Default for MaintenanceConfig {
@@ -339,6 +344,7 @@ impl Default for MaintenanceConfig {
             tls_critical_days: 7,
             restore_test: true,
             command_timeout: Dur(Duration::from_secs(900)),
+            deadline: Dur(Duration::from_secs(3 * 3600)),
         }
     }
 }

@@ -114,7 +114,9 @@ pub async fn emergency_shutdown(
     o: &EmergencyOptions,
     ro: &RunOptions,
 ) -> Report {
-    env.execute("emergency_shutdown", ro, |run| async move {
+    let mut ro = ro.clone();
+    ro.deadline = ro.deadline.or(Some(env.config.emergency.deadline.0));
+    env.execute("emergency_shutdown", &ro, |run| async move {
         let hosts = chosen(env, o)?;
         let flag = env.config.emergency.flag.clone();
         let flags = join_all(hosts.iter().map(|h| set_flag(&run, h, &flag))).await;
@@ -264,7 +266,9 @@ async fn gone_within(
 
 /// The way back: flag removed, service started, health polled — every host at once.
 pub async fn emergency_recover(env: &Environment, o: &EmergencyOptions, ro: &RunOptions) -> Report {
-    env.execute("emergency_recover", ro, |run| async move {
+    let mut ro = ro.clone();
+    ro.deadline = ro.deadline.or(Some(env.config.emergency.deadline.0));
+    env.execute("emergency_recover", &ro, |run| async move {
         let hosts = chosen(env, o)?;
         let flag = env.config.emergency.flag.clone();
         let all = join_all(hosts.iter().map(|h| recover_host(env, &run, h, &flag))).await;

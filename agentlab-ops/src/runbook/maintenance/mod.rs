@@ -173,7 +173,9 @@ pub async fn weekly_maintenance(
     o: &MaintenanceOptions,
     ro: &RunOptions,
 ) -> Report {
-    env.execute("weekly_maintenance", ro, |run| async move {
+    let mut ro = ro.clone();
+    ro.deadline = ro.deadline.or(Some(env.config.maintenance.deadline.0));
+    env.execute("weekly_maintenance", &ro, |run| async move {
         let hosts: Vec<&HostEntry> = if o.hosts.is_empty() {
             env.hosts.iter().collect()
         } else {

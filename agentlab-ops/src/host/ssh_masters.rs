@@ -109,8 +109,8 @@ pub(crate) async fn exit_master(ctl: &Path) {
     let _ = tokio::time::timeout(Duration::from_secs(5), status).await;
 }
 
-/// A fresh path on the host for a command's process-group id.
-pub(crate) fn remote_pidfile() -> String {
+/// A fresh mark for a remote command (unique per runner process and call).
+pub(crate) fn remote_marker() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -118,7 +118,7 @@ pub(crate) fn remote_pidfile() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!(
-        "/tmp/.agentlab-ops-{}-{nanos:x}-{}.pgid",
+        "{}-{nanos:x}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )

@@ -118,3 +118,41 @@ async fn a_failed_host_stops_the_next_and_clears_its_own_flag() {
     assert!(ran(&hosts[1]).contains(&"rm -f /app/MAINTENANCE_MODE".to_string()));
     assert!(!r.checks.iter().any(|c| c.name == "web-1:pip:undo"));
 }
+
+#[tokio::test]
+async fn the_restore_test_runs_once_and_its_escalations_are_the_maintenances() {
+    let notifier = MemoryNotifier::new();
+    let h = host("web-1");
+    let env = {
+        let b = Environment::builder("prod")
+            .clock(ManualClock::starting_now())
+            .notifier(notifier)
+            .backups(agentlab_ops::MemoryBackupStore::new(), &["sessions"])
+            .host_with_service(h, &MemoryServiceManager::new("web-1"));
+        let mut e = b.build();
+        e.config.maintenance.tls_endpoint = String::new();
+        e
+    };
+    let o = MaintenanceOptions {
+        no_wait: true,
+        ..Default::default()
+    };
+    let r = weekly_maintenance(&env, &o, &RunOptions::default()).await;
+    let p: MaintenancePayload = r.payload_as().unwrap();
+    // No backup tonight: the verification escalates, and so does the maintenance — after the
+    // hosts were done.
+    assert_eq!(p.hosts[0].state, HostState::Done, "{}", r.to_text(false));
+    assert_eq!(p.restore_test.as_deref(), Some("escalate"));
+    assert!(
+        r.escalations.iter().any(|e| e.subject.contains("sessions")),
+        "{}",
+        r.to_text(false)
+    );
+    assert_eq!(
+        r.checks
+            .iter()
+            .filter(|c| c.name == "backup_restore_test")
+            .count(),
+        1
+    );
+}

@@ -5,6 +5,7 @@
 #     what CI must not really run: systemctl (no systemd as PID 1; scripts/standins/systemctl
 #     manages real processes through pid files, units in $AGENTLAB_SYSTEMD_UNITS) and apt-get
 #     (never really upgrade the CI machine; scripts/standins/apt-get reports from a fixture)
+#   - Debian's Prometheus, with 30 days of backfilled request counters
 #   - Debian's nginx, proxying to two backends (blue, green) through a rewritable upstream file
 # Usage: source scripts/test-servers.sh; start_test_servers; ...; stop_test_servers
 # Exports AGENTLAB_TEST_S3_ENDPOINT, AGENTLAB_TEST_SSH_DIR, AGENTLAB_TEST_SSH_PORTS,
@@ -111,18 +112,40 @@ CFG
     export AGENTLAB_TEST_NGINX_DIR="$nd" AGENTLAB_TEST_NGINX_PORT="$np"
     export AGENTLAB_TEST_NGINX_BLUE_PORT="$bp" AGENTLAB_TEST_NGINX_GREEN_PORT="$gp"
 
-    # --- wait until both answer (30 s at most)
+    # --- Prometheus: 30 days of backfilled counters (scripts/prometheus-fixture.py), built once
+    #     per fixture version and copied, served at a fixed instant the tests query
+    local pd="$D/prometheus" pp cache sum
+    mkdir -p "$pd"
+    sum="$(sha256sum "$root/scripts/prometheus-fixture.py" | cut -c1-16)"
+    cache="$root/target/prometheus-fixture-$sum"
+    if ! [ -d "$cache/tsdb" ]; then
+        rm -rf "$cache.tmp" && mkdir -p "$cache.tmp"
+        python3 "$root/scripts/prometheus-fixture.py" "$cache.tmp"
+        promtool tsdb create-blocks-from openmetrics "$cache.tmp/data.om" "$cache.tmp/tsdb" >/dev/null
+        rm -f "$cache.tmp/data.om"
+        rm -rf "$cache" && mv "$cache.tmp" "$cache"
+    fi
+    cp -r "$cache/tsdb" "$pd/tsdb"
+    cp "$cache/expected.json" "$pd/expected.json"
+    pp="$(free_port)"
+    /usr/bin/prometheus --storage.tsdb.path="$pd/tsdb" --config.file=/dev/null \
+        --web.listen-address="127.0.0.1:$pp" --storage.tsdb.retention.time=3650d >"$pd/prometheus.log" 2>&1 &
+    echo $! >"$pd/prometheus.pid"
+    export AGENTLAB_TEST_PROM_URL="http://127.0.0.1:$pp" AGENTLAB_TEST_PROM_DIR="$pd"
+
+    # --- wait until they answer (30 s at most)
     local i
     for i in $(seq 1 150); do
         if curl -sf -o /dev/null "$AGENTLAB_TEST_S3_ENDPOINT/moto-api/" &&
-            (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null; then
-            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1, :$p2 and :$p3, nginx on :$np"
+            (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null &&
+            curl -sf -o /dev/null "$AGENTLAB_TEST_PROM_URL/-/ready"; then
+            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1, :$p2 and :$p3, nginx on :$np, prometheus at $AGENTLAB_TEST_PROM_URL"
             return 0
         fi
         sleep 0.2
     done
     echo "test servers did not start; logs:" >&2
-    cat "$D/moto.log" "$sd/sshd.log" >&2 || true
+    cat "$D/moto.log" "$sd/sshd.log" "$pd/prometheus.log" >&2 || true
     return 1
 }
 
@@ -130,7 +153,7 @@ stop_test_servers() {
     local D="${AGENTLAB_TEST_DIR:-}"
     [ -n "$D" ] && [ -d "$D" ] || return 0
     local f pid i
-    for f in "$D/moto.pid" "$D/ssh/sshd.bgpid" "$D/nginx/nginx.pid"; do
+    for f in "$D/moto.pid" "$D/ssh/sshd.bgpid" "$D/nginx/nginx.pid" "$D/prometheus/prometheus.pid"; do
         [ -f "$f" ] || continue
         pid="$(cat "$f")"
         kill "$pid" 2>/dev/null || continue

@@ -75,6 +75,9 @@ pub struct Config {
     /// Blue-green deployments: the router and the analysis between traffic steps.
     #[serde(default)]
     pub blue_green: Option<BlueGreenConfig>,
+    /// Prometheus, for SLOs with `source = "prometheus"`.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusConfig>,
     /// How the service runs on each host (systemd or a plain process).
     #[serde(default)]
     pub service_manager: ServiceManagerConfig,
@@ -157,6 +160,49 @@ pub struct SloConfig {
     /// Fewer events than this in the period makes the SLO `inconclusive`.
     #[serde(default = "d_min_events")]
     pub min_events: u64,
+    /// Where its counts come from: the service's `/metrics/slo` (default) or `[prometheus]`.
+    #[serde(default)]
+    pub source: SliSourceKind,
+    /// Prometheus: good events over `$window` (e.g.
+    /// `sum(increase(http_requests_total{code!~"5.."}[$window]))`).
+    #[serde(default)]
+    pub good: Option<String>,
+    /// Prometheus: all events over `$window`.
+    #[serde(default)]
+    pub total: Option<String>,
+}
+
+/// Where an SLO's counts come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SliSourceKind {
+    /// The service's own `/metrics/slo` JSON.
+    #[default]
+    Service,
+    /// Raw counters in Prometheus, with our own math (`good`/`total` queries).
+    Prometheus,
+}
+
+/// `[prometheus]`: the Prometheus HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PrometheusConfig {
+    /// `http://prometheus:9090`.
+    pub url: BaseUrl,
+    /// Timeout of one query.
+    #[serde(default = "d_timeout")]
+    pub timeout: Dur,
+    /// Attempts per query (temporary failures are retried).
+    #[serde(default = "d_attempts")]
+    pub attempts: u32,
+    /// Evaluate at this instant (RFC 3339 or Unix seconds) instead of now: a fixed point for
+    /// reviews and tests.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Bearer token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
 }
 
 fn d_period() -> Dur {
@@ -174,6 +220,9 @@ impl SloConfig {
             target: Target(target),
             period: d_period(),
             min_events: d_min_events(),
+            source: SliSourceKind::Service,
+            good: None,
+            total: None,
         }
     }
 }
@@ -323,6 +372,7 @@ impl Config {
             handover: HandoverConfig::default(),
             deploy: None,
             blue_green: None,
+            prometheus: None,
             service_manager: ServiceManagerConfig::default(),
             restart: RestartConfig::default(),
             emergency: EmergencyConfig::default(),
@@ -474,6 +524,30 @@ impl Config {
                     format!("slo[{i}].period"),
                     "an SLO period shorter than 1h makes no sense".into(),
                 );
+            }
+            if s.source == SliSourceKind::Prometheus {
+                if self.prometheus.is_none() {
+                    return err(
+                        format!("slo[{i}].source"),
+                        "\"prometheus\" needs a [prometheus] section".into(),
+                    );
+                }
+                for (field, q) in [("good", &s.good), ("total", &s.total)] {
+                    match q {
+                        None => return err(
+                            format!("slo[{i}].{field}"),
+                            "required with source = \"prometheus\" (a PromQL query over $window)"
+                                .into(),
+                        ),
+                        Some(q) if !q.contains("$window") => {
+                            return err(
+                                format!("slo[{i}].{field}"),
+                                format!("{q:?} has no $window to fill"),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
             }
         }
         if let Some(b) = &self.backups {

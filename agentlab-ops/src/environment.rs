@@ -15,7 +15,7 @@ use crate::journal::Journal;
 use crate::notify::Notifier;
 use crate::probe::{HealthProbe, HttpProbe, MemoryProbe};
 use crate::service::{HostService, ServiceManager};
-use crate::slo::{HttpSloSource, MemorySloSource, SloEvaluator, SloSource, SloSpec};
+use crate::slo::{MemorySloSource, SloEvaluator, SloSource, SloSpec};
 
 pub use crate::host::HostEntry;
 
@@ -58,10 +58,7 @@ impl Environment {
     pub async fn from_config(config: Config) -> Result<Environment> {
         // One call per backend family, each reading its own section.
         let probe: Arc<dyn HealthProbe> = Arc::new(HttpProbe::from_config(&config.service)?);
-        let slo_source: Arc<dyn SloSource> = Arc::new(HttpSloSource::new(
-            probe.clone(),
-            config.service.slo_path.clone(),
-        ));
+        let slo_source = crate::slo::from_config(&config, probe.clone())?;
         let backups = crate::backup::from_config(config.backups.as_ref()).await?;
         let hosts = crate::host::from_config(&config)?;
         let notifier = crate::notify::from_config(config.notify.as_ref())?;

@@ -8,9 +8,13 @@
 //!
 //! No data or too little traffic is [`Zone::Inconclusive`], never green.
 
+mod prometheus;
 mod source;
 
-pub use source::{HttpSloSource, MemorySloSource, SloSource, parse_slo_json};
+pub use prometheus::{PrometheusSloSource, windows_of};
+pub use source::{
+    CombinedSloSource, HttpSloSource, MemorySloSource, SloSource, from_config, parse_slo_json,
+};
 
 use std::collections::BTreeMap;
 use std::time::Duration;

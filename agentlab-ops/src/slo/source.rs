@@ -221,3 +221,70 @@ mod tests {
         }
     }
 }
+
+/// Several sources as one: each objective from the source that has it. A source that fails
+/// does not hide the others: its objectives are missing (the evaluator says "no data" for
+/// them) unless every source failed, then the first error is returned.
+#[derive(Debug, Clone)]
+pub struct CombinedSloSource {
+    sources: Vec<Arc<dyn SloSource>>,
+}
+
+impl CombinedSloSource {
+    /// The sources, asked at once.
+    pub fn new(sources: Vec<Arc<dyn SloSource>>) -> Self {
+        CombinedSloSource { sources }
+    }
+}
+
+#[async_trait::async_trait]
+impl SloSource for CombinedSloSource {
+    async fn fetch(&self) -> Result<Vec<SliData>> {
+        let all = futures::future::join_all(self.sources.iter().map(|s| s.fetch())).await;
+        let mut data = Vec::new();
+        let mut first_err = None;
+        for r in all {
+            match r {
+                Ok(d) => data.extend(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "an SLO source failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) if data.is_empty() => Err(e),
+            _ => Ok(data),
+        }
+    }
+}
+
+/// The SLO source for a config: the service's `/metrics/slo` for SLOs with `source =
+/// "service"` (and when none is configured), Prometheus for those with `source =
+/// "prometheus"`, both combined when the config has both.
+pub fn from_config(
+    config: &crate::config::Config,
+    probe: Arc<dyn HealthProbe>,
+) -> Result<Arc<dyn SloSource>> {
+    use crate::config::SliSourceKind;
+    let service: Arc<dyn SloSource> =
+        Arc::new(HttpSloSource::new(probe, config.service.slo_path.clone()));
+    let prom_slos = config
+        .slos
+        .iter()
+        .filter(|s| s.source == SliSourceKind::Prometheus)
+        .count();
+    if prom_slos == 0 {
+        return Ok(service);
+    }
+    let p = config
+        .prometheus
+        .as_ref()
+        .ok_or_else(|| Error::config("slo: source = \"prometheus\" needs [prometheus]"))?;
+    let prom: Arc<dyn SloSource> =
+        Arc::new(super::PrometheusSloSource::from_config(p, &config.slos)?);
+    if prom_slos == config.slos.len() {
+        return Ok(prom);
+    }
+    Ok(Arc::new(CombinedSloSource::new(vec![service, prom])))
+}

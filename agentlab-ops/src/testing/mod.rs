@@ -4,7 +4,8 @@
 //! [`remote_host_conformance`] with a host that can run `echo`, `sh` and `sleep`,
 //! [`traffic_router_conformance`] with a router whose traffic may move, and
 //! [`deployer_conformance`] with a deployer and three workflow names, and
-//! [`service_manager_conformance`] with a service it may stop and start — the memory
+//! [`service_manager_conformance`] with a service it may stop and start, and
+//! [`slo_source_conformance`] with a source that has traffic — the memory
 //! doubles pass them too, so tests written against the doubles mean something. Each check is
 //! also public, to run one alone.
 
@@ -13,9 +14,11 @@ mod deployer;
 mod host;
 mod router;
 mod service;
+mod slo;
 
 pub use backup::*;
 pub use deployer::*;
 pub use host::*;
 pub use router::*;
 pub use service::*;
+pub use slo::*;

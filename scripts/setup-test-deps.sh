@@ -2,7 +2,8 @@
 # Install what the test suite needs on a fresh machine; quick no-op when already there.
 #   - Debian's openssh-server and openssh-client (a real sshd on 127.0.0.1, the ssh client)
 #   - Debian's nginx (the blue-green router is tested against a real nginx on 127.0.0.1)
-#   - Debian's prometheus (the SLO source is tested against a real Prometheus, fed offline)
+#   - Debian's prometheus and prometheus-alertmanager (the SLO and alert sources are tested
+#     against the real servers, Prometheus fed offline)
 #   - Debian's logrotate (the weekly maintenance rotates real logs) and openssl (a TLS listener
 #     with a test certificate for the certificate check)
 #   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3, and maturin,
@@ -12,8 +13,8 @@ cd "$(dirname "$0")/.."
 
 if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null ||
     ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/sbin/logrotate ] || ! command -v openssl >/dev/null ||
-    ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ]; then
-    echo "== installing openssh-server, nginx, logrotate, openssl and prometheus (apt)"
+    ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ] || ! [ -x /usr/bin/prometheus-alertmanager ]; then
+    echo "== installing openssh-server, nginx, logrotate, openssl, prometheus and alertmanager (apt)"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
@@ -25,7 +26,7 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-ke
         $SUDO chmod +x /usr/sbin/policy-rc.d
         made_policy=1
     fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light logrotate openssl prometheus >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light logrotate openssl prometheus prometheus-alertmanager >/dev/null
     [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 

@@ -5,7 +5,7 @@
 #     what CI must not really run: systemctl (no systemd as PID 1; scripts/standins/systemctl
 #     manages real processes through pid files, units in $AGENTLAB_SYSTEMD_UNITS) and apt-get
 #     (never really upgrade the CI machine; scripts/standins/apt-get reports from a fixture)
-#   - Debian's Prometheus, with 30 days of backfilled request counters
+#   - Debian's Prometheus, with 30 days of backfilled request counters, and Alertmanager
 #   - Debian's nginx, proxying to two backends (blue, green) through a rewritable upstream file
 # Usage: source scripts/test-servers.sh; start_test_servers; ...; stop_test_servers
 # Exports AGENTLAB_TEST_S3_ENDPOINT, AGENTLAB_TEST_SSH_DIR, AGENTLAB_TEST_SSH_PORTS,
@@ -133,19 +133,30 @@ CFG
     echo $! >"$pd/prometheus.pid"
     export AGENTLAB_TEST_PROM_URL="http://127.0.0.1:$pp" AGENTLAB_TEST_PROM_DIR="$pd"
 
+    # --- Alertmanager (Debian's prometheus-alertmanager), no receivers, no clustering
+    local ad="$D/alertmanager" ap
+    mkdir -p "$ad"
+    printf 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n' >"$ad/am.yml"
+    ap="$(free_port)"
+    /usr/bin/prometheus-alertmanager --config.file="$ad/am.yml" --storage.path="$ad/data" \
+        --web.listen-address="127.0.0.1:$ap" --cluster.listen-address= >"$ad/alertmanager.log" 2>&1 &
+    echo $! >"$ad/alertmanager.pid"
+    export AGENTLAB_TEST_ALERTMANAGER_URL="http://127.0.0.1:$ap"
+
     # --- wait until they answer (30 s at most)
     local i
     for i in $(seq 1 150); do
         if curl -sf -o /dev/null "$AGENTLAB_TEST_S3_ENDPOINT/moto-api/" &&
             (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null &&
-            curl -sf -o /dev/null "$AGENTLAB_TEST_PROM_URL/-/ready"; then
-            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1, :$p2 and :$p3, nginx on :$np, prometheus at $AGENTLAB_TEST_PROM_URL"
+            curl -sf -o /dev/null "$AGENTLAB_TEST_PROM_URL/-/ready" &&
+            curl -sf -o /dev/null "$AGENTLAB_TEST_ALERTMANAGER_URL/-/ready"; then
+            echo "== test servers: S3 at $AGENTLAB_TEST_S3_ENDPOINT, sshd on 127.0.0.1:$p1, :$p2 and :$p3, nginx on :$np, prometheus at $AGENTLAB_TEST_PROM_URL, alertmanager at $AGENTLAB_TEST_ALERTMANAGER_URL"
             return 0
         fi
         sleep 0.2
     done
     echo "test servers did not start; logs:" >&2
-    cat "$D/moto.log" "$sd/sshd.log" "$pd/prometheus.log" >&2 || true
+    cat "$D/moto.log" "$sd/sshd.log" "$pd/prometheus.log" "$ad/alertmanager.log" >&2 || true
     return 1
 }
 
@@ -153,7 +164,7 @@ stop_test_servers() {
     local D="${AGENTLAB_TEST_DIR:-}"
     [ -n "$D" ] && [ -d "$D" ] || return 0
     local f pid i
-    for f in "$D/moto.pid" "$D/ssh/sshd.bgpid" "$D/nginx/nginx.pid" "$D/prometheus/prometheus.pid"; do
+    for f in "$D/moto.pid" "$D/ssh/sshd.bgpid" "$D/nginx/nginx.pid" "$D/prometheus/prometheus.pid" "$D/alertmanager/alertmanager.pid"; do
         [ -f "$f" ] || continue
         pid="$(cat "$f")"
         kill "$pid" 2>/dev/null || continue

@@ -78,6 +78,9 @@ pub struct Config {
     /// Prometheus, for SLOs with `source = "prometheus"`.
     #[serde(default)]
     pub prometheus: Option<PrometheusConfig>,
+    /// Alertmanager: the alerts the morning check and the handover review.
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerConfig>,
     /// How the service runs on each host (systemd or a plain process).
     #[serde(default)]
     pub service_manager: ServiceManagerConfig,
@@ -205,6 +208,21 @@ pub struct PrometheusConfig {
     pub token: Option<SecretRef>,
 }
 
+/// `[alertmanager]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AlertmanagerConfig {
+    /// `http://alertmanager:9093`.
+    pub url: BaseUrl,
+    /// Timeout of one call.
+    #[serde(default = "d_timeout")]
+    pub timeout: Dur,
+    /// Attempts per call.
+    #[serde(default = "d_attempts")]
+    pub attempts: u32,
+}
+
 fn d_period() -> Dur {
     Dur(Duration::from_secs(30 * 86_400))
 }
@@ -247,6 +265,16 @@ pub struct Thresholds {
     /// Escalate when the health endpoint answers slower than this.
     #[serde(default = "d_latency")]
     pub health_latency_max: Dur,
+    /// Alert severities that page (`severity` label).
+    #[serde(default = "d_page_severities")]
+    pub page_severities: Vec<String>,
+    /// Escalate when more unsilenced paging alerts than this fire.
+    #[serde(default)]
+    pub firing_page_alerts_max: usize,
+}
+
+fn d_page_severities() -> Vec<String> {
+    vec!["critical".into(), "page".into()]
 }
 
 fn d_budget() -> Ratio {
@@ -270,6 +298,8 @@ impl Default for Thresholds {
             load_per_cpu_max: None,
             check_timeout: d_check_timeout(),
             health_latency_max: d_latency(),
+            page_severities: d_page_severities(),
+            firing_page_alerts_max: 0,
         }
     }
 }
@@ -373,6 +403,7 @@ impl Config {
             deploy: None,
             blue_green: None,
             prometheus: None,
+            alertmanager: None,
             service_manager: ServiceManagerConfig::default(),
             restart: RestartConfig::default(),
             emergency: EmergencyConfig::default(),

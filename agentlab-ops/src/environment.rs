@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::alerts::AlertSource;
 use crate::backup::BackupStore;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BaseUrl, Config, HostAddress, HostConfig, StoreKind, Thresholds};
@@ -49,6 +50,8 @@ pub struct Environment {
     pub clock: Arc<dyn Clock>,
     /// The service on each host (by host name): its manager and its health there.
     pub services: BTreeMap<String, HostService>,
+    /// Alerts and silences, when `[alertmanager]` is configured.
+    pub alerts: Option<Arc<dyn AlertSource>>,
 }
 
 pub use crate::deploy::Colors;
@@ -67,6 +70,7 @@ impl Environment {
         let (deployer, repo) = crate::deploy::from_config(&config, &hosts, clock.clone())?;
         let (router, colors) = crate::deploy::blue_green_from_config(&config, &hosts)?;
         let services = crate::service::from_config(&config, &hosts)?;
+        let alerts = crate::alerts::from_config(&config)?;
         Ok(Environment {
             config,
             probe,
@@ -81,6 +85,7 @@ impl Environment {
             colors,
             clock,
             services,
+            alerts,
         })
     }
 
@@ -103,6 +108,7 @@ impl Environment {
             colors: None,
             clock: None,
             services: BTreeMap::new(),
+            alerts: None,
         }
     }
 
@@ -180,6 +186,7 @@ pub struct EnvironmentBuilder {
     colors: Option<Colors>,
     clock: Option<Arc<dyn Clock>>,
     services: BTreeMap<String, HostService>,
+    alerts: Option<Arc<dyn AlertSource>>,
 }
 
 impl EnvironmentBuilder {
@@ -279,6 +286,11 @@ impl EnvironmentBuilder {
         self.host(host)
             .service(&name, service.clone(), service.health_probe())
     }
+    /// An alert source.
+    pub fn alerts(mut self, a: impl AlertSource + 'static) -> Self {
+        self.alerts = Some(Arc::new(a));
+        self
+    }
     /// A notifier.
     pub fn notifier(mut self, n: impl Notifier + 'static) -> Self {
         self.notifier = Some(Arc::new(n));
@@ -317,6 +329,7 @@ impl EnvironmentBuilder {
             colors: self.colors,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             services: self.services,
+            alerts: self.alerts,
         }
     }
 }

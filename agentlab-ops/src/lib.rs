@@ -36,6 +36,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod alerts;
 pub mod backup;
 pub mod clock;
 pub mod config;
@@ -59,6 +60,7 @@ pub mod slo;
 pub mod testing;
 pub mod units;
 
+pub use alerts::{AlertSource, MemoryAlertSource};
 pub use backup::{BackupStore, BackupStoreExt, FsBackupStore, MemoryBackupStore, ObjectMeta};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;

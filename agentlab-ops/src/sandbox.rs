@@ -6,6 +6,7 @@
 //! whose `uptime`, `free`, `df` and `nproc` are small scripts printing the scenario's numbers.
 //! Each [`Scenario`] exercises its own escalation path. Everything is removed on drop.
 
+mod alerting;
 #[cfg(unix)]
 mod services;
 use std::collections::BTreeMap;
@@ -473,6 +474,8 @@ impl Sandbox {
             .route("/health/detailed", get(detailed))
             .route("/metrics/slo", get(slo))
             .route("/metrics/history", get(history))
+            .route("/api/v2/alerts", get(alerting::alerts))
+            .route("/api/v2/silences", get(alerting::silences))
             .with_state(Arc::new(scenario));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -595,6 +598,11 @@ impl Sandbox {
 
         #[cfg(unix)]
         services::install(dir.path(), &bin, &mut cfg, &format!("http://{addr}"))?;
+        cfg.alertmanager = Some(crate::config::AlertmanagerConfig {
+            url: BaseUrl::parse(&format!("http://{addr}")).map_err(Error::config)?,
+            timeout: crate::config::Dur(std::time::Duration::from_secs(2)),
+            attempts: 1,
+        });
         cfg.handover.primary = Some("Sandbox Primary +1-555-0100".into());
         cfg.handover.backup = Some("Sandbox Backup +1-555-0101".into());
         Ok(Sandbox {

@@ -1,5 +1,6 @@
 //! Runbooks: procedures composed from the backends, returning typed reports.
 
+pub mod alert_review;
 pub mod backup;
 pub mod deploy;
 pub mod handover;

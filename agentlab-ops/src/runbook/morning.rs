@@ -89,6 +89,8 @@ pub struct MorningPayload {
     pub backups: Vec<DatasetBackup>,
     /// Hosts.
     pub hosts: Vec<HostResult>,
+    /// The alerting system's alerts of the last 24 hours (None: not configured or unreadable).
+    pub alerts: Option<crate::runbook::alert_review::AlertReview>,
 }
 
 fn pct(x: f64) -> String {
@@ -100,11 +102,13 @@ pub async fn morning_check(env: &Environment, opts: &MorningOptions) -> Report {
     let date = opts.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
     env.execute("morning_check", &opts.run, |run| async move {
         let t = Some(env.config.thresholds.check_timeout.0);
-        let (health, detailed, slos, backups, hosts) = futures::join!(
+        let since = chrono::Utc::now() - chrono::Duration::hours(24);
+        let (health, detailed, slos, backups, alerts, hosts) = futures::join!(
             health_check(env, &run, "health", false, t),
             health_check(env, &run, "health_detailed", true, t),
             slo_check(env, &run, t),
             backup_check(env, &run, date, t),
+            crate::runbook::alert_review::review(env, &run, since, t),
             fan_out(
                 &env.hosts,
                 FleetOptions::new(env.config.fleet.concurrency),
@@ -133,6 +137,7 @@ pub async fn morning_check(env: &Environment, opts: &MorningOptions) -> Report {
             active_alerts,
             backups,
             hosts,
+            alerts,
         };
         Ok(serde_json::to_value(payload).unwrap_or_default())
     })

@@ -5,10 +5,12 @@
 //! [`traffic_router_conformance`] with a router whose traffic may move, and
 //! [`deployer_conformance`] with a deployer and three workflow names, and
 //! [`service_manager_conformance`] with a service it may stop and start, and
-//! [`slo_source_conformance`] with a source that has traffic — the memory
+//! [`slo_source_conformance`] with a source that has traffic,
+//! [`alert_source_conformance`] with one alert firing — the memory
 //! doubles pass them too, so tests written against the doubles mean something. Each check is
 //! also public, to run one alone.
 
+mod alerts;
 mod backup;
 mod deployer;
 mod host;
@@ -16,6 +18,7 @@ mod router;
 mod service;
 mod slo;
 
+pub use alerts::*;
 pub use backup::*;
 pub use deployer::*;
 pub use host::*;

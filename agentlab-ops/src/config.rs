@@ -81,6 +81,9 @@ pub struct Config {
     /// Alertmanager: the alerts the morning check and the handover review.
     #[serde(default)]
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// PagerDuty: open incidents (REST v2) and pages (Events v2).
+    #[serde(default)]
+    pub pagerduty: Option<PagerDutyConfig>,
     /// How the service runs on each host (systemd or a plain process).
     #[serde(default)]
     pub service_manager: ServiceManagerConfig,
@@ -223,6 +226,35 @@ pub struct AlertmanagerConfig {
     pub attempts: u32,
 }
 
+/// `[pagerduty]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PagerDutyConfig {
+    /// REST API.
+    #[serde(default = "d_pd_api")]
+    pub api_url: BaseUrl,
+    /// Events API.
+    #[serde(default = "d_pd_events")]
+    pub events_url: BaseUrl,
+    /// REST API token (`${PAGERDUTY_TOKEN}`), to read incidents.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Events v2 routing key of the service (`${PAGERDUTY_ROUTING_KEY}`), to page.
+    #[serde(default)]
+    pub routing_key: Option<SecretRef>,
+    /// Timeout of one call.
+    #[serde(default = "d_timeout")]
+    pub timeout: Dur,
+}
+
+fn d_pd_api() -> BaseUrl {
+    BaseUrl::parse("https://api.pagerduty.com").expect("static URL")
+}
+fn d_pd_events() -> BaseUrl {
+    BaseUrl::parse("https://events.pagerduty.com").expect("static URL")
+}
+
 fn d_period() -> Dur {
     Dur(Duration::from_secs(30 * 86_400))
 }
@@ -271,6 +303,9 @@ pub struct Thresholds {
     /// Escalate when more unsilenced paging alerts than this fire.
     #[serde(default)]
     pub firing_page_alerts_max: usize,
+    /// Escalate when more open high-urgency incidents than this exist.
+    #[serde(default)]
+    pub high_urgency_incidents_max: usize,
 }
 
 fn d_page_severities() -> Vec<String> {
@@ -300,6 +335,7 @@ impl Default for Thresholds {
             health_latency_max: d_latency(),
             page_severities: d_page_severities(),
             firing_page_alerts_max: 0,
+            high_urgency_incidents_max: 0,
         }
     }
 }
@@ -404,6 +440,7 @@ impl Config {
             blue_green: None,
             prometheus: None,
             alertmanager: None,
+            pagerduty: None,
             service_manager: ServiceManagerConfig::default(),
             restart: RestartConfig::default(),
             emergency: EmergencyConfig::default(),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::alerts::AlertSource;
+use crate::alerts::{AlertSource, IncidentSource};
 use crate::backup::BackupStore;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BaseUrl, Config, HostAddress, HostConfig, StoreKind, Thresholds};
@@ -52,6 +52,8 @@ pub struct Environment {
     pub services: BTreeMap<String, HostService>,
     /// Alerts and silences, when `[alertmanager]` is configured.
     pub alerts: Option<Arc<dyn AlertSource>>,
+    /// Incidents and pages, when `[pagerduty]` is configured.
+    pub incidents: Option<Arc<dyn IncidentSource>>,
 }
 
 pub use crate::deploy::Colors;
@@ -71,6 +73,7 @@ impl Environment {
         let (router, colors) = crate::deploy::blue_green_from_config(&config, &hosts)?;
         let services = crate::service::from_config(&config, &hosts)?;
         let alerts = crate::alerts::from_config(&config)?;
+        let incidents = crate::alerts::incidents_from_config(&config)?;
         Ok(Environment {
             config,
             probe,
@@ -86,6 +89,7 @@ impl Environment {
             clock,
             services,
             alerts,
+            incidents,
         })
     }
 
@@ -109,6 +113,7 @@ impl Environment {
             clock: None,
             services: BTreeMap::new(),
             alerts: None,
+            incidents: None,
         }
     }
 
@@ -187,6 +192,7 @@ pub struct EnvironmentBuilder {
     clock: Option<Arc<dyn Clock>>,
     services: BTreeMap<String, HostService>,
     alerts: Option<Arc<dyn AlertSource>>,
+    incidents: Option<Arc<dyn IncidentSource>>,
 }
 
 impl EnvironmentBuilder {
@@ -286,6 +292,11 @@ impl EnvironmentBuilder {
         self.host(host)
             .service(&name, service.clone(), service.health_probe())
     }
+    /// An incident source.
+    pub fn incidents(mut self, i: impl IncidentSource + 'static) -> Self {
+        self.incidents = Some(Arc::new(i));
+        self
+    }
     /// An alert source.
     pub fn alerts(mut self, a: impl AlertSource + 'static) -> Self {
         self.alerts = Some(Arc::new(a));
@@ -330,6 +341,7 @@ impl EnvironmentBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             services: self.services,
             alerts: self.alerts,
+            incidents: self.incidents,
         }
     }
 }

@@ -637,7 +637,14 @@ impl Sandbox {
     }
     /// A real environment over the sandbox (HTTP probe, filesystem store, local hosts).
     pub async fn environment(&self) -> Result<Environment> {
-        Environment::from_config(self.config.clone()).await
+        let mut env = Environment::from_config(self.config.clone()).await?;
+        // No PagerDuty account in a sandbox: an incident source in memory, with no incident.
+        if env.incidents.is_none() {
+            env.incidents = Some(std::sync::Arc::new(
+                crate::alerts::MemoryIncidentSource::new(),
+            ));
+        }
+        Ok(env)
     }
     /// Stop serving.
     pub fn stop(&mut self) {

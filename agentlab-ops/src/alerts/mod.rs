@@ -12,8 +12,35 @@ use crate::double::{CallLog, Faults};
 use crate::error::{Error, ErrorKind, Result};
 
 mod alertmanager;
+mod pagerduty;
 
 pub use alertmanager::Alertmanager;
+pub use pagerduty::{Incident, IncidentCall, IncidentSource, MemoryIncidentSource, PagerDuty};
+
+/// The incident source of `[pagerduty]`, if configured (secrets resolved now).
+pub fn incidents_from_config(c: &crate::config::Config) -> Result<Option<Arc<dyn IncidentSource>>> {
+    let Some(p) = &c.pagerduty else {
+        return Ok(None);
+    };
+    let token = p
+        .token
+        .as_ref()
+        .map(|t| t.resolve("pagerduty.token"))
+        .transpose()?;
+    let key = p
+        .routing_key
+        .as_ref()
+        .map(|t| t.resolve("pagerduty.routing_key"))
+        .transpose()?;
+    let pd = PagerDuty::new(
+        p.api_url.clone(),
+        p.events_url.clone(),
+        token,
+        key,
+        p.timeout.0,
+    )?;
+    Ok(Some(Arc::new(pd)))
+}
 
 /// The alert source of `[alertmanager]`, if configured.
 pub fn from_config(c: &crate::config::Config) -> Result<Option<Arc<dyn AlertSource>>> {

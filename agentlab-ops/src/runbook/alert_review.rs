@@ -127,3 +127,58 @@ pub async fn review(
     }
     Some(r)
 }
+
+/// The checklist's **Incident Review**: open incidents (opened in the last 30 days) with
+/// urgency and age; more open high-urgency ones than `[thresholds]
+/// high_urgency_incidents_max` escalate. Without `[pagerduty]` the check says so.
+pub async fn incidents(
+    env: &Environment,
+    run: &Run,
+    t: Option<Duration>,
+) -> Option<Vec<crate::alerts::Incident>> {
+    let Some(src) = env.incidents.clone() else {
+        run.skip("incidents", Action::Read, "not configured ([pagerduty])");
+        return None;
+    };
+    let max = env.config.thresholds.high_urgency_incidents_max;
+    let now = Utc::now();
+    let r = run
+        .check("incidents", t, async {
+            let all = src.incidents(now - chrono::Duration::days(30), now).await?;
+            let high = all.iter().filter(|i| i.urgency == "high").count();
+            let outcome = match high {
+                n if n > max => Outcome::Fail,
+                _ if !all.is_empty() => Outcome::Warn,
+                _ => Outcome::Pass,
+            };
+            let oldest = all
+                .iter()
+                .map(|i| (now - i.created_at).num_hours())
+                .max()
+                .unwrap_or(0);
+            let s = format!(
+                "{} open incidents ({high} high urgency; oldest {oldest} h) on {}",
+                all.len(),
+                src.describe()
+            );
+            Ok(Checked::with(all, outcome, s))
+        })
+        .await
+        .ok()?;
+    let high: Vec<&crate::alerts::Incident> = r.iter().filter(|i| i.urgency == "high").collect();
+    if high.len() > max {
+        for i in high {
+            run.escalate(
+                "incident_open",
+                i.id.clone(),
+                format!("{} for {} h", i.status, (now - i.created_at).num_hours()),
+                format!("≤ {max} open high-urgency incidents"),
+                format!(
+                    "incident {} ({}) is {}: {}",
+                    i.id, i.urgency, i.status, i.title
+                ),
+            );
+        }
+    }
+    Some(r)
+}

@@ -91,6 +91,8 @@ pub struct MorningPayload {
     pub hosts: Vec<HostResult>,
     /// The alerting system's alerts of the last 24 hours (None: not configured or unreadable).
     pub alerts: Option<crate::runbook::alert_review::AlertReview>,
+    /// Open incidents (None: not configured or unreadable).
+    pub incidents: Option<Vec<crate::alerts::Incident>>,
 }
 
 fn pct(x: f64) -> String {
@@ -103,12 +105,17 @@ pub async fn morning_check(env: &Environment, opts: &MorningOptions) -> Report {
     env.execute("morning_check", &opts.run, |run| async move {
         let t = Some(env.config.thresholds.check_timeout.0);
         let since = chrono::Utc::now() - chrono::Duration::hours(24);
-        let (health, detailed, slos, backups, alerts, hosts) = futures::join!(
+        let (health, detailed, slos, backups, (alerts, incidents), hosts) = futures::join!(
             health_check(env, &run, "health", false, t),
             health_check(env, &run, "health_detailed", true, t),
             slo_check(env, &run, t),
             backup_check(env, &run, date, t),
-            crate::runbook::alert_review::review(env, &run, since, t),
+            async {
+                futures::join!(
+                    crate::runbook::alert_review::review(env, &run, since, t),
+                    crate::runbook::alert_review::incidents(env, &run, t)
+                )
+            },
             fan_out(
                 &env.hosts,
                 FleetOptions::new(env.config.fleet.concurrency),
@@ -138,6 +145,7 @@ pub async fn morning_check(env: &Environment, opts: &MorningOptions) -> Report {
             backups,
             hosts,
             alerts,
+            incidents,
         };
         Ok(serde_json::to_value(payload).unwrap_or_default())
     })

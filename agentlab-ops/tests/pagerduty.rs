@@ -166,3 +166,69 @@ async fn the_morning_check_reviews_open_incidents() {
     assert_eq!(c.outcome, Outcome::Skipped);
     assert!(c.summary.contains("not configured"));
 }
+
+#[tokio::test]
+async fn the_handover_lists_ongoing_incidents_and_alertmanager_alerts() {
+    use agentlab_ops::MemoryAlertSource;
+    use agentlab_ops::runbook::{HandoverOptions, HandoverPayload, handover};
+    let inc = MemoryIncidentSource::new();
+    inc.open(
+        "checkout latency",
+        "high",
+        Utc::now() - chrono::Duration::hours(2),
+    );
+    let al = MemoryAlertSource::new();
+    al.fire(
+        "HighErrorRate",
+        "page",
+        Utc::now() - chrono::Duration::hours(1),
+    );
+    let env = Environment::builder("prod")
+        .incidents(inc.clone())
+        .alerts(al.clone())
+        .build();
+    let r = handover(&env, &HandoverOptions::default()).await;
+    let loud: HandoverPayload = r.payload_as().unwrap();
+    assert!(
+        loud.markdown
+            .contains("**Ongoing Incidents**: P000001 (high urgency, triggered): checkout latency"),
+        "{}",
+        loud.markdown
+    );
+    // Silenced, the alert is neither counted nor escalated: two fewer active alerts.
+    let m = [agentlab_ops::alerts::Matcher {
+        name: "alertname".into(),
+        value: "HighErrorRate".into(),
+        is_regex: false,
+        is_equal: true,
+    }];
+    agentlab_ops::AlertSource::silence(
+        &al,
+        &m,
+        Utc::now() + chrono::Duration::hours(1),
+        "ops",
+        "known",
+    )
+    .await
+    .unwrap();
+    let r = handover(&env, &HandoverOptions::default()).await;
+    let quiet: HandoverPayload = r.payload_as().unwrap();
+    assert_eq!(
+        loud.active_alerts,
+        quiet.active_alerts + 2,
+        "{}\n{}",
+        loud.markdown,
+        quiet.markdown
+    );
+    let none = handover(
+        &Environment::builder("prod").build(),
+        &HandoverOptions::default(),
+    )
+    .await;
+    let p: HandoverPayload = none.payload_as().unwrap();
+    assert!(
+        p.markdown.contains("**Ongoing Incidents**: not configured"),
+        "{}",
+        p.markdown
+    );
+}

@@ -166,7 +166,8 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
             }
             None => ("Unknown", None, 0),
         };
-        let active_alerts = alerts_firing + morning.escalations.len();
+        let (alerting, incidents) = alerting_of(payload.as_ref());
+        let active_alerts = alerts_firing + alerting + morning.escalations.len();
         let cfg = &env.config.handover;
         let mut md = String::new();
         let _ = writeln!(
@@ -178,6 +179,7 @@ pub async fn handover(env: &Environment, opts: &HandoverOptions) -> Report {
         let _ = writeln!(md, "- **Environment**: {}", env.name());
         let _ = writeln!(md, "- **SLO Status**: {zone}");
         let _ = writeln!(md, "- **Active Alerts**: {active_alerts}");
+        let _ = writeln!(md, "- **Ongoing Incidents**: {incidents}");
         let _ = writeln!(
             md,
             "- **Error Budget**: {}",
@@ -334,6 +336,32 @@ pub struct HandoverArgs {
 }
 
 impl crate::runbook::registry::Validate for HandoverArgs {}
+
+/// The alerting system's unsilenced firing alerts the morning check saw, and its open
+/// incidents as the handover's Ongoing Incidents line ("not configured" without a source).
+fn alerting_of(p: Option<&crate::runbook::MorningPayload>) -> (usize, String) {
+    let alerting = p
+        .and_then(|p| p.alerts.as_ref())
+        .map_or(0, |a| a.firing.iter().filter(|x| !x.silenced).count());
+    let incidents = match p.and_then(|p| p.incidents.as_ref()) {
+        None => "not configured".to_string(),
+        Some(v) if v.is_empty() => "none".to_string(),
+        Some(v) => v
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} ({} urgency, {}): {}",
+                    i.id,
+                    i.urgency,
+                    i.status,
+                    crate::report::md_escape(&i.title)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    (alerting, incidents)
+}
 
 /// `handover` in the catalogue.
 pub static DEFINITION: crate::runbook::registry::Definition =

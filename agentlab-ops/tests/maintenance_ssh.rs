@@ -61,8 +61,18 @@ fn prepare(dir: &Path, wheels: &Path) {
     std::fs::write(dir.join("logrotate.conf"), conf).unwrap();
 }
 
+/// The TLS listener, ended when the test ends, passed or not.
+struct Tls(Child);
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// openssl s_server on a free port with a certificate valid for 20 more days.
-fn tls_server(dir: &Path) -> (Child, u16) {
+fn tls_server(dir: &Path) -> (Tls, u16) {
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
     sh(Command::new("openssl")
         .args([
@@ -99,6 +109,7 @@ fn tls_server(dir: &Path) -> (Child, u16) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let child = Tls(child);
     for _ in 0..50 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
@@ -108,7 +119,7 @@ fn tls_server(dir: &Path) -> (Child, u16) {
     (child, port)
 }
 
-async fn lab(test: &str) -> Option<(Fleet, Child)> {
+async fn lab(test: &str) -> Option<(Fleet, Tls)> {
     let scratch = tempfile::tempdir().unwrap();
     let (tls, port) = tls_server(scratch.path());
     let wheels = scratch.keep().join("wheels");
@@ -167,7 +178,7 @@ fn opts() -> MaintenanceOptions {
 
 #[tokio::test]
 async fn weekly_maintenance_on_two_hosts_upgrades_rotates_restarts_and_unflags() {
-    let Some((mut f, mut tls)) = lab("maint_ok").await else {
+    let Some((mut f, _tls)) = lab("maint_ok").await else {
         return;
     };
     let notifier = MemoryNotifier::new();
@@ -203,13 +214,12 @@ async fn weekly_maintenance_on_two_hosts_upgrades_rotates_restarts_and_unflags()
             .iter()
             .any(|f| f.message.contains("TLS certificate expires"))
     );
-    let _ = tls.kill();
     f.stop_all().await;
 }
 
 #[tokio::test]
 async fn a_failing_step_on_host_2_undoes_it_there_and_leaves_host_1_alone() {
-    let Some((f, mut tls)) = lab("maint_fail").await else {
+    let Some((f, _tls)) = lab("maint_fail").await else {
         return;
     };
     std::fs::write(f.dirs[1].join("apt.fixture.fail"), "").unwrap();
@@ -232,13 +242,12 @@ async fn a_failing_step_on_host_2_undoes_it_there_and_leaves_host_1_alone() {
     for d in &f.dirs {
         assert!(!d.join("MAINTENANCE_MODE").exists() && !d.join("MAINTENANCE_MODE.lease").exists());
     }
-    let _ = tls.kill();
     f.stop_all().await;
 }
 
 #[tokio::test]
 async fn dry_run_plans_every_command_and_changes_no_host() {
-    let Some((f, mut tls)) = lab("maint_dry").await else {
+    let Some((f, _tls)) = lab("maint_dry").await else {
         return;
     };
     let before: Vec<String> = f.dirs.iter().map(|d| alpkg(d)).collect();
@@ -264,6 +273,5 @@ async fn dry_run_plans_every_command_and_changes_no_host() {
         assert!(!d.join("MAINTENANCE_MODE").exists() && !d.join("agent-lab.log.1").exists());
         assert!(!d.join("apt.fixture.done").exists());
     }
-    let _ = tls.kill();
     f.stop_all().await;
 }

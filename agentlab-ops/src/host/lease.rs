@@ -38,7 +38,8 @@ echo $(( $(date +%s) + ttl )) > "$lease.new" && mv "$lease.new" "$lease""#;
 /// Something that happened to a lease, for the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseEvent {
-    /// `set`, `renew`, `renew_failed`, `remove`.
+    /// `set` (written before the host is touched), `set_failed`, `renew`, `renew_failed`,
+    /// `remove`.
     pub action: &'static str,
     /// Host.
     pub host: String,
@@ -114,13 +115,18 @@ impl Lease {
         let secs = ttl.as_secs().max(2);
         let mut args = vec![path.to_string(), secs.to_string(), WATCHDOG.to_string()];
         args.extend(undo.iter().cloned());
-        let pid = sh(host.as_ref(), ARM, &args).await?;
-        let detail = format!(
-            "ttl {secs}s, watchdog pid {}, undo: {}",
-            pid.trim(),
-            undo.join(" ")
-        );
+        // Journaled before the host is touched (write-ahead): a runner killed while arming
+        // still leaves the record of a lease that may exist.
+        let detail = format!("ttl {secs}s, undo: {}", undo.join(" "));
         emit(&log, "set", host.name(), path, detail);
+        let pid = match sh(host.as_ref(), ARM, &args).await {
+            Ok(p) => p,
+            Err(e) => {
+                emit(&log, "set_failed", host.name(), path, e.to_string());
+                return Err(e);
+            }
+        };
+        tracing::debug!(host = host.name(), path, pid = pid.trim(), "lease armed");
         let renewer = tokio::spawn(renew_loop(
             host.clone(),
             path.to_string(),

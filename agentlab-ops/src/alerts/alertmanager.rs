@@ -93,17 +93,8 @@ impl Alertmanager {
                     .header("content-type", "application/json")
                     .body(b.to_string());
             }
-            let resp = req.send().await.map_err(|e| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("Alertmanager at {}: {e}", self.base.join("")),
-                )
-                .set_temporary(true)
-            })?;
-            let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.map_err(|e| {
-                Error::new(ErrorKind::Unavailable, e.to_string()).set_temporary(true)
-            })?;
+            let who = format!("Alertmanager at {}", self.base.join(""));
+            let (status, bytes) = crate::probe::send(req, &who).await?;
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_string();
             // 0.25 answers an unknown silence id with a 500 "silence not found": not a
             // server failure to retry, a 404.

@@ -153,3 +153,17 @@ impl HealthProbe for HttpProbe {
         Ok(r)
     }
 }
+
+/// Send `req` and read the whole answer: its status and body. A connection or read failure is
+/// a temporary `unavailable` naming `who` (the Prometheus and Alertmanager clients share it).
+pub(crate) async fn send(req: reqwest::RequestBuilder, who: &str) -> Result<(u16, bytes::Bytes)> {
+    let resp = req.send().await.map_err(|e| {
+        Error::new(ErrorKind::Unavailable, format!("{who}: {e}")).set_temporary(true)
+    })?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()).set_temporary(true))?;
+    Ok((status, bytes))
+}

@@ -10,6 +10,7 @@ mod memory;
 pub mod tls;
 
 pub use http::HttpProbe;
+pub(crate) use http::send;
 pub use memory::MemoryProbe;
 
 use std::fmt::Debug;

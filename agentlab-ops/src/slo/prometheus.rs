@@ -171,17 +171,8 @@ impl PrometheusSloSource {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t.expose());
             }
-            let resp = req.send().await.map_err(|e| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("Prometheus at {}: {e}", self.base.join("")),
-                )
-                .set_temporary(true)
-            })?;
-            let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.map_err(|e| {
-                Error::new(ErrorKind::Unavailable, e.to_string()).set_temporary(true)
-            })?;
+            let who = format!("Prometheus at {}", self.base.join(""));
+            let (status, bytes) = crate::probe::send(req, &who).await?;
             if status >= 500 {
                 return Err(Error::new(
                     ErrorKind::Unavailable,

@@ -189,6 +189,9 @@ pub enum DeployCmd {
         /// A high-risk release: only inside a maintenance window.
         #[arg(long)]
         high_risk: bool,
+        /// A critical release (a reliability fix): passes a yellow deploy freeze.
+        #[arg(long)]
+        critical: bool,
         /// Deploy despite failed gates (needs --reason, recorded in the report).
         #[arg(long)]
         force: bool,
@@ -202,6 +205,9 @@ pub enum DeployCmd {
         /// Version to release.
         #[arg(long)]
         version: Option<String>,
+        /// A critical release (a reliability fix): passes a yellow deploy freeze.
+        #[arg(long)]
+        critical: bool,
         /// Deploy despite failed gates (needs --reason).
         #[arg(long)]
         force: bool,

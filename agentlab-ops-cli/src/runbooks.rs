@@ -40,19 +40,21 @@ pub(crate) fn options_of(c: &Command) -> Option<(&'static str, Value)> {
             DeployCmd::Standard {
                 version,
                 high_risk,
+                critical,
                 force,
                 reason,
             } => (
                 "deploy_standard",
-                json!({ "version": version, "high_risk": high_risk, "force": force, "reason": reason }),
+                json!({ "version": version, "high_risk": high_risk, "critical": critical, "force": force, "reason": reason }),
             ),
             DeployCmd::BlueGreen {
                 version,
+                critical,
                 force,
                 reason,
             } => (
                 "deploy_blue_green",
-                json!({ "version": version, "force": force, "reason": reason }),
+                json!({ "version": version, "critical": critical, "force": force, "reason": reason }),
             ),
             DeployCmd::Rollback { reason, to } => {
                 ("deploy_rollback", json!({ "reason": reason, "to": to }))

@@ -9,12 +9,15 @@ mod backups;
 mod deploy;
 mod hosts;
 mod observability;
+mod response;
 mod services;
+mod validate;
 mod values;
 pub use backups::*;
 pub use deploy::*;
 pub use hosts::*;
 pub use observability::*;
+pub use response::*;
 pub use services::*;
 pub use values::*;
 pub use values::{MaintenanceWindow, Sample};
@@ -98,6 +101,9 @@ pub struct Config {
     /// The weekly maintenance.
     #[serde(default)]
     pub maintenance: MaintenanceConfig,
+    /// The SLO Violation Response.
+    #[serde(default)]
+    pub slo_response: SloResponseConfig,
 }
 
 fn default_env_name() -> String {
@@ -321,6 +327,7 @@ impl Config {
             restart: RestartConfig::default(),
             emergency: EmergencyConfig::default(),
             maintenance: MaintenanceConfig::default(),
+            slo_response: SloResponseConfig::default(),
         }
     }
 
@@ -378,175 +385,6 @@ impl Config {
         Config::discover(explicit)?
             .map(|p| Config::from_file(&p))
             .transpose()
-    }
-
-    /// Cross-field checks that serde cannot express.
-    fn validate(&self, origin: &str) -> Result<()> {
-        let err = |field: String, msg: String| {
-            Err(Error::config(format!("{origin}: {field}: {msg}")).with_operation("config.load"))
-        };
-        if self.fleet.concurrency == 0 {
-            return err("fleet.concurrency".into(), "must be at least 1".into());
-        }
-        if self.ssh.max_concurrent == 0 {
-            return err("ssh.max_concurrent".into(), "must be at least 1".into());
-        }
-        let mut names = std::collections::HashSet::new();
-        for (i, h) in self.hosts.iter().enumerate() {
-            if h.name.trim().is_empty() {
-                return err(format!("hosts[{i}].name"), "must not be empty".into());
-            }
-            if !names.insert(h.name.as_str()) {
-                return err(
-                    format!("hosts[{i}].name"),
-                    format!("duplicate host name {:?}", h.name),
-                );
-            }
-        }
-        if let Some(d) = &self.deploy {
-            if d.provider == DeployProvider::Github && (d.repository.is_none() || d.token.is_none())
-            {
-                return err(
-                    "deploy".into(),
-                    "provider = \"github\" needs repository and token".into(),
-                );
-            }
-            if d.provider == DeployProvider::Command && !d.commands.contains_key(&d.workflow) {
-                return err(
-                    "deploy.commands".into(),
-                    format!("no command for the workflow {:?}", d.workflow),
-                );
-            }
-            for (i, w) in d.maintenance_windows.iter().enumerate() {
-                if let Err(m) = MaintenanceWindow::parse(w) {
-                    return err(format!("deploy.maintenance_windows[{i}]"), m);
-                }
-            }
-        }
-        if let Some(b) = &self.blue_green {
-            let mut last = 0u8;
-            for (i, &p) in b.steps.iter().enumerate() {
-                if p == 0 || p > 100 || p <= last {
-                    return err(
-                        format!("blue_green.steps[{i}]"),
-                        "steps must rise from 1 to 100".into(),
-                    );
-                }
-                last = p;
-            }
-            if last != 100 {
-                return err(
-                    "blue_green.steps".into(),
-                    "the last step must be 100".into(),
-                );
-            }
-            if b.router == RouterKind::Nginx
-                && (b.blue_server.is_none() || b.green_server.is_none())
-            {
-                return err(
-                    "blue_green".into(),
-                    "router = \"nginx\" needs blue_server and green_server".into(),
-                );
-            }
-            if b.measurements == 0 {
-                return err(
-                    "blue_green.measurements".into(),
-                    "must be at least 1".into(),
-                );
-            }
-        }
-        let mut slo_names = std::collections::HashSet::new();
-        for (i, s) in self.slos.iter().enumerate() {
-            if !slo_names.insert(s.name.as_str()) {
-                return err(
-                    format!("slo[{i}].name"),
-                    format!("duplicate SLO name {:?}", s.name),
-                );
-            }
-            if s.period.0 < Duration::from_secs(3600) {
-                return err(
-                    format!("slo[{i}].period"),
-                    "an SLO period shorter than 1h makes no sense".into(),
-                );
-            }
-            if s.source == SliSourceKind::Prometheus {
-                if self.prometheus.is_none() {
-                    return err(
-                        format!("slo[{i}].source"),
-                        "\"prometheus\" needs a [prometheus] section".into(),
-                    );
-                }
-                for (field, q) in [("good", &s.good), ("total", &s.total)] {
-                    match q {
-                        None => return err(
-                            format!("slo[{i}].{field}"),
-                            "required with source = \"prometheus\" (a PromQL query over $window)"
-                                .into(),
-                        ),
-                        Some(q) if !q.contains("$window") => {
-                            return err(
-                                format!("slo[{i}].{field}"),
-                                format!("{q:?} has no $window to fill"),
-                            );
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if let Some(b) = &self.backups {
-            if b.store == StoreKind::Fs && b.path.is_none() {
-                return err("backups.path".into(), "required when store = \"fs\"".into());
-            }
-            if b.store == StoreKind::S3 {
-                match &b.bucket {
-                    None => {
-                        return err(
-                            "backups.bucket".into(),
-                            "required when store = \"s3\"".into(),
-                        );
-                    }
-                    Some(n) if n.len() < 3 || n.len() > 63 => {
-                        return err(
-                            "backups.bucket".into(),
-                            format!("bucket name {n:?} must be 3 to 63 characters"),
-                        );
-                    }
-                    _ => {}
-                }
-                if let Some(u) = &b.endpoint_url {
-                    if let Err(m) = BaseUrl::parse(u) {
-                        return err("backups.endpoint_url".into(), m);
-                    }
-                }
-                if let Some(p) = b.prefix.as_deref().filter(|p| !p.is_empty()) {
-                    if !p.ends_with('/') || crate::keys::validate_prefix(p).is_err() {
-                        return err(
-                            "backups.prefix".into(),
-                            format!("prefix {p:?} must be relative and end with '/'"),
-                        );
-                    }
-                }
-            }
-            if let Err(m) = b.dataset_specs() {
-                return err("backups.datasets".into(), m);
-            }
-            if let Err(m) = Sample::parse(&b.sample) {
-                return err("backups.sample".into(), m);
-            }
-            if b.concurrency == 0 {
-                return err("backups.concurrency".into(), "must be at least 1".into());
-            }
-            for (i, d) in b.datasets.iter().enumerate() {
-                if d.is_empty() || d.contains('/') || d.contains("..") {
-                    return err(
-                        format!("backups.datasets[{i}]"),
-                        format!("invalid dataset name {d:?}"),
-                    );
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Journal path from config, `$AGENTLAB_OPS_JOURNAL`, or the XDG state directory.

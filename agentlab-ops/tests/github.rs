@@ -13,6 +13,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+mod common;
 mod deploy_lab;
 use deploy_lab::*;
 
@@ -410,6 +411,7 @@ async fn github_passes_the_deployer_conformance_suite() {
         .with_priority(10)
         .mount(&server)
         .await;
+    let states = common::mocks::github_workflows(&server, &["deploy.yml", "broken.yml"]).await;
     let clock = ManualClock::starting_now();
     let d = gh(&server, clock.clone());
     let fixture = DeployerFixture {
@@ -418,4 +420,6 @@ async fn github_passes_the_deployer_conformance_suite() {
         unknown: "no-such-workflow.yml",
     };
     deployer_conformance(&d, &clock, fixture).await;
+    // The suite disabled and enabled deploy.yml through the API: it is active again.
+    assert_eq!(states.lock().unwrap()["deploy.yml"], "active");
 }

@@ -28,6 +28,67 @@ pub struct SloConfig {
     /// Prometheus: all events over `$window`.
     #[serde(default)]
     pub total: Option<String>,
+    /// The team's Sloth or Pyrra recording rules for this SLO: read beside our own math and
+    /// reported with the difference (the zone stays ours).
+    #[serde(default)]
+    pub rules: Option<RecordingRules>,
+}
+
+/// `[slo.rules]`: where a team's SLO recording rules are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RecordingRules {
+    /// `sloth` or `pyrra`.
+    pub kind: RulesKind,
+    /// The SLO's name in the rules: Sloth's `sloth_slo` label, Pyrra's `slo` label.
+    pub slo: String,
+    /// Pyrra: the recording rules' prefix (`http_requests` for `http_requests:burnrate5m`).
+    #[serde(default)]
+    pub metric: Option<String>,
+}
+
+impl RecordingRules {
+    pub(super) fn check(&self) -> std::result::Result<(), (String, String)> {
+        let label_safe = |v: &str| !v.is_empty() && !v.contains(['"', '\\', '\n']);
+        if !label_safe(&self.slo) {
+            return Err(("slo".into(), format!("{:?} is not a label value", self.slo)));
+        }
+        match (&self.kind, &self.metric) {
+            (RulesKind::Pyrra, None) => Err((
+                "metric".into(),
+                "required with kind = \"pyrra\" (the prefix of <metric>:burnrate5m)".into(),
+            )),
+            (RulesKind::Pyrra, Some(m))
+                if !m
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') =>
+            {
+                Err(("metric".into(), format!("{m:?} is not a metric name")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whose recording rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulesKind {
+    /// Sloth: `slo:sli_error:ratio_rate<w>`, `slo:period_error_budget_remaining:ratio`.
+    Sloth,
+    /// Pyrra: `<metric>:burnrate<w>`, `pyrra_availability`, `pyrra_objective`.
+    Pyrra,
+}
+
+impl RulesKind {
+    /// `sloth` or `pyrra`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RulesKind::Sloth => "sloth",
+            RulesKind::Pyrra => "pyrra",
+        }
+    }
 }
 
 /// Where an SLO's counts come from.
@@ -125,6 +186,7 @@ impl SloConfig {
             source: SliSourceKind::Service,
             good: None,
             total: None,
+            rules: None,
         }
     }
 }

@@ -407,4 +407,33 @@ impl Deployer for GitHubActions {
         }
         Ok(s)
     }
+
+    async fn workflow_enabled(&self, workflow: &str) -> Result<bool> {
+        let v = self
+            .json(&format!("/actions/workflows/{workflow}"), "deploy.workflow")
+            .await
+            .map_err(|e| e.with_context("workflow", workflow))?;
+        match v.get("state").and_then(|s| s.as_str()) {
+            Some("active") => Ok(true),
+            Some(_) => Ok(false),
+            None => Err(Error::new(
+                ErrorKind::InvalidResponse,
+                format!("GitHub's answer for workflow {workflow:?} has no state"),
+            )
+            .with_operation("deploy.workflow")),
+        }
+    }
+
+    async fn set_workflow_enabled(&self, workflow: &str, enabled: bool) -> Result<()> {
+        let verb = if enabled { "enable" } else { "disable" };
+        self.request(
+            reqwest::Method::PUT,
+            &format!("/actions/workflows/{workflow}/{verb}"),
+            None,
+            "deploy.workflow",
+        )
+        .await
+        .map_err(|e| e.with_context("workflow", workflow))?;
+        Ok(())
+    }
 }

@@ -12,17 +12,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::double::{CallLog, Faults};
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Cmd, RemoteHost};
 
 mod build;
 pub mod github;
+mod memory;
 pub mod repo;
 pub mod router;
 
 pub use build::{Colors, blue_green_from_config, from_config};
 pub use github::{GitHubActions, GitHubOptions};
+pub use memory::{DeployCall, MemoryDeployer, Script};
 pub use repo::{GitRepo, MemoryRepo, Repo};
 pub use router::{MemoryRouter, NginxRouter, TrafficRouter};
 
@@ -135,6 +136,25 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
         )
         .with_operation("deploy.checks"))
     }
+    /// Whether `workflow` can be dispatched (not disabled); `Unsupported` for providers whose
+    /// workflows cannot be disabled.
+    async fn workflow_enabled(&self, workflow: &str) -> Result<bool> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{} cannot enable or disable workflows", self.describe()),
+        )
+        .with_operation("deploy.workflow")
+        .with_context("workflow", workflow))
+    }
+    /// Enable or disable `workflow` (a disabled workflow cannot be dispatched); idempotent.
+    async fn set_workflow_enabled(&self, workflow: &str, _enabled: bool) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{} cannot enable or disable workflows", self.describe()),
+        )
+        .with_operation("deploy.workflow")
+        .with_context("workflow", workflow))
+    }
 }
 
 /// Start `workflow` and follow it until it completes or `timeout` passes (polling every
@@ -186,165 +206,6 @@ pub async fn run_workflow(
         let left = (deadline - now).to_std().unwrap_or_default();
         clock.sleep(wait.min(left)).await;
         wait = (wait.mul_f64(1.5)).min(Duration::from_secs(60));
-    }
-}
-
-/// What a memory deployer does when a workflow is dispatched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Script {
-    /// Completes with this conclusion after `polls` status reads.
-    Completes {
-        /// How it ends.
-        conclusion: Conclusion,
-        /// Status reads that still say in progress.
-        polls: u32,
-    },
-    /// Never completes.
-    Hangs,
-}
-
-/// A call made to the memory deployer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeployCall {
-    /// `dispatch(workflow, inputs)`.
-    Dispatch(String, BTreeMap<String, String>),
-    /// `status(run id)`.
-    Status(String),
-    /// `commit_checks(commit)`.
-    Checks(String),
-}
-
-#[derive(Debug, Default)]
-struct MemoryDeployerState {
-    scripts: BTreeMap<String, Script>,
-    runs: BTreeMap<String, (Script, u32)>,
-    checks: Option<CheckSummary>,
-    known: Option<std::collections::BTreeSet<String>>,
-    next: u64,
-}
-
-/// Deployments in memory: every workflow succeeds at once unless scripted otherwise.
-#[derive(Debug, Clone, Default)]
-pub struct MemoryDeployer {
-    state: Arc<Mutex<MemoryDeployerState>>,
-    /// Calls made.
-    pub calls: CallLog<DeployCall>,
-    /// Inject failures and delays.
-    pub faults: Faults,
-}
-
-impl MemoryDeployer {
-    /// Every workflow succeeds; CI checks are green.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    fn st(&self) -> std::sync::MutexGuard<'_, MemoryDeployerState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    /// What runs of `workflow` do from now on.
-    pub fn script(&self, workflow: &str, script: Script) -> &Self {
-        self.st().scripts.insert(workflow.to_string(), script);
-        self
-    }
-    /// Only these workflows exist from now on: dispatching another is `not_found`, as on
-    /// GitHub (by default every workflow exists).
-    pub fn known_workflows(&self, names: &[&str]) -> &Self {
-        self.st().known = Some(names.iter().map(|n| n.to_string()).collect());
-        self
-    }
-    /// The CI checks every commit reports.
-    pub fn set_checks(&self, checks: CheckSummary) -> &Self {
-        self.st().checks = Some(checks);
-        self
-    }
-    /// Workflows dispatched, in order.
-    pub fn dispatched(&self) -> Vec<String> {
-        self.calls
-            .all()
-            .into_iter()
-            .filter_map(|c| match c {
-                DeployCall::Dispatch(w, _) => Some(w),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl Deployer for MemoryDeployer {
-    fn describe(&self) -> String {
-        "memory".into()
-    }
-    async fn dispatch(
-        &self,
-        workflow: &str,
-        inputs: &BTreeMap<String, String>,
-    ) -> Result<RunHandle> {
-        self.calls
-            .push(DeployCall::Dispatch(workflow.to_string(), inputs.clone()));
-        self.faults.apply("deploy.dispatch").await?;
-        let mut st = self.st();
-        if let Some(known) = &st.known {
-            if !known.contains(workflow) {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("no workflow {workflow:?} in the memory deployer"),
-                )
-                .with_operation("deploy.dispatch"));
-            }
-        }
-        st.next += 1;
-        let id = st.next.to_string();
-        let script = st
-            .scripts
-            .get(workflow)
-            .cloned()
-            .unwrap_or(Script::Completes {
-                conclusion: Conclusion::Success,
-                polls: 0,
-            });
-        st.runs.insert(id.clone(), (script, 0));
-        Ok(RunHandle {
-            workflow: workflow.to_string(),
-            url: Some(format!("memory://runs/{id}")),
-            id,
-        })
-    }
-    async fn status(&self, run: &RunHandle) -> Result<RunStatus> {
-        self.calls.push(DeployCall::Status(run.id.clone()));
-        self.faults.apply("deploy.status").await?;
-        let mut st = self.st();
-        let Some((script, seen)) = st.runs.get_mut(&run.id) else {
-            return Err(
-                Error::new(ErrorKind::NotFound, format!("no run {}", run.id))
-                    .with_operation("deploy.status"),
-            );
-        };
-        *seen += 1;
-        let url = Some(format!("memory://runs/{}", run.id));
-        Ok(match script {
-            Script::Completes { conclusion, polls } if *seen > *polls => RunStatus {
-                state: RunState::Completed,
-                conclusion: Some(*conclusion),
-                detail: Some(format!("{conclusion:?}").to_lowercase()),
-                url,
-            },
-            _ => RunStatus {
-                state: RunState::InProgress,
-                conclusion: None,
-                detail: None,
-                url,
-            },
-        })
-    }
-    async fn commit_checks(&self, commit: &str) -> Result<CheckSummary> {
-        self.calls.push(DeployCall::Checks(commit.to_string()));
-        self.faults.apply("deploy.checks").await?;
-        Ok(self.st().checks.clone().unwrap_or(CheckSummary {
-            total: 1,
-            failed: Vec::new(),
-            pending: Vec::new(),
-        }))
     }
 }
 

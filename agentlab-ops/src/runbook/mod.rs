@@ -12,6 +12,7 @@ pub mod restart;
 pub mod run;
 pub mod service_ops;
 pub mod shutdown;
+pub mod slo_response;
 pub mod stop;
 pub mod verify;
 pub mod wave;
@@ -34,4 +35,5 @@ pub use shutdown::{
     EmergencyOptions, RecoverPayload as EmergencyRecoverPayload, ShutdownPayload, StopOutcome,
     emergency_recover, emergency_shutdown,
 };
+pub use slo_response::{SloResponseOptions, SloResponsePayload, slo_response};
 pub use wave::{Analysis, WaveControl, WaveOutcome, WaveStep, run_wave};

@@ -105,6 +105,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::shutdown::SHUTDOWN,
     &super::shutdown::RECOVER,
     &super::maintenance::MAINTENANCE,
+    &super::slo_response::SLO_RESPONSE,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

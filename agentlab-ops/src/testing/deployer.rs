@@ -41,6 +41,7 @@ pub async fn deployer_conformance(d: &dyn Deployer, clock: &dyn Clock, f: Deploy
     deployer_reports_failure(d, clock, f).await;
     deployer_refuses_an_unknown_workflow(d, f).await;
     deployer_does_not_know_a_made_up_run(d).await;
+    deployer_disables_and_enables_workflows(d, f).await;
 }
 
 /// A succeeding workflow is followed to `success`, under the workflow's name; two runs are
@@ -87,4 +88,49 @@ pub async fn deployer_does_not_know_a_made_up_run(d: &dyn Deployer) {
         .await
         .expect_err("a made-up run has no status");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{}: {e}", d.describe());
+}
+
+/// Where workflows can be disabled: disabling is seen by `workflow_enabled`, is idempotent,
+/// and enabling puts it back; an unknown workflow is `not_found` naming it. A provider without
+/// the feature answers `unsupported` to both calls, never a silent success.
+pub async fn deployer_disables_and_enables_workflows(d: &dyn Deployer, f: DeployerFixture<'_>) {
+    let who = d.describe();
+    match d.workflow_enabled(f.succeeds).await {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            let e2 = d
+                .set_workflow_enabled(f.succeeds, false)
+                .await
+                .expect_err("a provider that cannot read the state cannot disable either");
+            assert_eq!(e2.kind(), ErrorKind::Unsupported, "{who}: {e2}");
+            return;
+        }
+        Err(e) => panic!("{who}: reading the state of {}: {e}", f.succeeds),
+        Ok(on) => assert!(on, "{who}: {} starts enabled", f.succeeds),
+    }
+    for _ in 0..2 {
+        d.set_workflow_enabled(f.succeeds, false)
+            .await
+            .unwrap_or_else(|e| panic!("{who}: disabling: {e}"));
+        assert!(
+            !d.workflow_enabled(f.succeeds).await.expect("the workflow's state"),
+            "{who}: still enabled"
+        );
+    }
+    d.set_workflow_enabled(f.succeeds, true)
+        .await
+        .unwrap_or_else(|e| panic!("{who}: enabling: {e}"));
+    assert!(
+        d.workflow_enabled(f.succeeds).await.expect("the workflow's state"),
+        "{who}: still disabled"
+    );
+    let e = d
+        .workflow_enabled(f.unknown)
+        .await
+        .expect_err("an unknown workflow has no state");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{who}: {e}");
+    let named = e.to_string().contains(f.unknown)
+        || e.context()
+            .iter()
+            .any(|(k, v)| *k == "workflow" && v == f.unknown);
+    assert!(named, "{who}: the error names it: {e}");
 }

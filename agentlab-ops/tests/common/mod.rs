@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod mocks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -15,6 +15,8 @@ pub struct DeployArgs {
     pub version: Option<String>,
     /// A high-risk release: only inside a maintenance window.
     pub high_risk: bool,
+    /// A critical release (a reliability fix): it passes a yellow deploy freeze.
+    pub critical: bool,
     /// Deploy despite failed gates (needs `reason`, recorded in the report).
     pub force: bool,
     /// Why the gates are overridden.
@@ -45,6 +47,11 @@ const VERSION: OptionDoc = OptionDoc {
     kind: "string",
     help: "version to release (default version.txt)",
 };
+const CRITICAL: OptionDoc = OptionDoc {
+    name: "critical",
+    kind: "bool",
+    help: "a reliability fix: passes a yellow (non-critical) deploy freeze",
+};
 const FORCE: OptionDoc = OptionDoc {
     name: "force",
     kind: "bool",
@@ -67,6 +74,7 @@ pub static STANDARD: Definition = Definition {
         "gate:error_budget",
         "gate:ci_checks",
         "gate:no_incident_or_maintenance",
+        "gate:deploy_freeze",
         "gate:maintenance_window",
         "tag",
         "deploy",
@@ -81,6 +89,7 @@ pub static STANDARD: Definition = Definition {
             kind: "bool",
             help: "only inside a maintenance window",
         },
+        CRITICAL,
         FORCE,
         REASON,
     ],
@@ -92,6 +101,7 @@ pub static STANDARD: Definition = Definition {
             let o = DeployOptions {
                 version: a.version.clone(),
                 high_risk: a.high_risk,
+                critical: a.critical,
                 force: a.forced(),
                 run,
             };
@@ -106,6 +116,8 @@ pub static STANDARD: Definition = Definition {
 pub struct BlueGreenArgs {
     /// Version to release.
     pub version: Option<String>,
+    /// A critical release: it passes a yellow deploy freeze.
+    pub critical: bool,
     /// Deploy despite failed gates (needs `reason`).
     pub force: bool,
     /// Why the gates are overridden.
@@ -117,6 +129,7 @@ impl Validate for BlueGreenArgs {
         DeployArgs {
             version: None,
             high_risk: false,
+            critical: self.critical,
             force: self.force,
             reason: self.reason.clone(),
         }
@@ -139,7 +152,7 @@ pub static BLUE_GREEN: Definition = Definition {
         "health:green",
         "traffic:<n>% + analysis per step",
     ],
-    options: &[VERSION, FORCE, REASON],
+    options: &[VERSION, CRITICAL, FORCE, REASON],
     defaults: defaults_of::<BlueGreenArgs>,
     check_options: crate::runbook::registry::check_args::<BlueGreenArgs>,
     start: |env, v, run| {
@@ -148,6 +161,7 @@ pub static BLUE_GREEN: Definition = Definition {
             let o = BlueGreenOptions {
                 version: a.version.clone(),
                 force: if a.force { a.reason.clone() } else { None },
+                critical: a.critical,
                 control: run.control.clone().unwrap_or_default(),
                 run,
             };

@@ -47,7 +47,7 @@ async fn deploy(env: &Environment, run: &Run, opts: &BlueGreenOptions) -> Result
         .clone()
         .ok_or_else(|| Error::config("no blue/green services"))?;
     let mut p = DeployPayload {
-        gates: evaluate_gates(env, run, cfg, false).await,
+        gates: evaluate_gates(env, run, cfg, false, opts.critical).await,
         ..DeployPayload::default()
     };
     if !judge_gates(run, &p.gates, &opts.force) {

@@ -39,6 +39,7 @@ pub(super) async fn evaluate_gates(
     run: &Run,
     cfg: &DeployConfig,
     high_risk: bool,
+    critical: bool,
 ) -> Vec<Gate> {
     let mut gates = Vec::new();
     let g = error_budget(env, cfg.budget_min.0).await;
@@ -61,6 +62,10 @@ pub(super) async fn evaluate_gates(
     }
     let g = no_flags(env, cfg).await;
     gates.extend(record(run, "gate:no_incident_or_maintenance", g, false).await);
+    if !env.hosts.is_empty() {
+        let g = deploy_freeze(env, critical).await;
+        gates.extend(record(run, "gate:deploy_freeze", g, false).await);
+    }
     if high_risk {
         let g = maintenance_window(env, cfg);
         gates.extend(record(run, "gate:maintenance_window", g, true).await);
@@ -201,7 +206,42 @@ async fn no_flags(env: &Environment, cfg: &DeployConfig) -> Gate {
     }
 }
 
-/// 4. A high-risk release needs a maintenance window.
+/// 4. No deploy freeze from the SLO response; a critical release passes a yellow one.
+async fn deploy_freeze(env: &Environment, critical: bool) -> Gate {
+    use crate::runbook::slo_response::{FreezeLevel, FreezeStore};
+    let need = "no deploy freeze (a critical release passes a non_critical one)".to_string();
+    let read = match FreezeStore::of(env) {
+        Ok(s) => s.read().await,
+        Err(e) => Err(e),
+    };
+    let (outcome, observed) = match read {
+        Err(e) => (
+            Outcome::Fail,
+            format!("the deploy freeze is unreadable: {e}"),
+        ),
+        Ok(None) => (Outcome::Pass, "no deploy freeze".to_string()),
+        Ok(Some(f)) => {
+            let what = format!(
+                "deployments frozen ({}) since {} by run {}: {}",
+                f.level.as_str(),
+                f.since.format("%Y-%m-%d %H:%M UTC"),
+                f.run_id,
+                f.reason
+            );
+            if f.level == FreezeLevel::NonCritical && critical {
+                (
+                    Outcome::Pass,
+                    format!("{what}; passed as a critical release"),
+                )
+            } else {
+                (Outcome::Fail, what)
+            }
+        }
+    };
+    gate("deploy_freeze", outcome, observed, need)
+}
+
+/// 5. A high-risk release needs a maintenance window.
 fn maintenance_window(env: &Environment, cfg: &DeployConfig) -> Gate {
     let now = env.clock.now();
     let inside = cfg

@@ -67,6 +67,8 @@ pub struct DeployOptions {
     pub force: Option<String>,
     /// A high-risk release: it needs a maintenance window.
     pub high_risk: bool,
+    /// A critical release (a reliability fix): it passes a yellow (non-critical) deploy freeze.
+    pub critical: bool,
     /// Run options (dry-run evaluates every gate and prints the plan).
     pub run: RunOptions,
 }
@@ -79,6 +81,8 @@ pub struct BlueGreenOptions {
     pub version: Option<String>,
     /// Deploy despite failed gates, for this reason.
     pub force: Option<String>,
+    /// A critical release: it passes a yellow (non-critical) deploy freeze.
+    pub critical: bool,
     /// Pause, resume or abort the rollout from outside.
     pub control: WaveControl,
     /// Run options.

@@ -34,7 +34,7 @@ async fn deploy(env: &Environment, run: &Run, opts: &DeployOptions) -> Result<De
     let cfg = deploy_cfg(env)?;
     let d = deployer(env)?;
     let mut p = DeployPayload {
-        gates: evaluate_gates(env, run, cfg, opts.high_risk).await,
+        gates: evaluate_gates(env, run, cfg, opts.high_risk, opts.critical).await,
         ..DeployPayload::default()
     };
     if !judge_gates(run, &p.gates, &opts.force) {

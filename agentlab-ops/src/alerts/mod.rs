@@ -22,17 +22,16 @@ pub fn incidents_from_config(c: &crate::config::Config) -> Result<Option<Arc<dyn
     let Some(p) = &c.pagerduty else {
         return Ok(None);
     };
+    use crate::config::LazySecret;
     let token = p
         .token
-        .as_ref()
-        .map(|t| t.resolve("pagerduty.token"))
-        .transpose()?;
+        .clone()
+        .map(|t| LazySecret::deferred(t, "pagerduty.token"));
     let key = p
         .routing_key
-        .as_ref()
-        .map(|t| t.resolve("pagerduty.routing_key"))
-        .transpose()?;
-    let pd = PagerDuty::new(
+        .clone()
+        .map(|t| LazySecret::deferred(t, "pagerduty.routing_key"));
+    let pd = PagerDuty::deferred(
         p.api_url.clone(),
         p.events_url.clone(),
         token,

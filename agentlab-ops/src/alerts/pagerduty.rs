@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::BaseUrl;
+use crate::config::{BaseUrl, LazySecret};
 use crate::double::{CallLog, Faults};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{RetryPolicy, retry};
@@ -60,8 +60,8 @@ pub struct PagerDuty {
     client: reqwest::Client,
     api: BaseUrl,
     events: BaseUrl,
-    token: Option<Secret>,
-    routing_key: Option<Secret>,
+    token: Option<LazySecret>,
+    routing_key: Option<LazySecret>,
     policy: RetryPolicy,
 }
 
@@ -119,17 +119,33 @@ impl PagerDuty {
             client,
             api,
             events,
-            token,
-            routing_key,
+            token: token.map(LazySecret::known),
+            routing_key: routing_key.map(LazySecret::known),
             policy: RetryPolicy::new(3, timeout),
         })
+    }
+
+    /// [`PagerDuty::new`] with secrets read from their variables when first needed: a run that
+    /// never pages does not need the routing key's variable.
+    pub fn deferred(
+        api: BaseUrl,
+        events: BaseUrl,
+        token: Option<LazySecret>,
+        routing_key: Option<LazySecret>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut pd = PagerDuty::new(api, events, None, None, timeout)?;
+        pd.token = token;
+        pd.routing_key = routing_key;
+        Ok(pd)
     }
 
     async fn page(&self, since: &str, until: &str, offset: usize) -> Result<Page> {
         let token = self
             .token
             .as_ref()
-            .ok_or_else(|| Error::config("pagerduty.token is needed to read incidents"))?;
+            .ok_or_else(|| Error::config("pagerduty.token is needed to read incidents"))?
+            .get()?;
         let offset = offset.to_string();
         let params = [
             ("statuses[]", "triggered"),
@@ -183,7 +199,8 @@ impl PagerDuty {
         let key = self
             .routing_key
             .as_ref()
-            .ok_or_else(|| Error::config("pagerduty.routing_key is needed to send events"))?;
+            .ok_or_else(|| Error::config("pagerduty.routing_key is needed to send events"))?
+            .get()?;
         let mut body =
             json!({"routing_key": key.expose(), "event_action": action, "dedup_key": dedup_key});
         if let (Some(p), Some(o)) = (payload, body.as_object_mut()) {

@@ -112,7 +112,9 @@ pub async fn deployer_disables_and_enables_workflows(d: &dyn Deployer, f: Deploy
             .await
             .unwrap_or_else(|e| panic!("{who}: disabling: {e}"));
         assert!(
-            !d.workflow_enabled(f.succeeds).await.expect("the workflow's state"),
+            !d.workflow_enabled(f.succeeds)
+                .await
+                .expect("the workflow's state"),
             "{who}: still enabled"
         );
     }
@@ -120,7 +122,9 @@ pub async fn deployer_disables_and_enables_workflows(d: &dyn Deployer, f: Deploy
         .await
         .unwrap_or_else(|e| panic!("{who}: enabling: {e}"));
     assert!(
-        d.workflow_enabled(f.succeeds).await.expect("the workflow's state"),
+        d.workflow_enabled(f.succeeds)
+            .await
+            .expect("the workflow's state"),
         "{who}: still disabled"
     );
     let e = d

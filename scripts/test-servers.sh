@@ -112,19 +112,14 @@ CFG
     export AGENTLAB_TEST_NGINX_DIR="$nd" AGENTLAB_TEST_NGINX_PORT="$np"
     export AGENTLAB_TEST_NGINX_BLUE_PORT="$bp" AGENTLAB_TEST_NGINX_GREEN_PORT="$gp"
 
-    # --- Prometheus: 30 days of backfilled counters (scripts/prometheus-fixture.py), built once
+    # --- Prometheus: 30 days of backfilled counters and Sloth/Pyrra rules (scripts/prometheus-fixture.*), built once
     #     per fixture version and copied, served at a fixed instant the tests query
     local pd="$D/prometheus" pp cache sum
     mkdir -p "$pd"
-    sum="$(sha256sum "$root/scripts/prometheus-fixture.py" | cut -c1-16)"
+    sum="$(cat "$root"/scripts/prometheus-fixture.* "$root"/scripts/prometheus-rules/*.yml | sha256sum | cut -c1-16)"
     cache="$root/target/prometheus-fixture-$sum"
-    if ! [ -d "$cache/tsdb" ]; then
-        rm -rf "$cache.tmp" && mkdir -p "$cache.tmp"
-        python3 "$root/scripts/prometheus-fixture.py" "$cache.tmp"
-        promtool tsdb create-blocks-from openmetrics "$cache.tmp/data.om" "$cache.tmp/tsdb" >/dev/null
-        rm -f "$cache.tmp/data.om"
-        rm -rf "$cache" && mv "$cache.tmp" "$cache"
-    fi
+    . "$root/scripts/prometheus-fixture.sh"
+    build_prometheus_fixture "$cache" "$root" || return 1
     cp -r "$cache/tsdb" "$pd/tsdb"
     cp "$cache/expected.json" "$pd/expected.json"
     pp="$(free_port)"

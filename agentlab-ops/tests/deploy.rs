@@ -117,6 +117,7 @@ impl SloSource for Rising {
             name: "availability".into(),
             target: Some(0.999),
             windows,
+            recorded: None,
         }])
     }
 }

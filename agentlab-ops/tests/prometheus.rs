@@ -83,6 +83,7 @@ async fn counts_budget_burn_rates_and_zone_equal_our_own_math() {
             name: "availability".into(),
             target: Some(0.999),
             windows: f.windows.clone(),
+            recorded: None,
         }),
     );
     let theirs = evaluate(&spec, Some(&got[0]));
@@ -177,4 +178,101 @@ async fn a_config_with_prometheus_slos_reads_them_there_and_the_rest_from_the_se
     let bad = toml.replace(&format!("good = '{GOOD}'\n"), "");
     let e = agentlab_ops::Config::from_toml_str(&bad, "test.toml").unwrap_err();
     assert!(e.to_string().contains("slo[0].good"), "{e}");
+}
+
+fn with_rules(kind: &str, slo_name: &str) -> SloConfig {
+    let mut s = slo("availability", GOOD, TOTAL);
+    let metric = if kind == "pyrra" {
+        "\nmetric = \"http_requests\""
+    } else {
+        ""
+    };
+    s.rules =
+        Some(toml::from_str(&format!("kind = \"{kind}\"\nslo = \"{slo_name}\"{metric}")).unwrap());
+    s
+}
+
+fn sloth_mean(f: &Fixture) -> f64 {
+    let dir = std::env::var("AGENTLAB_TEST_PROM_DIR").unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/expected.json")).unwrap())
+            .unwrap();
+    let _ = f;
+    v["sloth_30d_error_ratio"].as_f64().unwrap()
+}
+
+/// The fixture's nights carry a twentieth of the traffic and as many errors: Sloth's period
+/// value (a plain mean of 5-minute ratios) says the budget is long gone, our exact counts say
+/// about half is left. Both are reported, with the difference and why; the zone stays ours.
+#[tokio::test]
+async fn sloth_rules_are_reported_beside_our_math_with_the_difference() {
+    let Some(f) = fixture() else { return };
+    let src = source(
+        &f.url,
+        f.end,
+        &[with_rules("sloth", "requests-availability")],
+    );
+    let d = src.fetch().await.unwrap();
+    assert_eq!(
+        d[0].windows, f.windows,
+        "the counts are untouched by the rules"
+    );
+    let st = evaluate(&SloSpec::new("availability", 0.999), Some(&d[0]));
+    let ours = st.budget_remaining.unwrap();
+    let c = st.rules.clone().expect("the rules' comparison");
+    let theirs = c.budget_remaining.unwrap();
+    // Our own computation of Sloth's figure from the same integers.
+    let expected = 1.0 - sloth_mean(&f) / 0.001;
+    assert!(
+        (theirs - expected).abs() < 0.03,
+        "sloth {theirs} vs mean-of-ratios {expected}"
+    );
+    assert!(ours > 0.4 && theirs < -0.5, "ours {ours}, sloth {theirs}");
+    assert!((c.budget_difference.unwrap() - (theirs - ours)).abs() < 1e-12);
+    assert!(!c.agrees);
+    assert!(c.note.contains("unweighted mean"), "{}", c.note);
+    assert!(st.reason.contains("sloth rules:"), "{}", st.reason);
+    // Every window Sloth records is there; where we read the same window, the burn rates are
+    // close (both are exact ratios over it; Sloth's is a minute older).
+    for w in ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"] {
+        assert!(
+            c.burn_rates.contains_key(w),
+            "{w}: {:?}",
+            c.burn_rates.keys()
+        );
+    }
+    let h = &c.burn_rates["6h"];
+    assert!((h.rules / h.ours.unwrap() - 1.0).abs() < 0.05, "{h:?}");
+}
+
+#[tokio::test]
+async fn pyrra_rules_agree_with_our_math_on_the_same_counters() {
+    let Some(f) = fixture() else { return };
+    let src = source(
+        &f.url,
+        f.end,
+        &[with_rules("pyrra", "agent-lab-availability")],
+    );
+    let d = src.fetch().await.unwrap();
+    let st = evaluate(&SloSpec::new("availability", 0.999), Some(&d[0]));
+    let c = st.rules.expect("the rules' comparison");
+    assert!(c.agrees, "{c:?}");
+    assert!(c.budget_difference.unwrap().abs() < 0.01, "{c:?}");
+    let h = &c.burn_rates["1h"];
+    assert!((h.rules / h.ours.unwrap() - 1.0).abs() < 0.02, "{h:?}");
+    assert!(c.burn_rates.contains_key("4d"), "Pyrra's own windows too");
+}
+
+#[tokio::test]
+async fn rules_that_are_not_there_are_missing_never_agreeing() {
+    let Some(f) = fixture() else { return };
+    let src = source(&f.url, f.end, &[with_rules("sloth", "no-such-slo")]);
+    let d = src.fetch().await.unwrap();
+    let st = evaluate(&SloSpec::new("availability", 0.999), Some(&d[0]));
+    let c = st.rules.clone().unwrap();
+    assert!(!c.agrees);
+    assert!(c.note.contains("no series for"), "{}", c.note);
+    assert_eq!(c.budget_remaining, None);
+    // The zone is still ours, from the counts.
+    assert_eq!(st.zone, Zone::Red, "{}", st.reason);
 }

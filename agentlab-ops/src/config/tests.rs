@@ -118,3 +118,31 @@ fn missing_file_is_not_found() {
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("/nonexistent/agentlab-ops.toml"));
 }
+
+#[test]
+fn slo_rules_and_the_slo_response_are_checked_naming_the_field() {
+    let base = "[service]\nbase_url = \"http://x\"\n[prometheus]\nurl = \"http://p\"\n\
+                [[slo]]\nname = \"a\"\ntarget = 0.999\nsource = \"prometheus\"\n\
+                good = 'sum(increase(ok[$window]))'\ntotal = 'sum(increase(all[$window]))'\n";
+    let ok = format!("{base}[slo.rules]\nkind = \"sloth\"\nslo = \"requests-availability\"\n");
+    let c = Config::from_toml_str(&ok, "t.toml").unwrap();
+    assert_eq!(c.slos[0].rules.as_ref().unwrap().kind, RulesKind::Sloth);
+    let e = Config::from_toml_str(
+        &format!("{base}[slo.rules]\nkind = \"pyrra\"\nslo = \"x\"\n"),
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("slo[0].rules.metric"), "{e}");
+    let svc = "[service]\nbase_url = \"http://x\"\n[[slo]]\nname = \"a\"\ntarget = 0.999\n\
+               [slo.rules]\nkind = \"sloth\"\nslo = \"a\"\n";
+    let e = Config::from_toml_str(svc, "t.toml").unwrap_err();
+    assert!(e.to_string().contains("slo[0].rules"), "{e}");
+    let bad = format!(
+        "{base}[slo_response]\nworkflows = [\"deploy.yml\"]\nred_workflows = [\"deploy.yml\"]\n"
+    );
+    let e = Config::from_toml_str(&bad, "t.toml").unwrap_err();
+    assert!(e.to_string().contains("listed twice"), "{e}");
+    let bad = format!("{base}[slo_response]\npage_severity = \"loud\"\n");
+    let e = Config::from_toml_str(&bad, "t.toml").unwrap_err();
+    assert!(e.to_string().contains("slo_response.page_severity"), "{e}");
+}

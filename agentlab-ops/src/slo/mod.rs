@@ -9,6 +9,8 @@
 //! No data or too little traffic is [`Zone::Inconclusive`], never green.
 
 mod prometheus;
+mod recorded;
+pub mod rules;
 mod source;
 
 pub use prometheus::{PrometheusSloSource, windows_of};
@@ -88,6 +90,9 @@ pub struct SliData {
     pub target: Option<f64>,
     /// Counts per window.
     pub windows: BTreeMap<Duration, Counts>,
+    /// What the team's recording rules (Sloth, Pyrra) say, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<rules::Recorded>,
 }
 
 /// Page or ticket.
@@ -172,6 +177,9 @@ pub struct SloStatus {
     pub zone: Zone,
     /// Why the zone is what it is.
     pub reason: String,
+    /// The team's recording rules beside our math (the zone stays ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<rules::RuleComparison>,
 }
 
 /// The multiwindow rules: (severity, long, short, budget percent consumed in the long window).
@@ -218,20 +226,14 @@ pub fn evaluate_counts(
         name: spec.name.clone(),
         target: Some(spec.target),
         windows: w,
+        recorded: None,
     };
     evaluate(spec, Some(&data))
 }
 
-/// Evaluate one objective from its data (`None`: the source has no data for it).
-pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
-    let empty = BTreeMap::new();
-    let windows = data.map_or(&empty, |d| &d.windows);
-    let period_counts = windows.get(&spec.period).copied();
-    let mut burn_rates = BTreeMap::new();
-    for (len, c) in windows {
-        burn_rates.insert(format_duration(*len), burn_rate(spec, c));
-    }
-    let alerts: Vec<BurnAlert> = alert_rules(spec.period)
+/// The multiwindow alerts' state from the windows' counts.
+fn burn_alerts(spec: &SloSpec, windows: &BTreeMap<Duration, Counts>) -> Vec<BurnAlert> {
+    alert_rules(spec.period)
         .into_iter()
         .map(|(severity, long, short, threshold)| {
             let lb = windows.get(&long).and_then(|c| burn_rate(spec, c));
@@ -247,12 +249,21 @@ pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
                 inconclusive: lb.is_none() || sb.is_none(),
             }
         })
-        .collect();
-    let (total, good) = period_counts.map_or((0, 0), |c| (c.total, c.good.min(c.total)));
-    let error_ratio = period_counts.and_then(|c| c.error_ratio());
-    let remaining = period_counts.and_then(|c| budget_remaining(spec, &c));
+        .collect()
+}
+
+/// The zone and why: no data, too few events, exhausted or page burn (red), little budget or
+/// ticket burn (yellow), else green.
+fn zone_of(
+    spec: &SloSpec,
+    has_data: bool,
+    period_counts: Option<Counts>,
+    remaining: Option<f64>,
+    alerts: &[BurnAlert],
+) -> (Zone, String) {
+    let total = period_counts.map_or(0, |c| c.total);
     let firing = |s: AlertSeverity| alerts.iter().find(|a| a.firing && a.severity == s);
-    let (zone, reason) = if data.is_none() {
+    if !has_data {
         (
             Zone::Inconclusive,
             "no data from the SLI source".to_string(),
@@ -305,6 +316,29 @@ pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
                 remaining.unwrap_or(1.0) * 100.0
             ),
         )
+    }
+}
+
+/// Evaluate one objective from its data (`None`: the source has no data for it).
+pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
+    let empty = BTreeMap::new();
+    let windows = data.map_or(&empty, |d| &d.windows);
+    let period_counts = windows.get(&spec.period).copied();
+    let mut burn_rates = BTreeMap::new();
+    for (len, c) in windows {
+        burn_rates.insert(format_duration(*len), burn_rate(spec, c));
+    }
+    let alerts = burn_alerts(spec, windows);
+    let (total, good) = period_counts.map_or((0, 0), |c| (c.total, c.good.min(c.total)));
+    let error_ratio = period_counts.and_then(|c| c.error_ratio());
+    let remaining = period_counts.and_then(|c| budget_remaining(spec, &c));
+    let (zone, reason) = zone_of(spec, data.is_some(), period_counts, remaining, &alerts);
+    let rules = data
+        .and_then(|d| d.recorded.as_ref())
+        .map(|r| rules::compare(r, spec.target, remaining, &burn_rates));
+    let reason = match &rules {
+        Some(c) if !c.agrees => format!("{reason}; {}", c.line()),
+        _ => reason,
     };
     SloStatus {
         name: spec.name.clone(),
@@ -318,6 +352,7 @@ pub fn evaluate(spec: &SloSpec, data: Option<&SliData>) -> SloStatus {
         alerts,
         zone,
         reason,
+        rules,
     }
 }
 
@@ -412,6 +447,7 @@ mod tests {
                 (D3, 863_900, 864_000),
                 (D30, 8_639_000, 8_640_000),
             ]),
+            recorded: None,
         };
         let s = evaluate(&SloSpec::new("a", 0.999), Some(&d));
         assert_eq!(s.zone, Zone::Green, "{}", s.reason);
@@ -434,6 +470,7 @@ mod tests {
             name: "a".into(),
             target: None,
             windows: windows.clone(),
+            recorded: None,
         };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Red, "{}", s.reason);
@@ -451,6 +488,7 @@ mod tests {
             name: "a".into(),
             target: None,
             windows,
+            recorded: None,
         };
         let s = evaluate(&spec, Some(&d));
         assert!(!s.alerts[0].firing);
@@ -472,6 +510,7 @@ mod tests {
                 (D3, 998_500, 1_000_000),
                 (D30, 9_999_000, 10_000_000),
             ]),
+            recorded: None,
         };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Yellow, "{}", s.reason);
@@ -481,6 +520,7 @@ mod tests {
             name: "a".into(),
             target: None,
             windows: w(&[(D30, 9_994_000, 10_000_000)]),
+            recorded: None,
         };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Yellow);
@@ -493,6 +533,7 @@ mod tests {
             name: "a".into(),
             target: None,
             windows: w(&[(D30, 9_980_000, 10_000_000)]),
+            recorded: None,
         };
         let s = evaluate(&SloSpec::new("a", 0.999), Some(&d));
         assert_eq!(s.zone, Zone::Red);
@@ -507,6 +548,7 @@ mod tests {
             name: "a".into(),
             target: None,
             windows: w(&[(D30, 50, 50)]),
+            recorded: None,
         };
         let s = evaluate(&spec, Some(&d));
         assert_eq!(s.zone, Zone::Inconclusive);
@@ -515,6 +557,7 @@ mod tests {
             name: "a".into(),
             target: None,
             windows: w(&[(H1, 5000, 5000)]),
+            recorded: None,
         };
         assert_eq!(evaluate(&spec, Some(&d)).zone, Zone::Inconclusive);
     }
@@ -525,6 +568,7 @@ mod tests {
             name: "latency".into(),
             target: Some(0.99),
             windows: w(&[(D30, 9_990, 10_000)]),
+            recorded: None,
         };
         let out = SloEvaluator::new(vec![]).evaluate(&[d]);
         assert_eq!(out[0].target, 0.99);

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use serde::Deserialize;
 
-use crate::config::{BaseUrl, PrometheusConfig, SliSourceKind, SloConfig};
+use crate::config::{BaseUrl, PrometheusConfig, RecordingRules, SliSourceKind, SloConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{RetryPolicy, retry};
 use crate::secret::Secret;
@@ -26,6 +26,7 @@ struct Objective {
     good: String,
     total: String,
     windows: Vec<Duration>,
+    rules: Option<RecordingRules>,
 }
 
 /// Reads SLI counts from the Prometheus HTTP API.
@@ -78,8 +79,11 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| Error::config(format!("prometheus.time: {s:?}: {e}")))
 }
 
-/// The one value of an instant query; None for no series or NaN.
-fn scalar_of(body: &[u8], query: &str) -> Result<Option<f64>> {
+/// One series of an instant vector: its labels (`__name__` included) and its value (None: NaN
+/// or infinite).
+type Series = (BTreeMap<String, String>, Option<f64>);
+
+fn answer_of(body: &[u8], query: &str) -> Result<Data> {
     let bad = |m: String| Error::new(ErrorKind::InvalidResponse, m).with_context("query", query);
     let a: Answer = serde_json::from_slice(body).map_err(|e| {
         bad(format!(
@@ -90,29 +94,12 @@ fn scalar_of(body: &[u8], query: &str) -> Result<Option<f64>> {
         let why = a.error.unwrap_or_else(|| a.status.clone());
         return Err(bad(format!("Prometheus refused the query: {why}")));
     }
-    let d = a
-        .data
-        .ok_or_else(|| bad("Prometheus answered no data".into()))?;
-    let value = match d.result_type.as_str() {
-        "scalar" => Some(&d.result),
-        "vector" => match d.result.as_array().map(Vec::as_slice) {
-            Some([]) => None,
-            Some([one]) => one.get("value"),
-            Some(many) => {
-                return Err(bad(format!(
-                    "the query gives {} series; it must give one (wrap it in sum(...))",
-                    many.len()
-                )));
-            }
-            None => return Err(bad("a vector result that is not a list".into())),
-        },
-        other => {
-            return Err(bad(format!(
-                "a {other} result; an instant value was expected"
-            )));
-        }
-    };
-    let Some(v) = value else { return Ok(None) };
+    a.data
+        .ok_or_else(|| bad("Prometheus answered no data".into()))
+}
+
+fn value_of(v: &serde_json::Value, query: &str) -> Result<Option<f64>> {
+    let bad = |m: String| Error::new(ErrorKind::InvalidResponse, m).with_context("query", query);
     let text = v
         .get(1)
         .and_then(|x| x.as_str())
@@ -120,7 +107,49 @@ fn scalar_of(body: &[u8], query: &str) -> Result<Option<f64>> {
     let x: f64 = text
         .parse()
         .map_err(|_| bad(format!("value {text:?} is not a number")))?;
-    Ok((x.is_finite() && x >= 0.0).then_some(x))
+    Ok(x.is_finite().then_some(x))
+}
+
+/// Every series of an instant query.
+fn series_of(body: &[u8], query: &str) -> Result<Vec<Series>> {
+    let bad = |m: String| Error::new(ErrorKind::InvalidResponse, m).with_context("query", query);
+    let d = answer_of(body, query)?;
+    match d.result_type.as_str() {
+        "scalar" => Ok(vec![(BTreeMap::new(), value_of(&d.result, query)?)]),
+        "vector" => {
+            let list = d
+                .result
+                .as_array()
+                .ok_or_else(|| bad("a vector result that is not a list".into()))?;
+            list.iter()
+                .map(|one| {
+                    let labels = one
+                        .get("metric")
+                        .and_then(|m| serde_json::from_value(m.clone()).ok())
+                        .unwrap_or_default();
+                    let v = one.get("value").unwrap_or(&serde_json::Value::Null);
+                    Ok((labels, value_of(v, query)?))
+                })
+                .collect()
+        }
+        other => Err(bad(format!(
+            "a {other} result; an instant value was expected"
+        ))),
+    }
+}
+
+/// The one value of an instant query; None for no series or NaN.
+fn scalar_of(body: &[u8], query: &str) -> Result<Option<f64>> {
+    let mut all = series_of(body, query)?;
+    match all.len() {
+        0 => Ok(None),
+        1 => Ok(all.remove(0).1),
+        n => Err(Error::new(
+            ErrorKind::InvalidResponse,
+            format!("the query gives {n} series; it must give one (wrap it in sum(...))"),
+        )
+        .with_context("query", query)),
+    }
 }
 
 impl PrometheusSloSource {
@@ -135,6 +164,7 @@ impl PrometheusSloSource {
                 good: s.good.clone().unwrap_or_default(),
                 total: s.total.clone().unwrap_or_default(),
                 windows: windows_of(s.period.0),
+                rules: s.rules.clone(),
             })
             .collect();
         let client = reqwest::Client::builder()
@@ -162,6 +192,15 @@ impl PrometheusSloSource {
     }
 
     async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>> {
+        scalar_of(&self.query(query, at).await?, query)
+    }
+
+    /// Every series of an instant query.
+    pub(super) async fn vector(&self, query: &str, at: DateTime<Utc>) -> Result<Vec<Series>> {
+        series_of(&self.query(query, at).await?, query)
+    }
+
+    async fn query(&self, query: &str, at: DateTime<Utc>) -> Result<bytes::Bytes> {
         let time = at.timestamp().to_string();
         let params = [("query", query), ("time", time.as_str())];
         let url = reqwest::Url::parse_with_params(&self.base.join("/api/v1/query"), params)
@@ -190,7 +229,7 @@ impl PrometheusSloSource {
         })
         .await
         .map_err(|e| e.with_operation("slo.fetch").with_context("query", query))?;
-        scalar_of(&body, query)
+        Ok(body)
     }
 
     async fn objective(&self, o: &Objective, at: DateTime<Utc>) -> Result<SliData> {
@@ -202,7 +241,7 @@ impl PrometheusSloSource {
             );
             let (good, total) = futures::try_join!(self.instant(&g, at), self.instant(&t, at))?;
             let counts = match (good, total) {
-                (Some(g), Some(t)) if t > 0.0 => Counts {
+                (Some(g), Some(t)) if t > 0.0 && g >= 0.0 => Counts {
                     good: g.round().min(t.round()) as u64,
                     total: t.round() as u64,
                 },
@@ -212,10 +251,15 @@ impl PrometheusSloSource {
         });
         let windows: BTreeMap<Duration, Counts> =
             try_join_all(per_window).await?.into_iter().collect();
+        let recorded = match &o.rules {
+            Some(r) => Some(self.recorded(r, at).await),
+            None => None,
+        };
         Ok(SliData {
             name: o.name.clone(),
             target: Some(o.target),
             windows,
+            recorded,
         })
     }
 }

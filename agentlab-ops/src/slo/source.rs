@@ -131,6 +131,7 @@ pub fn parse_slo_json(body: &str) -> Result<Vec<SliData>> {
                 name,
                 target,
                 windows,
+                recorded: None,
             })
         })
         .collect()
@@ -165,6 +166,7 @@ impl MemorySloSource {
                     name: name.to_string(),
                     target: None,
                     windows: BTreeMap::new(),
+                    recorded: None,
                 });
                 d.len() - 1
             }

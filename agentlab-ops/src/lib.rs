@@ -48,6 +48,7 @@ pub mod host;
 pub mod ids;
 pub mod journal;
 pub mod keys;
+pub mod logs;
 pub mod notify;
 pub mod probe;
 pub mod report;

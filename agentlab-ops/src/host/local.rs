@@ -66,6 +66,26 @@ impl RemoteHost for LocalHost {
             })
     }
 
+    async fn read_tail(&self, path: &str, offset: u64) -> Result<super::Tail> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let ctx = |e: std::io::Error| {
+            Error::from(e)
+                .with_operation("host.read_file")
+                .with_context("host", self.name.clone())
+                .with_context("path", path.to_string())
+        };
+        let mut f = tokio::fs::File::open(path).await.map_err(ctx)?;
+        f.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(ctx)?;
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).await.map_err(ctx)?;
+        Ok(super::Tail {
+            data: bytes::Bytes::from(v),
+            gzip: false,
+        })
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

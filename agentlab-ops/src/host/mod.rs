@@ -208,10 +208,49 @@ pub trait RemoteHost: Send + Sync + Debug {
         files.sort();
         Ok(files)
     }
+    /// The bytes of `path` from `offset` to its end, for a log's tail without the whole file.
+    /// A host may send them gzip-compressed (`gzip` says so); this default reads the file.
+    async fn read_tail(&self, path: &str, offset: u64) -> Result<Tail> {
+        let all = self.read_file(path).await?;
+        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
+        Ok(Tail {
+            data: all.slice(from..),
+            gzip: false,
+        })
+    }
+    /// The size of a file in bytes.
+    async fn file_size(&self, path: &str) -> Result<u64> {
+        let cmd = Cmd::new("stat").args(["-L", "-c", "%s", "--", path]);
+        let out = self.run(&cmd).await?;
+        if !out.success() && out.stderr.contains("No such file") {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("{}:{path}: no such file", self.name()),
+            )
+            .with_context("host", self.name().to_string()));
+        }
+        let out = out.check(self.name(), &cmd)?;
+        out.stdout.trim().parse().map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidResponse,
+                format!("stat gave {:?} for {path}", out.stdout.trim()),
+            )
+            .with_context("host", self.name().to_string())
+        })
+    }
     /// Release connections. Idempotent.
     async fn close(&self) -> Result<()> {
         Ok(())
     }
+}
+
+/// A file's tail as a host sent it.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    /// The bytes (gzip when `gzip`).
+    pub data: bytes::Bytes,
+    /// Compressed on the wire.
+    pub gzip: bool,
 }
 
 #[async_trait::async_trait]

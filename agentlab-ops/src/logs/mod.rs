@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 
 mod count;
+mod remote;
 mod report;
 mod scan;
 mod seek;
@@ -23,6 +24,7 @@ pub mod spike;
 pub mod template;
 pub mod time;
 
+pub use remote::{Transfer, scan_host};
 pub use report::{LogReport, Minute, ScanMatch, Spike, Talker, Template};
 use scan::{Partial, scan_block};
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use agentlab_ops::{Config, Environment, Format, Journal, Report, RunOptions, Sandbox, Scenario};
 
 mod catalogue;
+mod logs;
 mod runbooks;
 use clap::{Args, Parser, Subcommand};
 
@@ -76,6 +77,11 @@ pub enum Command {
     /// see `list`), options as `--name value` (`--serial '[1,"50%"]'`, `--hosts h1,h2`).
     #[command(external_subcommand)]
     External(Vec<String>),
+    /// Scan a log: errors, top talkers, spikes, new templates.
+    Logs {
+        #[command(subcommand)]
+        which: logs::LogsCmd,
+    },
     /// The audit journal.
     Journal {
         #[command(subcommand)]
@@ -495,6 +501,7 @@ async fn run(cli: Cli) -> i32 {
         | Command::External(_) => {
             unreachable!("runbook commands are handled above")
         }
+        Command::Logs { which } => logs::run(g, which).await,
         Command::List => catalogue::list(g.format),
         Command::Describe { name } => catalogue::describe(name, g.format),
         Command::Completions { shell } => {

@@ -3,12 +3,10 @@
 //! bounds (`approximate`). Hand-written because the heavy hitters are all an investigation
 //! needs and the crates for it (count-min sketches) do not keep the keys.
 
-use rustc_hash::FxHashMap;
-
 /// Counts of byte-string keys, at most `cap` of them kept.
 #[derive(Debug, Clone)]
 pub struct Capped {
-    map: FxHashMap<Box<[u8]>, u64>,
+    map: hashbrown::HashMap<Box<[u8]>, u64>,
     cap: usize,
     /// Events of keys no longer kept.
     pub dropped: u64,
@@ -20,7 +18,7 @@ impl Capped {
     /// An empty counter keeping at most `cap` keys (at least 2).
     pub fn new(cap: usize) -> Self {
         Capped {
-            map: FxHashMap::default(),
+            map: hashbrown::HashMap::default(),
             cap: cap.max(2),
             dropped: 0,
             approximate: false,

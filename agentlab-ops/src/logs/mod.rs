@@ -3,8 +3,10 @@
 //! minute with the minutes that spike against their trailing baseline, and the message
 //! templates with the ones never seen before the recent window. Memory is bounded by the keys
 //! and templates kept (`max_keys`, `max_templates`), never by the size of the log: a file is
-//! memory-mapped and split at line ends into one block per core; a stream (gzip, a pipe, an SSH
-//! channel) is read in blocks of whole lines, a line longer than `max_line` counted and cut.
+//! read in blocks of whole lines (4 MiB) scanned by one worker per core while the next ones are
+//! read and the finished ones merged in order; gzip, a pipe or an SSH channel the same way. A line
+//! longer than `max_line` is counted and cut. (Files are read, not memory-mapped: the workspace
+//! forbids `unsafe`, and a map's pages would count against the memory bound.)
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -264,6 +266,7 @@ pub fn scan_bytes(data: &[u8], source: &str, o: &ScanOptions) -> Result<LogRepor
 /// by bisection over the file (line numbers then count from there: `numbered_from_cut`).
 pub fn scan_path(path: &Path, o: &ScanOptions) -> Result<LogReport> {
     let source = path.display().to_string();
+    compile(o)?; // a bad pattern is told before the file is opened
     let mut f = std::fs::File::open(path).map_err(|e| io_error(&source, e))?;
     let mut magic = [0u8; 2];
     let gz = f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
@@ -293,6 +296,6 @@ pub fn scan_path(path: &Path, o: &ScanOptions) -> Result<LogReport> {
 }
 
 /// Scan a stream in blocks of whole lines, one worker per core.
-pub fn scan_reader(r: impl Read, source: &str, o: &ScanOptions) -> Result<LogReport> {
+pub fn scan_reader(r: impl Read + Send, source: &str, o: &ScanOptions) -> Result<LogReport> {
     report::scan_stream(r, source, o, &compile(o)?)
 }

@@ -64,7 +64,8 @@ pub struct Template {
     pub first_line: u64,
     /// When.
     pub first_seen: Option<DateTime<Utc>>,
-    /// First seen in the recent window: never in the baseline before it.
+    /// First seen in the recent window (the last `recent`, or from the burst when that is
+    /// earlier): never in the baseline before it.
     pub new: bool,
     /// Its first line.
     pub example: String,
@@ -145,6 +146,104 @@ fn merge_templates(all: &mut rustc_hash::FxHashMap<String, Seen>, part: &mut Par
     }
 }
 
+/// Folds the blocks into one result as they come, in order: memory holds one merged result,
+/// not one per block.
+pub(super) struct Merger<'o> {
+    o: &'o ScanOptions,
+    offset: u64,
+    total: Partial,
+    templates: rustc_hash::FxHashMap<String, Seen>,
+    last: std::collections::VecDeque<ScanMatch>,
+}
+
+impl<'o> Merger<'o> {
+    /// Nothing merged yet; `skipped` lines come before the first block.
+    pub fn new(o: &'o ScanOptions, skipped: u64) -> Self {
+        Merger {
+            o,
+            offset: skipped,
+            total: Partial::new(o),
+            templates: rustc_hash::FxHashMap::default(),
+            last: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The next block.
+    pub fn push(&mut self, mut p: Partial) {
+        self.offset += p.skip;
+        let t = &mut self.total;
+        t.lines += p.lines;
+        t.bytes += p.bytes;
+        t.matches += p.matches;
+        t.untimed += p.untimed;
+        t.long_lines += p.long_lines;
+        t.templates_dropped += p.templates_dropped;
+        for (m, c) in std::mem::take(&mut p.minutes) {
+            *t.minutes.entry(m).or_default() += c;
+        }
+        merge_templates(&mut self.templates, &mut p, self.offset);
+        let offset = self.offset;
+        self.last.extend(p.last.drain(..).map(|h| ScanMatch {
+            line: h.line + offset,
+            time: h.time.and_then(at),
+            text: h.text,
+        }));
+        while self.last.len() > self.o.last {
+            self.last.pop_front();
+        }
+        t.talkers.merge(p.talkers);
+        self.offset += p.lines;
+    }
+
+    /// The report.
+    pub fn finish(self, source: &str, span: (Option<i64>, Option<i64>)) -> LogReport {
+        let (o, total) = (self.o, self.total);
+        let (spikes, burst_start) = find_spikes(&total, span, o);
+        let (templates, new_templates) = rank_templates(
+            self.templates,
+            span.1,
+            burst_start.map(|b| b.timestamp()),
+            o,
+        );
+        LogReport {
+            source: source.to_string(),
+            pattern: o.pattern.clone(),
+            lines: total.lines,
+            bytes: total.bytes,
+            matches: total.matches,
+            from: span.0.and_then(at),
+            to: span.1.and_then(at),
+            last: self.last.into_iter().collect(),
+            top_field: o.top.clone(),
+            top: total
+                .talkers
+                .top(o.top_n)
+                .into_iter()
+                .map(|(key, count)| Talker { key, count })
+                .collect(),
+            top_approximate: total.talkers.approximate,
+            per_minute: total
+                .minutes
+                .iter()
+                .filter_map(|(m, c)| {
+                    Some(Minute {
+                        minute: at(*m)?,
+                        count: *c,
+                    })
+                })
+                .collect(),
+            spikes,
+            burst_start,
+            templates,
+            new_templates,
+            untimed_matches: total.untimed,
+            long_lines: total.long_lines,
+            templates_dropped: total.templates_dropped,
+            numbered_from_cut: false,
+        }
+    }
+}
+
 /// Merge the blocks (in order) into the report.
 pub(super) fn finish(
     source: &str,
@@ -153,70 +252,11 @@ pub(super) fn finish(
     span: (Option<i64>, Option<i64>),
     o: &ScanOptions,
 ) -> LogReport {
-    let mut offset = skipped;
-    let mut total = Partial::new(o);
-    let mut templates = rustc_hash::FxHashMap::default();
-    let mut last = Vec::new();
-    for mut p in parts {
-        offset += p.skip;
-        total.lines += p.lines;
-        total.bytes += p.bytes;
-        total.matches += p.matches;
-        total.untimed += p.untimed;
-        total.long_lines += p.long_lines;
-        total.templates_dropped += p.templates_dropped;
-        for (m, c) in std::mem::take(&mut p.minutes) {
-            *total.minutes.entry(m).or_default() += c;
-        }
-        merge_templates(&mut templates, &mut p, offset);
-        last.extend(p.last.drain(..).map(|h| ScanMatch {
-            line: h.line + offset,
-            time: h.time.and_then(at),
-            text: h.text,
-        }));
-        total.talkers.merge(p.talkers);
-        offset += p.lines;
+    let mut m = Merger::new(o, skipped);
+    for p in parts {
+        m.push(p);
     }
-    let keep = last.len().saturating_sub(o.last);
-    last.drain(..keep);
-    let (spikes, burst_start) = find_spikes(&total, span, o);
-    let (templates, new_templates) = rank_templates(templates, span.1, o);
-    LogReport {
-        source: source.to_string(),
-        pattern: o.pattern.clone(),
-        lines: total.lines,
-        bytes: total.bytes,
-        matches: total.matches,
-        from: span.0.and_then(at),
-        to: span.1.and_then(at),
-        last,
-        top_field: o.top.clone(),
-        top: total
-            .talkers
-            .top(o.top_n)
-            .into_iter()
-            .map(|(key, count)| Talker { key, count })
-            .collect(),
-        top_approximate: total.talkers.approximate,
-        per_minute: total
-            .minutes
-            .iter()
-            .filter_map(|(m, c)| {
-                Some(Minute {
-                    minute: at(*m)?,
-                    count: *c,
-                })
-            })
-            .collect(),
-        spikes,
-        burst_start,
-        templates,
-        new_templates,
-        untimed_matches: total.untimed,
-        long_lines: total.long_lines,
-        templates_dropped: total.templates_dropped,
-        numbered_from_cut: false,
-    }
+    m.finish(source, span)
 }
 
 /// Spikes over the minutes from the first to the last time (31 days at most, the latest).
@@ -253,12 +293,17 @@ fn find_spikes(
     (found, start)
 }
 
+/// Templates ranked by count; the new ones are those first seen in the recent window, which
+/// starts `recent` before the end, or at the burst if that is earlier.
 fn rank_templates(
     all: rustc_hash::FxHashMap<String, Seen>,
     end: Option<i64>,
+    burst: Option<i64>,
     o: &ScanOptions,
 ) -> (Vec<Template>, Vec<Template>) {
-    let recent_from = end.map(|e| e - o.recent.as_secs() as i64);
+    let recent_from = end
+        .map(|e| e - o.recent.as_secs() as i64)
+        .map(|r| burst.map_or(r, |b| b.min(r)));
     let mut v: Vec<Template> = all
         .into_iter()
         .map(|(template, s)| Template {
@@ -280,22 +325,23 @@ fn rank_templates(
 
 const BLOCK: usize = 4 << 20;
 
-/// Read the next block of whole lines into a new buffer, keeping the rest of the last line in
-/// `carry`; None at the end. A block with no line end is taken as it is (a line longer than
-/// the block is cut, and counted by the caller).
+/// Read the next block of whole lines into `buf` (a reused buffer: no fresh pages to fault
+/// in for every block), keeping the rest of the last line in `carry`; None at the end. A block
+/// with no line end is taken as it is (a line longer than the block is cut, and counted).
 fn next_block(
     r: &mut impl Read,
     carry: &mut Vec<u8>,
+    mut buf: Vec<u8>,
     eof: &mut bool,
 ) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = std::mem::take(carry);
-    buf.reserve(BLOCK + 64 * 1024 - buf.len().min(BLOCK));
-    while buf.len() < BLOCK && !*eof {
-        let old = buf.len();
-        buf.resize(old + 64 * 1024, 0);
-        let n = r.read(&mut buf[old..])?;
-        buf.truncate(old + n);
-        *eof = n == 0;
+    buf.clear();
+    buf.extend_from_slice(carry);
+    carry.clear();
+    if buf.len() < BLOCK && !*eof {
+        // `take(..).read_to_end` fills the buffer without zeroing it first.
+        let want = (BLOCK - buf.len()) as u64;
+        let n = r.by_ref().take(want).read_to_end(&mut buf)?;
+        *eof = (n as u64) < want;
     }
     if buf.is_empty() {
         return Ok(None);
@@ -304,7 +350,8 @@ fn next_block(
         Some(i) if !*eof => i + 1,
         _ => buf.len(),
     };
-    *carry = buf.split_off(end);
+    carry.extend_from_slice(&buf[end..]);
+    buf.truncate(end);
     Ok(Some(buf))
 }
 
@@ -326,50 +373,88 @@ type Done = std::io::Result<(usize, Partial, Span)>;
 /// Blocks of whole lines from a stream, scanned by one worker per core while the next blocks
 /// are read (at most two blocks waiting per worker: memory stays flat).
 pub(super) fn scan_stream(
-    mut r: impl Read,
+    r: impl Read + Send,
     source: &str,
     o: &ScanOptions,
     c: &Compiled,
 ) -> crate::error::Result<LogReport> {
     let workers = o.threads.clamp(1, 16);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(workers * 2);
-    let rx = std::sync::Mutex::new(rx);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
+    // Owned by the workers: when they are gone, the reader's send fails instead of blocking.
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
-    let read: std::io::Result<()> = std::thread::scope(|s| {
+    // Scanned blocks' buffers go back to the reader: no fresh pages for every block.
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
         for _ in 0..workers {
-            let (rx, done_tx) = (&rx, done_tx.clone());
+            let (rx, done_tx, free_tx) = (rx.clone(), done_tx.clone(), free_tx.clone());
             s.spawn(move || {
                 loop {
                     let job = rx.lock().map(|r| r.recv());
                     let Ok(Ok((i, block))) = job else { break };
                     let out = scan_one(&block, o, c).map(|(p, span)| (i, p, span));
+                    let _ = free_tx.send(block);
                     if done_tx.send(out).is_err() {
                         break;
                     }
                 }
             });
         }
-        drop(done_tx);
-        let (mut carry, mut eof, mut i) = (Vec::new(), false, 0);
-        while let Some(block) = next_block(&mut r, &mut carry, &mut eof)? {
-            if tx.send((i, block)).is_err() {
-                break;
+        drop((free_tx, rx));
+        let reader = s.spawn(move || read_blocks(r, tx, free_rx, done_tx));
+        // Merged here while the others read and scan: one result in memory, not one per block.
+        let merged = merge_in_order(done_rx, source, o);
+        let _ = reader.join();
+        merged
+    })
+}
+
+/// Feed blocks to the workers; a read error ends the scan as the last result.
+fn read_blocks(
+    mut r: impl Read,
+    tx: std::sync::mpsc::SyncSender<(usize, Vec<u8>)>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    done: std::sync::mpsc::Sender<Done>,
+) {
+    let (mut carry, mut eof, mut i) = (Vec::new(), false, 0);
+    loop {
+        let buf = free.try_recv().unwrap_or_default();
+        match next_block(&mut r, &mut carry, buf, &mut eof) {
+            Ok(Some(block)) => {
+                if tx.send((i, block)).is_err() {
+                    return;
+                }
+                i += 1;
             }
-            i += 1;
+            Ok(None) => return,
+            Err(e) => {
+                let _ = done.send(Err(e));
+                return;
+            }
         }
-        drop(tx);
-        Ok(())
-    });
-    read.map_err(|e| io_error(source, e))?;
-    let mut parts: Vec<(usize, Partial, Span)> = done_rx
-        .into_iter()
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| io_error(source, e))?;
-    parts.sort_by_key(|p| p.0);
-    let first = parts.iter().find_map(|p| p.2.0);
-    let last = parts.iter().rev().find_map(|p| p.2.1);
-    let parts = parts.into_iter().map(|p| p.1).collect();
-    Ok(finish(source, parts, 0, (first, last), o))
+    }
+}
+
+/// Merge the workers' results in block order as they arrive (early ones wait for their turn).
+fn merge_in_order(
+    done: std::sync::mpsc::Receiver<Done>,
+    source: &str,
+    o: &ScanOptions,
+) -> crate::error::Result<LogReport> {
+    let mut m = Merger::new(o, 0);
+    let mut waiting = std::collections::BTreeMap::new();
+    let (mut next, mut first, mut last) = (0usize, None, None);
+    for d in done {
+        let (i, p, span) = d.map_err(|e| io_error(source, e))?;
+        waiting.insert(i, (p, span));
+        while let Some((p, span)) = waiting.remove(&next) {
+            first = first.or(span.0);
+            last = span.1.or(last);
+            m.push(p);
+            next += 1;
+        }
+    }
+    Ok(m.finish(source, (first, last)))
 }
 
 impl LogReport {

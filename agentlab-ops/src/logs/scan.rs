@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use grep_regex::RegexMatcher;
-use grep_searcher::{BinaryDetection, SearcherBuilder, sinks::Bytes};
+use grep_searcher::{BinaryDetection, SearcherBuilder};
 use rustc_hash::FxHashMap;
 
 use super::count::Capped;
@@ -83,16 +83,29 @@ fn text_of(line: &[u8]) -> String {
 fn key_of<'a>(line: &'a [u8], f: &Field, re: Option<&regex::bytes::Regex>) -> Option<&'a [u8]> {
     match f {
         Field::None => None,
-        Field::Column(n) => line
-            .split(|c| *c == b' ' || *c == b'\t')
-            .filter(|t| !t.is_empty())
-            .nth(n.saturating_sub(1)),
+        Field::Column(n) => column(line, *n),
         Field::Regex(_) => {
             let c = re?.captures(line)?;
             c.get(1).or_else(|| c.get(0)).map(|m| m.as_bytes())
         }
         Field::Json(key) => json_field(line, key),
     }
+}
+
+/// The n-th field (from 1) split on runs of spaces and tabs, as awk does.
+fn column(line: &[u8], n: usize) -> Option<&[u8]> {
+    let mut rest = line;
+    for i in 1..=n {
+        let skip = rest.iter().position(|c| *c != b' ' && *c != b'\t')?;
+        rest = &rest[skip..];
+        let end = memchr::memchr2(b' ', b'\t', rest).unwrap_or(rest.len());
+        if i == n {
+            let f = &rest[..end];
+            return (!f.is_empty()).then_some(f.strip_suffix(b"\r").unwrap_or(f));
+        }
+        rest = &rest[end..];
+    }
+    None
 }
 
 /// `"key": value` in a JSON line, value without quotes; a plain scan, no full parse.
@@ -114,10 +127,25 @@ fn json_field<'a>(line: &'a [u8], key: &str) -> Option<&'a [u8]> {
     Some(&rest[..end])
 }
 
-/// Count every line's key.
-fn talkers(block: &[u8], o: &ScanOptions, re: Option<&regex::bytes::Regex>, p: &mut Partial) {
-    let mut start = 0;
+/// Count every line's key, numbering the matches (line starts, in order) on the way; returns
+/// the block's line count. One pass for both.
+fn talkers(
+    block: &[u8],
+    o: &ScanOptions,
+    re: Option<&regex::bytes::Regex>,
+    p: &mut Partial,
+    hits: &[(usize, usize)],
+) -> u64 {
+    let (mut start, mut n, mut h) = (0usize, 0u64, 0usize);
     for end in memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len())) {
+        if start >= block.len() {
+            break;
+        }
+        n += 1;
+        while h < hits.len() && hits[h].0 <= start {
+            record_hit(o, p, n, &block[hits[h].0..hits[h].1]);
+            h += 1;
+        }
         let line = &block[start..end];
         if end - start > o.max_line {
             p.long_lines += 1;
@@ -126,10 +154,8 @@ fn talkers(block: &[u8], o: &ScanOptions, re: Option<&regex::bytes::Regex>, p: &
             p.talkers.add(&k[..k.len().min(MAX_KEY)], 1);
         }
         start = end + 1;
-        if start > block.len() {
-            break;
-        }
     }
+    n
 }
 
 fn record_hit(o: &ScanOptions, p: &mut Partial, line_no: u64, line: &[u8]) {
@@ -165,6 +191,29 @@ fn record_hit(o: &ScanOptions, p: &mut Partial, line_no: u64, line: &[u8]) {
     }
 }
 
+/// Newlines in `b` (memchr's SIMD search: log lines are long enough for it to skip ahead).
+fn newlines(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+/// Collects the matches' byte offsets and lines (line numbers come later, from one count).
+struct Offsets<'a> {
+    hits: &'a mut Vec<(usize, usize)>,
+}
+
+impl grep_searcher::Sink for Offsets<'_> {
+    type Error = std::io::Error;
+    fn matched(
+        &mut self,
+        _: &grep_searcher::Searcher,
+        m: &grep_searcher::SinkMatch<'_>,
+    ) -> Result<bool, std::io::Error> {
+        let at = m.absolute_byte_offset() as usize;
+        self.hits.push((at, at + m.bytes().len()));
+        Ok(true)
+    }
+}
+
 /// Scan one block of whole lines.
 pub(super) fn scan_block(
     block: &[u8],
@@ -174,25 +223,28 @@ pub(super) fn scan_block(
 ) -> std::io::Result<Partial> {
     let mut p = Partial::new(o);
     p.bytes = block.len() as u64;
-    p.lines = memchr::memchr_iter(b'\n', block).count() as u64
-        + u64::from(!block.is_empty() && !block.ends_with(b"\n"));
     let mut searcher = SearcherBuilder::new()
-        .line_number(true)
+        .line_number(false)
         .binary_detection(BinaryDetection::none())
         // A log starting with \xff\xfe is bytes, not UTF-16: no transcoding.
         .bom_sniffing(false)
         .build();
-    searcher.search_slice(
-        matcher,
-        block,
-        Bytes(|n, line| {
-            record_hit(o, &mut p, n, line);
-            Ok(true)
-        }),
-    )?;
+    let mut hits = Vec::new();
+    searcher.search_slice(matcher, block, Offsets { hits: &mut hits })?;
     if !matches!(o.top, Field::None) {
-        talkers(block, o, re, &mut p);
+        p.lines = talkers(block, o, re, &mut p, &hits);
+        return Ok(p);
     }
+    // One count gives every match its line number and the block its line count.
+    let (mut line, mut counted) = (1u64, 0usize);
+    for (start, end) in hits {
+        line += newlines(&block[counted..start]);
+        counted = start;
+        record_hit(o, &mut p, line, &block[start..end]);
+    }
+    p.lines = line - 1
+        + newlines(&block[counted..])
+        + u64::from(!block.is_empty() && !block.ends_with(b"\n"));
     Ok(p)
 }
 

@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod handover;
 pub mod maintenance;
 pub mod morning;
+mod notice;
 pub mod recover;
 pub mod registry;
 pub mod restart;

@@ -10,7 +10,7 @@ use crate::config::fill_host;
 use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Cmd, HostEntry};
-use crate::report::{Report, Severity};
+use crate::report::Report;
 use crate::runbook::registry::{Definition, OptionDoc, Validate, check_args, defaults_of};
 use crate::runbook::run::{Run, RunOptions};
 use crate::runbook::service_ops::poll_health;
@@ -162,14 +162,6 @@ async fn set_flag(run: &Run, h: &HostEntry, flag: &str) -> bool {
 
 /// The notice; a failed one is a warning, never a stop.
 async fn notify(env: &Environment, run: &Run, o: &EmergencyOptions) -> bool {
-    let Some(n) = env.notifier() else {
-        run.skip(
-            "notify",
-            crate::report::Action::Change,
-            "no [notify] configured",
-        );
-        return false;
-    };
     let why = o
         .reason
         .as_deref()
@@ -179,18 +171,7 @@ async fn notify(env: &Environment, run: &Run, o: &EmergencyOptions) -> bool {
         ":rotating_light: Emergency shutdown of {} in progress{why}",
         env.name()
     );
-    let plan = format!("post to {}: {text}", n.describe());
-    match run
-        .change("notify", plan, async { n.notify(&text).await }, None)
-        .await
-    {
-        Ok(sent) => sent.is_some(),
-        Err(e) => {
-            let msg = format!("the emergency notice was not sent: {e}");
-            run.finding(Severity::Warning, "notify", msg);
-            false
-        }
-    }
+    crate::runbook::notice::post(env, run, "notify", &text, "the emergency notice").await
 }
 
 /// Graceful stop → wait → check → `KILL` → check, as one change step of the host.

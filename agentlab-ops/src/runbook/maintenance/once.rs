@@ -20,26 +20,8 @@ pub(super) async fn notice(env: &Environment, run: &Run, o: &MaintenanceOptions)
         env.name(),
         crate::units::format_duration(lead)
     );
-    let sent = match env.notifier() {
-        None => {
-            run.skip("notice", Action::Change, "no [notify] configured");
-            false
-        }
-        Some(n) => {
-            let plan = format!("post to {}: {text}", n.describe());
-            match run
-                .change("notice", plan, async { n.notify(&text).await }, None)
-                .await
-            {
-                Ok(s) => s.is_some(),
-                Err(e) => {
-                    let msg = format!("the maintenance notice was not sent: {e}");
-                    run.finding(Severity::Warning, "notice", msg);
-                    false
-                }
-            }
-        }
-    };
+    let sent =
+        crate::runbook::notice::post(env, run, "notice", &text, "the maintenance notice").await;
     if o.no_wait || run.is_dry_run() || lead.is_zero() {
         return sent;
     }

@@ -10,7 +10,7 @@
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::report::{Action, Severity};
+use crate::report::Severity;
 use crate::runbook::run::{Run, Undo};
 
 use super::freeze::{Freeze, FreezeLevel, FreezeStore};
@@ -213,10 +213,6 @@ async fn tell(env: &Environment, run: &Run, f: &Freeze, reason: &str, raising: b
     if !env.config.slo_response.notify {
         return false;
     }
-    let Some(n) = env.notifier() else {
-        run.skip("notify", Action::Change, "no [notify] configured");
-        return false;
-    };
     let text = if !raising {
         let again = if f.disabled.is_empty() {
             String::new()
@@ -239,21 +235,7 @@ async fn tell(env: &Environment, run: &Run, f: &Freeze, reason: &str, raising: b
             f.disabled.join(", ")
         )
     };
-    let plan = format!("post to {}: {text}", n.describe());
-    match run
-        .change("notify", plan, async { n.notify(&text).await }, None)
-        .await
-    {
-        Ok(sent) => sent.is_some(),
-        Err(e) => {
-            run.finding(
-                Severity::Warning,
-                "notify",
-                format!("stakeholders were not told: {e}"),
-            );
-            false
-        }
-    }
+    crate::runbook::notice::post(env, run, "notify", &text, "the message to stakeholders").await
 }
 
 /// Take back exactly what the record lists, then remove it. What could not be taken back

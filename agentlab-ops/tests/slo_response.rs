@@ -372,3 +372,41 @@ async fn watch_mode_follows_the_zone_up_and_back_down() {
     assert!(p.freeze.is_none());
     assert_eq!(l.clock.sleeps(), [Duration::from_secs(300); 2]);
 }
+
+/// In watch mode a round that fails half way is undone at once, and the watch goes on.
+#[tokio::test]
+async fn watch_mode_undoes_a_round_that_fails_half_way_and_goes_on() {
+    let l = lab();
+    l.deployer.known_workflows(&["deploy.yml"]); // nightly.yml is missing
+    let rounds = vec![
+        data(&slo(0.9, 0.0)).await,
+        data(&slo(0.3, 0.0)).await,
+        data(&slo(0.9, 0.0)).await,
+    ];
+    let e = env(&l, Moving(Mutex::new(rounds)));
+    let o = SloResponseOptions {
+        watch: true,
+        watch_interval: Some(agentlab_ops::config::Dur(Duration::from_secs(60))),
+        watch_for: Some(agentlab_ops::config::Dur(Duration::from_secs(120))),
+        ..Default::default()
+    };
+    let (r, p) = respond(&e, o).await;
+    assert_eq!(p.evaluations, 3, "{}", r.to_text(false));
+    assert_eq!(
+        toggles(&l.deployer),
+        [
+            ("deploy.yml".to_string(), false),
+            ("deploy.yml".to_string(), true)
+        ],
+        "disabled, then enabled again when the round failed"
+    );
+    assert!(
+        l.hosts.iter().all(|h| h.file(FREEZE).is_none()),
+        "no freeze left"
+    );
+    assert!(
+        r.findings.iter().any(|f| f.subject == "round 2"),
+        "{:?}",
+        r.findings
+    );
+}

@@ -34,7 +34,9 @@ fn workflows_for(env: &Environment, level: FreezeLevel) -> Vec<String> {
     w
 }
 
-/// Freeze at least as far as `level`: only what is not in place yet is done.
+/// Freeze at least as far as `level`: only what is not in place yet is done. The round is
+/// all or nothing: when a change fails, the round's earlier changes are undone at once (in
+/// watch mode too, where the run goes on); when all are done they are committed.
 pub async fn raise(
     env: &Environment,
     run: &Run,
@@ -43,8 +45,33 @@ pub async fn raise(
     level: FreezeLevel,
     reason: &str,
 ) -> Result<Acted> {
-    let mut out = Acted::default();
     let mut undos = Vec::new();
+    match raise_steps(env, run, store, current, level, reason, &mut undos).await {
+        Ok(out) => {
+            for u in &undos {
+                run.forget(u);
+            }
+            Ok(out)
+        }
+        Err(e) => {
+            for u in undos.iter().rev() {
+                run.settle(u).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn raise_steps(
+    env: &Environment,
+    run: &Run,
+    store: &FreezeStore,
+    current: Option<Freeze>,
+    level: FreezeLevel,
+    reason: &str,
+    undos: &mut Vec<String>,
+) -> Result<Acted> {
+    let mut out = Acted::default();
     let previous = current.clone();
     let mut f = current.unwrap_or_else(|| Freeze {
         level,
@@ -73,9 +100,9 @@ pub async fn raise(
         undos.push("freeze:set".to_string());
         out.actions.push(plan);
     }
-    pause_workflows(env, run, &mut f, &mut out, &mut undos).await?;
+    pause_workflows(env, run, &mut f, &mut out, undos).await?;
     if f.level == FreezeLevel::All {
-        page(env, run, &mut f, &mut out, &mut undos, reason).await?;
+        page(env, run, &mut f, &mut out, undos, reason).await?;
     }
     if f.notified < Some(f.level) && tell(env, run, &f, reason, true).await {
         f.notified = Some(f.level);
@@ -84,10 +111,6 @@ pub async fn raise(
         let plan = format!("record the freeze at {}", store.describe());
         run.change("freeze:record", plan, store.write(&f), None)
             .await?;
-    }
-    // Every change of the round is done: commit them.
-    for u in &undos {
-        run.forget(u);
     }
     out.freeze = Some(f);
     Ok(out)

@@ -7,12 +7,15 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agentlab_ops::{Config, Environment, Format, Journal, Report, RunOptions, Sandbox, Scenario};
+use agentlab_ops::{Config, Format, Journal, Report, RunOptions, Sandbox, Scenario};
 
 mod catalogue;
 mod logs;
 mod runbooks;
+mod target;
+
 use clap::{Args, Parser, Subcommand};
+use target::target;
 
 /// Agent Lab's operational runbooks as code.
 #[derive(Debug, Parser)]
@@ -348,48 +351,6 @@ fn init_logging(verbose: u8) {
 fn fail(msg: impl std::fmt::Display) -> i32 {
     eprintln!("error: {}", agentlab_ops::secret::redact(&msg.to_string()));
     2
-}
-
-/// Where the runbook runs.
-struct Target {
-    env: Environment,
-    _sandbox: Option<Sandbox>,
-    note: Option<String>,
-}
-
-async fn target(g: &Global) -> Result<Target, i32> {
-    if let Some(s) = &g.sandbox {
-        let scenario: Scenario = s.parse().map_err(fail)?;
-        return start_sandbox(scenario, format!("sandbox: scenario {scenario}")).await;
-    }
-    match Config::load(g.config.as_deref()) {
-        Err(e) => Err(fail(e)),
-        Ok(Some(cfg)) => Ok(Target {
-            env: Environment::from_config(cfg).await.map_err(fail)?,
-            _sandbox: None,
-            note: None,
-        }),
-        Ok(None) => {
-            start_sandbox(
-                Scenario::Healthy,
-                "no config found (--config, $AGENTLAB_OPS_CONFIG, ./agentlab-ops.toml): running against the built-in healthy sandbox".into(),
-            )
-            .await
-        }
-    }
-}
-
-async fn start_sandbox(scenario: Scenario, note: String) -> Result<Target, i32> {
-    let sb = Sandbox::start(scenario)
-        .await
-        .map_err(|e| fail(format!("cannot start the sandbox: {e}")))?;
-    let env = sb.environment().await.map_err(fail)?;
-    let note = format!("{note} at {}", sb.base_url());
-    Ok(Target {
-        env,
-        _sandbox: Some(sb),
-        note: Some(note),
-    })
 }
 
 /// Colours for text on stdout, as `anstream` decides: a terminal, unless `NO_COLOR` is set

@@ -28,7 +28,6 @@ pub mod time;
 
 pub use remote::{Transfer, scan_host};
 pub use report::{LogReport, Minute, ScanMatch, Spike, Talker, Template};
-use scan::{Partial, scan_block};
 
 /// Which part of a line the top talkers count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,46 +218,10 @@ fn cut<'a>(data: &'a [u8], o: &ScanOptions) -> (&'a [u8], u64) {
     (&data[from..to.max(from)], skipped)
 }
 
-/// Scan bytes in memory (split into one block per thread).
+/// Scan bytes in memory.
 pub fn scan_bytes(data: &[u8], source: &str, o: &ScanOptions) -> Result<LogReport> {
-    let c = compile(o)?;
-    let (data, skipped) = cut(data, o);
-    let threads = if data.len() < (4 << 20) {
-        1
-    } else {
-        o.threads.clamp(1, 16)
-    };
-    let mut bounds = vec![0];
-    for i in 1..threads {
-        let b = line_start(data, data.len() * i / threads);
-        if b > *bounds.last().unwrap_or(&0) && b < data.len() {
-            bounds.push(b);
-        }
-    }
-    bounds.push(data.len());
-    let parts: Vec<std::io::Result<Partial>> = std::thread::scope(|s| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .map(|w| {
-                let block = &data[w[0]..w[1]];
-                let c = &c;
-                s.spawn(move || scan_block(block, o, &c.matcher, c.field_re.as_ref()))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("scan thread panicked")))
-            })
-            .collect()
-    });
-    let parts = parts
-        .into_iter()
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| io_error(source, e))?;
-    let span = report::span_of(data, o.year);
-    Ok(report::finish(source, parts, skipped, span, o))
+    // The same blocks, workers and in-order merge as a file or a stream.
+    scan_reader(data, source, o)
 }
 
 /// Scan a file: read in blocks of whole lines, scanned by one worker per core (gzip files
@@ -284,15 +247,20 @@ pub fn scan_path(path: &Path, o: &ScanOptions) -> Result<LogReport> {
     f.seek(SeekFrom::Start(start))
         .map_err(|e| io_error(&source, e))?;
     let mut r = std::io::BufReader::with_capacity(1 << 16, f);
-    if start > 0 {
-        // The bisection lands inside a line: the scan starts at the next one.
-        let mut partial = Vec::new();
-        std::io::BufRead::read_until(&mut r, b'\n', &mut partial)
-            .map_err(|e| io_error(&source, e))?;
-    }
+    from_line_start(&mut r, start).map_err(|e| io_error(&source, e))?;
     let mut rep = scan_reader(r, &source, o)?;
     rep.numbered_from_cut = start > 0;
     Ok(rep)
+}
+
+/// A read that began one byte before `start` (a bisection's answer, inside a line or on its
+/// start) moves on to the first whole line: only the rest of the cut line, or the newline just
+/// before `start`, is dropped.
+fn from_line_start(r: &mut impl std::io::BufRead, start: u64) -> std::io::Result<()> {
+    if start > 0 {
+        r.skip_until(b'\n')?;
+    }
+    Ok(())
 }
 
 /// Scan a stream in blocks of whole lines, one worker per core.

@@ -88,16 +88,15 @@ pub async fn scan_host(
         wire_bytes: tail.data.len() as u64,
         gzip: tail.gzip,
     };
-    let mut r: Box<dyn Read + Send> = if tail.gzip {
+    let raw: Box<dyn Read + Send> = if tail.gzip {
         Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
             tail.data,
         )))
     } else {
         Box::new(std::io::Cursor::new(tail.data))
     };
-    if start > 0 {
-        skip_line(&mut r).map_err(|e| super::io_error(&source, e))?;
-    }
+    let mut r = std::io::BufReader::with_capacity(1 << 16, raw);
+    super::from_line_start(&mut r, start).map_err(|e| super::io_error(&source, e))?;
     let o2 = o.clone();
     let src = source.clone();
     let mut rep = tokio::task::spawn_blocking(move || {
@@ -108,14 +107,4 @@ pub async fn scan_host(
     .map_err(|e| Error::new(crate::error::ErrorKind::Unexpected, format!("scan: {e}")))??;
     rep.numbered_from_cut = start > 0;
     Ok((rep, transfer))
-}
-
-fn skip_line(r: &mut impl Read) -> std::io::Result<()> {
-    let mut b = [0u8; 1];
-    while r.read(&mut b)? == 1 {
-        if b[0] == b'\n' {
-            break;
-        }
-    }
-    Ok(())
 }

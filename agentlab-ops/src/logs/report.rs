@@ -244,21 +244,6 @@ impl<'o> Merger<'o> {
     }
 }
 
-/// Merge the blocks (in order) into the report.
-pub(super) fn finish(
-    source: &str,
-    parts: Vec<Partial>,
-    skipped: u64,
-    span: (Option<i64>, Option<i64>),
-    o: &ScanOptions,
-) -> LogReport {
-    let mut m = Merger::new(o, skipped);
-    for p in parts {
-        m.push(p);
-    }
-    m.finish(source, span)
-}
-
 /// Spikes over the minutes from the first to the last time (31 days at most, the latest).
 fn find_spikes(
     p: &Partial,

@@ -43,16 +43,13 @@ fn offset(b: &[u8]) -> i64 {
         Some(b'-') => -1,
         _ => return 0,
     };
-    let digits: Vec<u8> = b[1..]
-        .iter()
-        .take(5)
-        .filter(|c| **c != b':')
-        .copied()
-        .collect();
-    match (
-        digits.get(0..2).and_then(num),
-        digits.get(2..4).and_then(num),
-    ) {
+    let d = &b[1..];
+    let minutes = if d.get(2) == Some(&b':') {
+        d.get(3..5)
+    } else {
+        d.get(2..4)
+    };
+    match (d.get(0..2).and_then(num), minutes.and_then(num)) {
         (Some(h), Some(m)) => sign * i64::from(h * 3600 + m * 60),
         _ => 0,
     }

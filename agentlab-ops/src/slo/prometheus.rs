@@ -249,12 +249,15 @@ impl PrometheusSloSource {
             };
             Ok::<_, Error>((*w, counts))
         });
-        let windows: BTreeMap<Duration, Counts> =
-            try_join_all(per_window).await?.into_iter().collect();
-        let recorded = match &o.rules {
-            Some(r) => Some(self.recorded(r, at).await),
-            None => None,
+        // The team's rules are read at the same time as the counts, not after them.
+        let rules = async {
+            match &o.rules {
+                Some(r) => Some(self.recorded(r, at).await),
+                None => None,
+            }
         };
+        let (counts, recorded) = futures::join!(try_join_all(per_window), rules);
+        let windows: BTreeMap<Duration, Counts> = counts?.into_iter().collect();
         Ok(SliData {
             name: o.name.clone(),
             target: Some(o.target),

@@ -324,6 +324,16 @@ async fn resume_normal_takes_everything_back_even_when_not_green_and_says_so() {
     );
 }
 
+/// Watch mode, every `interval` seconds for `total` seconds.
+fn watching(interval: u64, total: u64) -> SloResponseOptions {
+    SloResponseOptions {
+        watch: true,
+        watch_interval: Some(agentlab_ops::config::Dur(Duration::from_secs(interval))),
+        watch_for: Some(agentlab_ops::config::Dur(Duration::from_secs(total))),
+        ..Default::default()
+    }
+}
+
 /// A source whose data changes at every fetch: yellow, red, then green.
 #[derive(Debug)]
 struct Moving(Mutex<Vec<Vec<SliData>>>);
@@ -355,12 +365,7 @@ async fn watch_mode_follows_the_zone_up_and_back_down() {
         data(&slo(0.9, 0.0)).await,
     ];
     let e = env(&l, Moving(Mutex::new(rounds)));
-    let o = SloResponseOptions {
-        watch: true,
-        watch_interval: Some(agentlab_ops::config::Dur(Duration::from_secs(300))),
-        watch_for: Some(agentlab_ops::config::Dur(Duration::from_secs(600))),
-        ..Default::default()
-    };
+    let o = watching(300, 600);
     let (r, p) = respond(&e, o).await;
     assert_eq!(p.evaluations, 3, "{}", r.to_text(false));
     assert_eq!(p.zone, Zone::Green);
@@ -384,12 +389,7 @@ async fn watch_mode_undoes_a_round_that_fails_half_way_and_goes_on() {
         data(&slo(0.9, 0.0)).await,
     ];
     let e = env(&l, Moving(Mutex::new(rounds)));
-    let o = SloResponseOptions {
-        watch: true,
-        watch_interval: Some(agentlab_ops::config::Dur(Duration::from_secs(60))),
-        watch_for: Some(agentlab_ops::config::Dur(Duration::from_secs(120))),
-        ..Default::default()
-    };
+    let o = watching(60, 120);
     let (r, p) = respond(&e, o).await;
     assert_eq!(p.evaluations, 3, "{}", r.to_text(false));
     assert_eq!(

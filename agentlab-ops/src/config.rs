@@ -8,6 +8,7 @@
 mod backups;
 mod deploy;
 mod hosts;
+mod investigation;
 mod observability;
 mod response;
 mod services;
@@ -16,6 +17,7 @@ mod values;
 pub use backups::*;
 pub use deploy::*;
 pub use hosts::*;
+pub use investigation::*;
 pub use observability::*;
 pub use response::*;
 pub use services::*;
@@ -104,6 +106,9 @@ pub struct Config {
     /// The SLO Violation Response.
     #[serde(default)]
     pub slo_response: SloResponseConfig,
+    /// The Alert Investigation.
+    #[serde(default)]
+    pub investigation: InvestigationConfig,
 }
 
 fn default_env_name() -> String {
@@ -328,6 +333,7 @@ impl Config {
             emergency: EmergencyConfig::default(),
             maintenance: MaintenanceConfig::default(),
             slo_response: SloResponseConfig::default(),
+            investigation: InvestigationConfig::default(),
         }
     }
 

@@ -24,6 +24,7 @@ impl Config {
             self.check_slos(),
             self.check_backups(),
             self.slo_response.check(),
+            self.investigation.check(),
         ];
         for c in checks {
             if let Err((field, msg)) = c {

@@ -24,7 +24,7 @@ pub mod router;
 pub use build::{Colors, blue_green_from_config, from_config};
 pub use github::{GitHubActions, GitHubOptions};
 pub use memory::{DeployCall, MemoryDeployer, Script};
-pub use repo::{GitRepo, MemoryRepo, Repo};
+pub use repo::{Commit, GitRepo, MemoryRepo, Repo};
 pub use router::{MemoryRouter, NginxRouter, TrafficRouter};
 
 /// A started workflow run.

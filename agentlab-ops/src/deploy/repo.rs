@@ -28,6 +28,48 @@ pub trait Repo: Send + Sync + std::fmt::Debug {
     async fn push_tag(&self, tag: &str) -> Result<()>;
     /// Delete a local tag (undo of a tag that was never pushed).
     async fn delete_tag(&self, tag: &str) -> Result<()>;
+    /// The last `n` commits of the head, newest first (`git log -n`).
+    async fn log(&self, n: usize) -> Result<Vec<Commit>>;
+}
+
+/// One commit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Commit {
+    /// Its id (full).
+    pub sha: String,
+    /// When it was committed.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Its author.
+    pub author: String,
+    /// Its subject line.
+    pub subject: String,
+}
+
+/// `git log --format=%H%x1f%cI%x1f%an%x1f%s`: one commit per line; a line that does not parse
+/// is an error naming it.
+fn parse_log(text: &str) -> Result<Vec<Commit>> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(4, '\u{1f}').collect();
+            let at = f
+                .get(1)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            match (f.as_slice(), at) {
+                ([sha, _, author, subject], Some(at)) => Ok(Commit {
+                    sha: sha.to_string(),
+                    at: at.with_timezone(&chrono::Utc),
+                    author: author.to_string(),
+                    subject: subject.to_string(),
+                }),
+                _ => Err(Error::new(
+                    ErrorKind::InvalidResponse,
+                    format!("git log: cannot read {l:?}"),
+                )
+                .with_operation("repo.log")),
+            }
+        })
+        .collect()
 }
 
 /// A git working copy, driven through the `git` command.
@@ -113,6 +155,14 @@ impl Repo for GitRepo {
             .map(str::to_string)
             .collect())
     }
+    async fn log(&self, n: usize) -> Result<Vec<Commit>> {
+        let n = format!("-n{}", n.max(1));
+        parse_log(
+            &self
+                .git(&["log", &n, "--format=%H%x1f%cI%x1f%an%x1f%s"])
+                .await?,
+        )
+    }
     async fn create_tag(&self, tag: &str, message: &str) -> Result<()> {
         self.git(&["tag", "-a", tag, "-m", message])
             .await
@@ -128,8 +178,8 @@ impl Repo for GitRepo {
     }
 }
 
-/// Version, head, tags (newest first), pushed tags.
-type RepoState = (String, String, Vec<String>, Vec<String>);
+/// Version, head, tags (newest first), pushed tags, commits (newest first).
+type RepoState = (String, String, Vec<String>, Vec<String>, Vec<Commit>);
 
 /// A repository in memory: a version, a head, tags; records what was created and pushed.
 #[derive(Debug, Clone)]
@@ -150,6 +200,7 @@ impl MemoryRepo {
                 "0123456789abcdef0123456789abcdef01234567".to_string(),
                 tags.iter().map(|t| t.to_string()).collect(),
                 Vec::new(),
+                Vec::new(),
             ))),
             calls: CallLog::default(),
             faults: Faults::default(),
@@ -161,6 +212,22 @@ impl MemoryRepo {
     /// Tags pushed to the remote.
     pub fn pushed(&self) -> Vec<String> {
         self.st().3.clone()
+    }
+    /// Commit `subject` at `at` (it becomes the head).
+    pub fn commit(&self, subject: &str, author: &str, at: chrono::DateTime<chrono::Utc>) -> &Self {
+        let mut st = self.st();
+        let sha = format!("{:040x}", st.4.len() as u128 + 0xc0ffee);
+        st.1 = sha.clone();
+        st.4.insert(
+            0,
+            Commit {
+                sha,
+                at,
+                author: author.into(),
+                subject: subject.into(),
+            },
+        );
+        self
     }
 }
 
@@ -201,5 +268,9 @@ impl Repo for MemoryRepo {
         self.calls.push(format!("delete {tag}"));
         self.st().2.retain(|t| t != tag);
         Ok(())
+    }
+    async fn log(&self, n: usize) -> Result<Vec<Commit>> {
+        self.faults.apply("repo.log").await?;
+        Ok(self.st().4.iter().take(n).cloned().collect())
     }
 }

@@ -4,6 +4,7 @@ pub mod alert_review;
 pub mod backup;
 pub mod deploy;
 pub mod handover;
+pub mod investigate;
 pub mod maintenance;
 pub mod morning;
 mod notice;
@@ -26,6 +27,7 @@ pub use deploy::{
     blue_green_deploy, rollback, standard_deploy,
 };
 pub use handover::{HandoverOptions, HandoverPayload, handover};
+pub use investigate::{InvestigateOptions, Triage, alert_investigation};
 pub use maintenance::{MaintenanceOptions, MaintenancePayload, weekly_maintenance};
 pub use morning::{DatasetBackup, HostResult, MorningOptions, MorningPayload, morning_check};
 pub use recover::{RecoverOptions, RecoverPayload, RecoveryPoint, recover_data};

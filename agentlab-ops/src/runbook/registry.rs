@@ -106,6 +106,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::shutdown::RECOVER,
     &super::maintenance::MAINTENANCE,
     &super::slo_response::SLO_RESPONSE,
+    &super::investigate::ALERT_INVESTIGATION,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

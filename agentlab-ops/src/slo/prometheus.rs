@@ -81,7 +81,8 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 
 /// One series of an instant vector: its labels (`__name__` included) and its value (None: NaN
 /// or infinite).
-type Series = (BTreeMap<String, String>, Option<f64>);
+/// One series of an instant query: its labels and value (None: NaN or absent).
+pub type Series = (BTreeMap<String, String>, Option<f64>);
 
 fn answer_of(body: &[u8], query: &str) -> Result<Data> {
     let bad = |m: String| Error::new(ErrorKind::InvalidResponse, m).with_context("query", query);
@@ -193,6 +194,11 @@ impl PrometheusSloSource {
 
     async fn instant(&self, query: &str, at: DateTime<Utc>) -> Result<Option<f64>> {
         scalar_of(&self.query(query, at).await?, query)
+    }
+
+    /// Every series of an instant query at the configured instant (now by default).
+    pub async fn query_now(&self, query: &str) -> Result<Vec<Series>> {
+        self.vector(query, self.at()).await
     }
 
     /// Every series of an instant query.

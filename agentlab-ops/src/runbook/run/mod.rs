@@ -393,6 +393,21 @@ impl Run {
         );
     }
 
+    /// Record a step that ran elsewhere (a nested runbook), with its outcome.
+    pub fn record(&self, name: &str, action: Action, outcome: Outcome, summary: impl Into<String>) {
+        self.push(
+            None,
+            Check {
+                name: name.to_string(),
+                action,
+                outcome,
+                summary: redact(&summary.into()),
+                duration_ms: 0,
+                error: None,
+            },
+        );
+    }
+
     /// Record a finding.
     pub fn finding(
         &self,

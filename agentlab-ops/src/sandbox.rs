@@ -8,6 +8,7 @@
 
 mod alerting;
 mod files;
+mod incident;
 use files::*;
 #[cfg(unix)]
 mod services;
@@ -54,11 +55,21 @@ pub enum Scenario {
     GreenHealthy,
     /// A blue-green rollout whose green version fails (8% errors) once it gets 50% of traffic.
     GreenFailsAt50,
+    /// An error burst in web-1's log 20 minutes ago after a deploy, a new exception, one
+    /// client flooding, OpenRouter down, HighErrorRate firing: for `investigate`.
+    Incident,
+}
+
+/// What the simulated service serves: the scenario, and when its incident started.
+#[derive(Debug)]
+struct Sim {
+    scenario: Scenario,
+    incident: chrono::DateTime<chrono::Utc>,
 }
 
 impl Scenario {
     /// All scenarios.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Healthy,
         Scenario::Degraded,
         Scenario::BudgetExhausted,
@@ -69,6 +80,7 @@ impl Scenario {
         Scenario::SizeDrop,
         Scenario::GreenHealthy,
         Scenario::GreenFailsAt50,
+        Scenario::Incident,
     ];
     /// Name as on the command line.
     pub fn as_str(self) -> &'static str {
@@ -83,6 +95,7 @@ impl Scenario {
             Scenario::SizeDrop => "size-drop",
             Scenario::GreenHealthy => "green-healthy",
             Scenario::GreenFailsAt50 => "green-fails-at-50",
+            Scenario::Incident => "incident",
         }
     }
 }
@@ -219,7 +232,8 @@ fn slo_body(s: Scenario) -> serde_json::Value {
     ]})
 }
 
-async fn health(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
+async fn health(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
+    let s = &sim.scenario;
     let _ = s;
     (
         StatusCode::OK,
@@ -227,16 +241,18 @@ async fn health(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
     )
 }
 
-async fn detailed(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
-    let llm = if *s == Scenario::Degraded {
-        json!({"status": "degraded", "message": "OpenRouter p95 latency 4.2s"})
-    } else {
-        json!({"status": "ok"})
-    };
-    let status = if *s == Scenario::Degraded {
-        "degraded"
-    } else {
-        "ok"
+async fn detailed(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
+    let s = &sim.scenario;
+    let (llm, status) = match s {
+        Scenario::Degraded => (
+            json!({"status": "degraded", "message": "OpenRouter p95 latency 4.2s"}),
+            "degraded",
+        ),
+        Scenario::Incident => (
+            json!({"status": "down", "message": "OpenRouter answers 503"}),
+            "degraded",
+        ),
+        _ => (json!({"status": "ok"}), "ok"),
     };
     Json(json!({
         "status": status,
@@ -249,11 +265,13 @@ async fn detailed(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
     }))
 }
 
-async fn slo(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
+async fn slo(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
+    let s = &sim.scenario;
     Json(slo_body(*s))
 }
 
-async fn history(State(s): State<Arc<Scenario>>) -> impl IntoResponse {
+async fn history(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
+    let s = &sim.scenario;
     let today = chrono::Utc::now().date_naive();
     let days: Vec<_> = (0..30)
         .map(|i| {
@@ -273,6 +291,10 @@ impl Sandbox {
             .tempdir()?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        let sim = Arc::new(Sim {
+            scenario,
+            incident: incident::incident_at(chrono::Utc::now()),
+        });
         let app = Router::new()
             .route("/health", get(health))
             .route("/health/detailed", get(detailed))
@@ -280,7 +302,9 @@ impl Sandbox {
             .route("/metrics/history", get(history))
             .route("/api/v2/alerts", get(alerting::alerts))
             .route("/api/v2/silences", get(alerting::silences))
-            .with_state(Arc::new(scenario));
+            .route("/metrics", get(incident::metrics))
+            .route("/deps/openrouter/api/v1/models", get(incident::openrouter))
+            .with_state(sim.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -407,6 +431,7 @@ impl Sandbox {
             timeout: crate::config::Dur(std::time::Duration::from_secs(2)),
             attempts: 1,
         });
+        incident::install(dir.path(), &mut cfg, &format!("http://{addr}"), &sim)?;
         cfg.handover.primary = Some("Sandbox Primary +1-555-0100".into());
         cfg.handover.backup = Some("Sandbox Backup +1-555-0101".into());
         Ok(Sandbox {

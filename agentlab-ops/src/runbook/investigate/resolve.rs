@@ -166,7 +166,7 @@ pub(super) async fn decide(
         d.fix = Some(k.fix.clone());
         d.runbook = k.runbook.clone();
         d.reason = format!("known issue {}: {why}", k.name);
-        run.finding(Severity::Info, format!("known issue {}", k.name), &d.reason);
+        run.finding(Severity::Info, format!("known issue {}", k.name), &why);
         known_issue(env, run, o, ro, t, k, &mut d).await?;
         return Ok(d);
     }

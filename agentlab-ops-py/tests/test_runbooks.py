@@ -308,3 +308,14 @@ def test_blue_green_can_be_paused_resumed_and_aborted() -> None:
         stop.abort("change freeze")
         r = agentlab_ops.blue_green_deploy(env, version="1.5.1", control=stop)
         assert r.verdict == "escalate" and "change freeze" in r.escalations[0].observed
+
+
+def test_alert_investigation_on_the_incident_sandbox() -> None:
+    with agentlab_ops.sandbox("incident") as env:
+        r = agentlab_ops.run("investigate", env, since="1h")
+        assert r.runbook == "alert_investigation" and r.verdict == "escalate"
+        t = r.payload
+        kinds = [e["kind"] for e in t["timeline"]]
+        assert kinds.index("deploy") < kinds.index("spike") < kinds.index("alert")
+        assert [c["name"] for c in t["components"] if c["kind"] == "dependency" and not c["healthy"]] == ["openrouter"]
+        assert t["decision"]["kind"] == "known_issue" and t["decision"]["known_issue"] == "session-id-keyerror"

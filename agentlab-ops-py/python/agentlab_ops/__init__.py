@@ -72,6 +72,7 @@ SCENARIOS = (
     "size-drop",
     "green-healthy",
     "green-fails-at-50",
+    "incident",
 )
 
 

@@ -226,3 +226,53 @@ async fn bad_options_and_an_unknown_host_are_clear_errors() {
     assert_eq!(r.verdict, Verdict::Failed);
     assert!(r.error.unwrap().message.contains("web-9"));
 }
+
+#[tokio::test]
+async fn commits_are_placed_and_a_known_alert_is_silenced_on_the_doubles() {
+    use agentlab_ops::alerts::AlertCall;
+    use agentlab_ops::config::{Dur, KnownIssue};
+    use agentlab_ops::{Environment, MemoryAlertSource, MemoryRepo};
+    let now = chrono::Utc::now();
+    let alerts = MemoryAlertSource::new();
+    alerts.fire(
+        "DiskAlmostFull",
+        "warning",
+        now - chrono::Duration::minutes(5),
+    );
+    let repo = MemoryRepo::new("1.5.0", &[]);
+    repo.commit("bump deps", "ann", now - chrono::Duration::minutes(30))
+        .commit("cache sessions", "bob", now - chrono::Duration::minutes(10));
+    let env = Environment::builder("mem")
+        .alerts(alerts.clone())
+        .repo(repo)
+        .configure(|c| {
+            let mut k = KnownIssue::new("disk", None, "rotate the logs");
+            k.alert = Some("DiskAlmostFull".into());
+            c.investigation.known_issues = vec![k];
+            c.investigation.metrics_path = String::new();
+        })
+        .build();
+    let o = InvestigateOptions {
+        silence: Some(Dur(std::time::Duration::from_secs(7200))),
+        ..InvestigateOptions::default()
+    };
+    let r = alert_investigation(&env, &o, &RunOptions::default()).await;
+    let t: Triage = r.payload_as().unwrap();
+    let commits: Vec<(i64, &str)> = t
+        .timeline
+        .iter()
+        .filter(|e| e.kind == EventKind::Commit)
+        .map(|e| (e.offset_s, e.what.as_str()))
+        .collect();
+    assert_eq!(commits.len(), 2, "{:#?}", t.timeline);
+    assert_eq!(commits[0].0, -1500);
+    assert!(commits[1].1.contains("cache sessions (bob)"), "{commits:?}");
+    assert_eq!(t.decision.known_issue.as_deref(), Some("disk"));
+    let comment = alerts.calls.all().into_iter().find_map(|c| match c {
+        AlertCall::Silence(c) => Some(c),
+        _ => None,
+    });
+    let comment = comment.expect("silenced");
+    assert!(comment.contains("known issue disk: rotate the logs") && comment.contains(&r.run_id));
+    assert!(t.decision.silence.is_some());
+}

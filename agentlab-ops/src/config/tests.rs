@@ -146,3 +146,39 @@ fn slo_rules_and_the_slo_response_are_checked_naming_the_field() {
     let e = Config::from_toml_str(&bad, "t.toml").unwrap_err();
     assert!(e.to_string().contains("slo_response.page_severity"), "{e}");
 }
+
+#[test]
+fn investigation_sections_parse_and_bad_ones_name_the_field() {
+    let text = format!(
+        "{MINIMAL}[investigation]\nsince = \"30m\"\n[[investigation.dependencies]]\nname = \"openrouter\"\nurl = \"https://openrouter.ai/api/v1/models\"\ntoken = \"${{OPENROUTER_API_KEY}}\"\n[[investigation.known_issues]]\nname = \"k\"\ndependency = \"openrouter\"\nfix = \"wait\"\nrunbook = \"restart\"\nrunbook_options = {{ serial = 1 }}\n"
+    );
+    let c = Config::from_toml_str(&text, "x.toml").unwrap();
+    let i = &c.investigation;
+    assert_eq!(i.since.0, Duration::from_secs(1800));
+    assert_eq!(
+        i.dependencies[0].token.as_ref().unwrap().var(),
+        "OPENROUTER_API_KEY"
+    );
+    assert_eq!(i.known_issues[0].runbook_options["serial"], 1);
+    let bad = |extra: &str| {
+        Config::from_toml_str(&format!("{MINIMAL}{extra}"), "x.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    let m = bad("[[investigation.known_issues]]\nname = \"k\"\nfix = \"f\"\n");
+    assert!(
+        m.contains("investigation.known_issues[0].name") && m.contains("no condition"),
+        "{m}"
+    );
+    let m = bad("[[investigation.known_issues]]\nname = \"k\"\ndependency = \"db\"\nfix = \"f\"\n");
+    assert!(
+        m.contains("known_issues[0].dependency") && m.contains("\"db\""),
+        "{m}"
+    );
+    let m = bad("[[investigation.known_issues]]\nname = \"k\"\npattern = \"(\"\nfix = \"f\"\n");
+    assert!(m.contains("known_issues[0].pattern: not a regex"), "{m}");
+    let m = bad(
+        "[[investigation.dependencies]]\nname = \"d\"\nurl = \"http://x\"\ntoken = \"sk-inline\"\n",
+    );
+    assert!(m.contains("token") && !m.contains("sk-inline"), "{m}");
+}

@@ -274,3 +274,59 @@ impl Repo for MemoryRepo {
         Ok(self.st().4.iter().take(n).cloned().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_that_does_not_parse_is_an_error_naming_it() {
+        let ok = "abc\u{1f}2026-12-01T10:00:00+01:00\u{1f}Ann\u{1f}fix: a | b\n";
+        let c = parse_log(ok).unwrap();
+        assert_eq!(c[0].at.to_rfc3339(), "2026-12-01T09:00:00+00:00");
+        assert_eq!(
+            (c[0].author.as_str(), c[0].subject.as_str()),
+            ("Ann", "fix: a | b")
+        );
+        let e = parse_log("abc\u{1f}yesterday\u{1f}Ann\u{1f}x").unwrap_err();
+        assert!(e.to_string().contains("yesterday"), "{e}");
+        assert!(parse_log("").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn git_log_lists_the_last_commits_newest_first() {
+        let d = tempfile::tempdir().unwrap();
+        let git = |args: &[&str], date: &str| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(d.path())
+                .args(args)
+                .env("GIT_AUTHOR_DATE", date)
+                .env("GIT_COMMITTER_DATE", date)
+                .env("GIT_AUTHOR_NAME", "Ops")
+                .env("GIT_AUTHOR_EMAIL", "ops@example.com")
+                .env("GIT_COMMITTER_NAME", "Ops")
+                .env("GIT_COMMITTER_EMAIL", "ops@example.com")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"], "2026-12-01T09:00:00Z");
+        git(
+            &["commit", "-q", "--allow-empty", "-m", "first"],
+            "2026-12-01T09:00:00Z",
+        );
+        git(
+            &["commit", "-q", "--allow-empty", "-m", "second"],
+            "2026-12-01T09:30:00Z",
+        );
+        let r = GitRepo::new(d.path(), "origin", "version.txt");
+        let log = r.log(10).await.unwrap();
+        let subjects: Vec<&str> = log.iter().map(|c| c.subject.as_str()).collect();
+        assert_eq!(subjects, ["second", "first"]);
+        assert_eq!(log[0].at.to_rfc3339(), "2026-12-01T09:30:00+00:00");
+        assert_eq!(log[0].sha, r.head().await.unwrap());
+        assert_eq!(r.log(1).await.unwrap().len(), 1);
+    }
+}

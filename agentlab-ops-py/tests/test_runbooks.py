@@ -316,6 +316,7 @@ def test_alert_investigation_on_the_incident_sandbox() -> None:
         assert r.runbook == "alert_investigation" and r.verdict == "escalate"
         t = r.payload
         kinds = [e["kind"] for e in t["timeline"]]
-        assert kinds.index("deploy") < kinds.index("spike") < kinds.index("alert")
+        # (Python's sandbox keeps no journal, so the seeded deploy is only in the Rust tests.)
+        assert kinds.index("spike") < kinds.index("new_template") < kinds.index("alert")
         assert [c["name"] for c in t["components"] if c["kind"] == "dependency" and not c["healthy"]] == ["openrouter"]
         assert t["decision"]["kind"] == "known_issue" and t["decision"]["known_issue"] == "session-id-keyerror"

@@ -6,6 +6,7 @@
 //! `${ENV_VAR}` references ([`SecretRef`]) and are resolved when the environment is built.
 
 mod backups;
+mod cloud;
 mod deploy;
 mod hosts;
 mod investigation;
@@ -15,6 +16,7 @@ mod services;
 mod validate;
 mod values;
 pub use backups::*;
+pub use cloud::*;
 pub use deploy::*;
 pub use hosts::*;
 pub use investigation::*;
@@ -109,6 +111,18 @@ pub struct Config {
     /// The Alert Investigation.
     #[serde(default)]
     pub investigation: InvestigationConfig,
+    /// The AWS account of `[compute]` and `[cost]` (region, endpoint).
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// Instances and load balancers (Resource Scaling, snapshots).
+    #[serde(default)]
+    pub compute: Option<ComputeConfig>,
+    /// When the scaling assessment recommends what.
+    #[serde(default)]
+    pub scaling: ScalingConfig,
+    /// The cost report (Cost Explorer), when configured.
+    #[serde(default)]
+    pub cost: Option<CostConfig>,
 }
 
 fn default_env_name() -> String {
@@ -334,6 +348,10 @@ impl Config {
             maintenance: MaintenanceConfig::default(),
             slo_response: SloResponseConfig::default(),
             investigation: InvestigationConfig::default(),
+            aws: AwsConfig::default(),
+            compute: None,
+            scaling: ScalingConfig::default(),
+            cost: None,
         }
     }
 

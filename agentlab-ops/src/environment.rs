@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::alerts::{AlertSource, IncidentSource};
 use crate::backup::BackupStore;
 use crate::clock::{Clock, SystemClock};
+use crate::compute::{Compute, CostSource, LoadBalancer, RetriedBalancer, RetriedCompute};
 use crate::config::{BaseUrl, Config, HostAddress, HostConfig, StoreKind, Thresholds};
 use crate::config::{DeployProvider, RouterKind};
 use crate::deploy::{Deployer, Repo, TrafficRouter};
@@ -54,6 +55,12 @@ pub struct Environment {
     pub alerts: Option<Arc<dyn AlertSource>>,
     /// Incidents and pages, when `[pagerduty]` is configured.
     pub incidents: Option<Arc<dyn IncidentSource>>,
+    /// Instances (EC2), when `[compute]` is configured; calls retried.
+    pub compute: Option<Arc<dyn Compute>>,
+    /// The load balancers of `[compute]`; calls retried.
+    pub balancers: Vec<Arc<dyn LoadBalancer>>,
+    /// Cost per month and service, when `[cost]` is configured.
+    pub costs: Option<Arc<dyn CostSource>>,
 }
 
 pub use crate::deploy::Colors;
@@ -74,6 +81,8 @@ impl Environment {
         let services = crate::service::from_config(&config, &hosts)?;
         let alerts = crate::alerts::from_config(&config)?;
         let incidents = crate::alerts::incidents_from_config(&config)?;
+        let (compute, balancers, costs) = crate::compute::from_config(&config).await?;
+        let (compute, balancers) = retried(&config, compute, balancers);
         Ok(Environment {
             config,
             probe,
@@ -90,6 +99,9 @@ impl Environment {
             services,
             alerts,
             incidents,
+            compute,
+            balancers,
+            costs,
         })
     }
 
@@ -114,6 +126,9 @@ impl Environment {
             services: BTreeMap::new(),
             alerts: None,
             incidents: None,
+            compute: None,
+            balancers: Vec::new(),
+            costs: None,
         }
     }
 
@@ -193,9 +208,50 @@ pub struct EnvironmentBuilder {
     services: BTreeMap<String, HostService>,
     alerts: Option<Arc<dyn AlertSource>>,
     incidents: Option<Arc<dyn IncidentSource>>,
+    compute: Option<Arc<dyn Compute>>,
+    balancers: Vec<Arc<dyn LoadBalancer>>,
+    costs: Option<Arc<dyn CostSource>>,
+}
+
+type Compute2 = (Option<Arc<dyn Compute>>, Vec<Arc<dyn LoadBalancer>>);
+
+/// Every compute and balancer call goes through the one retry policy of `[aws]`.
+fn retried(
+    config: &Config,
+    compute: Option<Arc<dyn Compute>>,
+    balancers: Vec<Arc<dyn LoadBalancer>>,
+) -> Compute2 {
+    let policy = crate::retry::RetryPolicy::new(config.aws.attempts, config.aws.timeout.0);
+    let compute = compute.map(|c| Arc::new(RetriedCompute::new(c, policy)) as Arc<dyn Compute>);
+    let balancers = balancers
+        .into_iter()
+        .map(|b| Arc::new(RetriedBalancer::new(b, policy)) as Arc<dyn LoadBalancer>)
+        .collect();
+    (compute, balancers)
 }
 
 impl EnvironmentBuilder {
+    /// Instances (sets a default `[compute]` when the config has none); `instances` maps
+    /// host names to instance ids.
+    pub fn compute(mut self, c: impl Compute + 'static, instances: &[(&str, &str)]) -> Self {
+        let cc = self.config.compute.get_or_insert_with(Default::default);
+        for (h, i) in instances {
+            cc.instances.insert((*h).to_string(), (*i).to_string());
+        }
+        self.compute = Some(Arc::new(c));
+        self
+    }
+    /// A load balancer.
+    pub fn balancer(mut self, b: impl LoadBalancer + 'static) -> Self {
+        self.balancers.push(Arc::new(b));
+        self
+    }
+    /// A cost source (sets a default `[cost]` when the config has none).
+    pub fn costs(mut self, c: impl CostSource + 'static) -> Self {
+        self.config.cost.get_or_insert_with(Default::default);
+        self.costs = Some(Arc::new(c));
+        self
+    }
     /// Deployment workflows (sets a default `[deploy]` section with the memory provider when
     /// the config has none).
     pub fn deployer(mut self, d: impl Deployer + 'static) -> Self {
@@ -324,6 +380,7 @@ impl EnvironmentBuilder {
     }
     /// Build.
     pub fn build(self) -> Environment {
+        let (compute, balancers) = retried(&self.config, self.compute, self.balancers);
         Environment {
             config: self.config,
             probe: self.probe.unwrap_or_else(|| Arc::new(MemoryProbe::new())),
@@ -342,6 +399,9 @@ impl EnvironmentBuilder {
             services: self.services,
             alerts: self.alerts,
             incidents: self.incidents,
+            compute,
+            balancers,
+            costs: self.costs,
         }
     }
 }

@@ -39,6 +39,7 @@
 pub mod alerts;
 pub mod backup;
 pub mod clock;
+pub mod compute;
 pub mod config;
 pub mod deploy;
 mod double;
@@ -64,6 +65,7 @@ pub mod units;
 pub use alerts::{AlertSource, MemoryAlertSource};
 pub use backup::{BackupStore, BackupStoreExt, FsBackupStore, MemoryBackupStore, ObjectMeta};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compute::{Compute, CostSource, LoadBalancer, MemoryBalancer, MemoryCompute, MemoryCost};
 pub use config::Config;
 pub use deploy::{Deployer, MemoryDeployer, MemoryRepo, MemoryRouter, Repo, TrafficRouter};
 pub use double::{CallLog, Faults};

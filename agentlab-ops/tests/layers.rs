@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "backends",
         &[
-            "backup", "host", "probe", "slo", "notify", "deploy", "service",
+            "backup", "host", "probe", "slo", "notify", "deploy", "service", "compute",
         ],
     ),
     ("environment", &["environment", "journal", "report"]),

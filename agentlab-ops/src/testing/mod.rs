@@ -27,3 +27,5 @@ pub use logs::*;
 pub use router::*;
 pub use service::*;
 pub use slo::*;
+mod compute;
+pub use compute::*;

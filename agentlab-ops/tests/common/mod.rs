@@ -1,6 +1,8 @@
 //! Helpers for tests against the real servers that `scripts/test.sh` starts.
 #![allow(dead_code)]
 
+#[cfg(all(feature = "ec2", feature = "elb", feature = "cost"))]
+pub mod aws;
 pub mod fleet;
 pub mod mocks;
 

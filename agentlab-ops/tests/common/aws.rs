@@ -98,7 +98,10 @@ pub async fn target_group(sdk: &aws_config::SdkConfig, name: &str, delay: u32) -
 }
 
 /// Queue one Cost Explorer answer on moto: `months` of `(start, end, [(service, amount)])`.
-pub async fn queue_costs(endpoint: &str, months: &[(&str, &str, &[(&str, &str)])]) {
+/// One month: start, end, `(service, amount)`s.
+pub type Month<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+pub async fn queue_costs(endpoint: &str, months: &[Month<'_>]) {
     let results: Vec<serde_json::Value> = months
         .iter()
         .map(|(s, e, groups)| {

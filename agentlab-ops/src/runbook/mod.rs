@@ -2,6 +2,7 @@
 
 pub mod alert_review;
 pub mod backup;
+pub mod cost;
 pub mod deploy;
 pub mod handover;
 pub mod investigate;
@@ -12,6 +13,7 @@ pub mod recover;
 pub mod registry;
 pub mod restart;
 pub mod run;
+pub mod scale;
 pub mod service_ops;
 pub mod shutdown;
 pub mod slo_response;
@@ -22,6 +24,7 @@ pub mod wave;
 pub use backup::{
     Sample, TakeOptions, TakePayload, VerifyOptions, VerifyPayload, take_backup, verify_backups,
 };
+pub use cost::{CostOptions, CostPayload, cost_report};
 pub use deploy::{
     BlueGreenOptions, DeployOptions, DeployPayload, RollbackOptions, RollbackPayload,
     blue_green_deploy, rollback, standard_deploy,
@@ -33,6 +36,10 @@ pub use morning::{DatasetBackup, HostResult, MorningOptions, MorningPayload, mor
 pub use recover::{RecoverOptions, RecoverPayload, RecoveryPoint, recover_data};
 pub use restart::{RestartOptions, RestartPayload, restart};
 pub use run::{CancelToken, Checked, Run, RunOptions, Undo, UndoWhen};
+pub use scale::{
+    AssessOptions, HorizontalOptions, SnapshotOptions, VerticalOptions, scale_assess,
+    scale_horizontal, scale_vertical, snapshot,
+};
 pub use service_ops::{HostOutcome, HostRestart};
 pub use shutdown::{
     EmergencyOptions, RecoverPayload as EmergencyRecoverPayload, ShutdownPayload, StopOutcome,

@@ -107,6 +107,11 @@ static CATALOGUE: &[&Definition] = &[
     &super::maintenance::MAINTENANCE,
     &super::slo_response::SLO_RESPONSE,
     &super::investigate::ALERT_INVESTIGATION,
+    &super::scale::SCALE_ASSESS,
+    &super::scale::SCALE_VERTICAL,
+    &super::scale::SCALE_HORIZONTAL,
+    &super::scale::SNAPSHOT,
+    &super::cost::COST_REPORT,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

@@ -29,6 +29,8 @@ pub struct Undo {
     pub(super) f: UndoFn,
     /// The change step it belongs to, while that step runs (see [`Run::change`]).
     pub(super) step: Option<u64>,
+    /// How long it may take (default: the run's, 2 minutes).
+    pub(super) timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Undo {
@@ -52,6 +54,7 @@ impl Undo {
             when: UndoWhen::OnFailure,
             f: Box::new(move || Box::pin(f())),
             step: None,
+            timeout: None,
         }
     }
     /// An undo that always runs at the end.
@@ -65,7 +68,17 @@ impl Undo {
             when: UndoWhen::Always,
             f: Box::new(move || Box::pin(f())),
             step: None,
+            timeout: None,
         }
+    }
+}
+
+impl Undo {
+    /// Let it take up to `d` (putting an instance back on its old type takes a stop and a
+    /// start: minutes, not the default 2).
+    pub fn with_timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
     }
 }
 
@@ -174,7 +187,9 @@ impl Run {
     /// run is now (a scope settled early).
     async fn run_undo_at(&self, u: Undo, at_end: bool) -> bool {
         let start = Instant::now();
-        let r = match tokio::time::timeout(self.inner.undo_timeout, (u.f)()).await {
+        let r = match tokio::time::timeout(u.timeout.unwrap_or(self.inner.undo_timeout), (u.f)())
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,

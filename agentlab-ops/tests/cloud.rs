@@ -126,3 +126,144 @@ async fn moto_passes_the_conformance_suite() {
         .await
         .unwrap();
 }
+
+/// The runbooks end to end on moto: resize (dry-run first: nothing changes), register with the
+/// classic ELB, snapshot with tags read back, the cost report from queued results.
+#[tokio::test]
+async fn the_scaling_runbooks_run_end_to_end_on_moto() {
+    use agentlab_ops::runbook::cost::{CostOptions, CostPayload, cost_report};
+    use agentlab_ops::runbook::scale::*;
+    use agentlab_ops::{Environment, RunOptions, Verdict};
+    let Some(s) = common::servers("the_scaling_runbooks_run_end_to_end_on_moto") else {
+        return;
+    };
+    let sdk = common::aws::sdk(&s.s3).await;
+    let id = common::aws::run_instance(&sdk, "t3.small").await;
+    let lb = common::unique("rb").replace('_', "-");
+    let lb = &lb[..lb.len().min(32)];
+    common::aws::classic_lb(&sdk, lb).await;
+    let mut config = moto_config(
+        &s.s3,
+        lb,
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/none/0",
+    );
+    if let Some(c) = config.compute.as_mut() {
+        c.load_balancers.truncate(1);
+        c.poll_interval = agentlab_ops::config::Dur(std::time::Duration::from_millis(100));
+    }
+    let env = Environment::from_config(config).await.unwrap();
+    let ro = RunOptions::default().without_journal();
+    let add = HorizontalOptions {
+        add: vec![id.clone()],
+        ..Default::default()
+    };
+    let r = scale_horizontal(&env, &add, &ro).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    let p: HorizontalPayload = r.payload_as().unwrap();
+    assert!(p.balancers[0].targets.iter().any(|t| t.id == id), "{p:?}");
+
+    let o = VerticalOptions {
+        instances: vec![id.clone()],
+        to: None,
+        down: false,
+    };
+    let dry = scale_vertical(&env, &o, &ro.clone().dry_run(true)).await;
+    assert!(dry.error.is_none(), "{}", dry.to_text(false));
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let type_of = |ec2: aws_sdk_ec2::Client, id: String| async move {
+        let d = ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        let i = &d.reservations()[0].instances()[0];
+        (
+            i.instance_type().unwrap().as_str().to_string(),
+            i.state().unwrap().name().unwrap().as_str().to_string(),
+        )
+    };
+    assert_eq!(
+        type_of(ec2.clone(), id.clone()).await,
+        ("t3.small".into(), "running".into())
+    );
+    let r = scale_vertical(&env, &o, &ro).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    let p: VerticalPayload = r.payload_as().unwrap();
+    assert_eq!(
+        (p.instances[0].outcome, p.instances[0].to.as_str()),
+        (ResizeOutcome::Resized, "t3.medium")
+    );
+    assert_eq!(
+        type_of(ec2.clone(), id.clone()).await,
+        ("t3.medium".into(), "running".into())
+    );
+    let elb = aws_sdk_elasticloadbalancing::Client::new(&sdk);
+    let h = elb
+        .describe_instance_health()
+        .load_balancer_name(lb)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        h.instance_states()
+            .iter()
+            .any(|i| i.instance_id() == Some(id.as_str()) && i.state() == Some("InService"))
+    );
+
+    let so = SnapshotOptions {
+        instance: Some(id.clone()),
+        incident: Some("INC-9".into()),
+        wait: true,
+    };
+    let r = snapshot(&env, &so, &ro).await;
+    let p: SnapshotPayload = r
+        .payload_as()
+        .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)));
+    let ids: Vec<String> = p.snapshots.iter().map(|s| s.id.clone()).collect();
+    let d = ec2
+        .describe_snapshots()
+        .set_snapshot_ids(Some(ids))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.snapshots().len(), p.snapshots.len());
+    for snap in d.snapshots() {
+        let tag = snap
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("agentlab-ops:incident"));
+        assert_eq!(tag.and_then(|t| t.value()), Some("INC-9"), "{snap:?}");
+    }
+
+    common::aws::queue_costs(
+        &s.s3,
+        &[
+            (
+                "2026-05-01",
+                "2026-06-01",
+                &[("Amazon EC2", "80"), ("Amazon S3", "4")],
+            ),
+            (
+                "2026-06-01",
+                "2026-07-01",
+                &[("Amazon EC2", "120"), ("Amazon S3", "4")],
+            ),
+        ],
+    )
+    .await;
+    let r = cost_report(
+        &env,
+        &CostOptions {
+            month: Some("2026-06".into()),
+            top: None,
+        },
+        &ro,
+    )
+    .await;
+    let p: CostPayload = r
+        .payload_as()
+        .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)));
+    assert_eq!((p.total, p.previous_total), (124.0, Some(84.0)));
+    assert_eq!(p.movers[0].service, "Amazon EC2");
+}

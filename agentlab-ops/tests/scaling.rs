@@ -105,7 +105,7 @@ async fn a_resize_goes_stop_modify_start_and_back_into_service() {
     );
     // The classic ELB's drain is its connection-draining delay, waited on the clock.
     assert!(
-        l.clock.sleeps().iter().any(|d| *d == l.lb.drain),
+        l.clock.sleeps().contains(&l.lb.drain),
         "{:?}",
         l.clock.sleeps()
     );

@@ -7,6 +7,7 @@
 //! Each [`Scenario`] exercises its own escalation path. Everything is removed on drop.
 
 mod alerting;
+mod cloud;
 mod files;
 mod incident;
 use files::*;
@@ -473,6 +474,7 @@ impl Sandbox {
                 crate::alerts::MemoryIncidentSource::new(),
             ));
         }
+        cloud::attach(&mut env);
         Ok(env)
     }
     /// Stop serving.

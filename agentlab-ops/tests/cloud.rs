@@ -212,7 +212,7 @@ async fn the_scaling_runbooks_run_end_to_end_on_moto() {
     );
 
     let so = SnapshotOptions {
-        instance: Some(id.clone()),
+        instances: vec![id.clone()],
         incident: Some("INC-9".into()),
         wait: true,
     };
@@ -220,6 +220,7 @@ async fn the_scaling_runbooks_run_end_to_end_on_moto() {
     let p: SnapshotPayload = r
         .payload_as()
         .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)));
+    let p = &p.instances[0];
     let ids: Vec<String> = p.snapshots.iter().map(|s| s.id.clone()).collect();
     let d = ec2
         .describe_snapshots()

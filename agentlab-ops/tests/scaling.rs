@@ -341,13 +341,14 @@ async fn horizontal_registers_until_healthy_and_never_removes_the_last_healthy_t
 async fn a_snapshot_of_every_volume_is_tagged_and_awaited() {
     let l = lab(BalancerKind::Classic);
     let o = SnapshotOptions {
-        instance: Some("web-1".into()),
+        instances: vec!["web-1".into()],
         incident: Some("INC-7".into()),
         wait: true,
     };
     let r = snapshot(&l.env, &o, &RunOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
     let p: SnapshotPayload = r.payload_as().unwrap();
+    let p = &p.instances[0];
     assert_eq!(p.snapshots.len(), 2);
     for s in &p.snapshots {
         assert_eq!(s.state, agentlab_ops::compute::SnapshotState::Completed);

@@ -147,6 +147,28 @@ pub async fn cost_report(env: &Environment, o: &CostOptions, ro: &RunOptions) ->
             })?;
         let prev = months.iter().find(|p| p.start == start);
         let payload = summarise(&cur, prev, o.top.unwrap_or(c.top));
+        let top: Vec<String> = payload
+            .movers
+            .iter()
+            .map(|m| format!("{} {:+.2}", m.service, m.change))
+            .collect();
+        let mom = payload
+            .change_ratio
+            .map(|r| format!(" ({:+.0}% month over month)", 100.0 * r))
+            .unwrap_or_default();
+        let line = format!(
+            "{}: {:.2} {}{mom}; movers: {}",
+            month.format("%Y-%m"),
+            payload.total,
+            payload.unit,
+            top.join(", ")
+        );
+        run.record(
+            "movers",
+            crate::report::Action::Read,
+            crate::report::Outcome::Pass,
+            line,
+        );
         judge(&run, &payload, c.alert_change);
         Ok(serde_json::to_value(&payload).unwrap_or_default())
     })

@@ -50,7 +50,7 @@ pub static SCALE_VERTICAL: Definition = Definition {
         OptionDoc {
             name: "instances",
             kind: "ids or hosts",
-            help: "instances to resize, in order (i-... or a host of [compute] instances)",
+            help: "instances to resize, in order (default: every one of [compute] instances)",
         },
         OptionDoc {
             name: "to",
@@ -118,7 +118,7 @@ pub static SNAPSHOT: Definition = Definition {
     name: "snapshot",
     command: "snapshot",
     aliases: &[],
-    summary: "snapshot every volume of an instance, tagged with the incident, run and operator; wait until completed",
+    summary: "snapshot every volume of instances, tagged with the incident, run and operator; wait until completed",
     changes: true,
     steps: &[
         "describe: the instance and its volumes",
@@ -127,9 +127,9 @@ pub static SNAPSHOT: Definition = Definition {
     ],
     options: &[
         OptionDoc {
-            name: "instance",
-            kind: "id or host",
-            help: "the instance (i-... or a host of [compute] instances)",
+            name: "instances",
+            kind: "ids or hosts",
+            help: "instances (default: every one of [compute] instances)",
         },
         OptionDoc {
             name: "incident",

@@ -17,7 +17,8 @@ use crate::runbook::registry::Validate;
 use crate::runbook::run::{Checked, Run, RunOptions, Undo};
 use crate::units::format_duration;
 
-/// Options of `scale_horizontal`.
+/// Options of `scale_horizontal` (neither `add` nor `remove`: only read every target's
+/// health).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HorizontalOptions {
@@ -31,9 +32,6 @@ pub struct HorizontalOptions {
 
 impl Validate for HorizontalOptions {
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.add.is_empty() && self.remove.is_empty() {
-            return Err("add or remove: name at least one instance".into());
-        }
         if let Some(x) = self.add.iter().find(|a| self.remove.contains(a)) {
             return Err(format!("{x:?} is both in add and in remove"));
         }

@@ -20,7 +20,7 @@ pub mod vertical;
 pub use assess::{AssessOptions, AssessPayload, HostAssessment, Recommendation, scale_assess};
 pub use defs::{SCALE_ASSESS, SCALE_HORIZONTAL, SCALE_VERTICAL, SNAPSHOT};
 pub use horizontal::{HorizontalOptions, HorizontalPayload, scale_horizontal};
-pub use snapshot::{SnapshotOptions, SnapshotPayload, snapshot};
+pub use snapshot::{InstanceSnapshots, SnapshotOptions, SnapshotPayload, snapshot};
 pub use vertical::{Resize, ResizeOutcome, VerticalOptions, VerticalPayload, scale_vertical};
 
 /// The compute backend, or a `config_invalid` error saying what to configure.
@@ -57,6 +57,25 @@ pub(crate) fn resolve(env: &Environment, name: &str) -> Result<(Option<String>, 
         format!("{name:?} is neither an instance id (i-...) nor a host of [compute] instances"),
     )
     .with_context("instance", name))
+}
+
+/// `names`, or every host of `[compute] instances` when empty.
+pub(crate) fn named_or_all(env: &Environment, names: &[String]) -> Result<Vec<String>> {
+    if !names.is_empty() {
+        return Ok(names.to_vec());
+    }
+    let all: Vec<String> = env
+        .config
+        .compute
+        .as_ref()
+        .map(|c| c.instances.keys().cloned().collect())
+        .unwrap_or_default();
+    if all.is_empty() {
+        return Err(Error::config(
+            "no instances named and none in [compute] instances",
+        ));
+    }
+    Ok(all)
 }
 
 /// Refuse an instance that cannot be resized or registered: missing (the error says so),

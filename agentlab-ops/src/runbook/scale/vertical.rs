@@ -23,7 +23,8 @@ use crate::units::format_duration;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VerticalOptions {
-    /// Instances to resize: ids (`i-...`) or hosts of `[compute] instances`, in order.
+    /// Instances to resize: ids (`i-...`) or hosts of `[compute] instances`, in order
+    /// (default: every instance of `[compute] instances`, one at a time).
     pub instances: Vec<String>,
     /// The new instance type (default: one rung up the `[compute] ladder`).
     pub to: Option<String>,
@@ -33,9 +34,6 @@ pub struct VerticalOptions {
 
 impl Validate for VerticalOptions {
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.instances.is_empty() {
-            return Err("instances: name at least one instance or host".into());
-        }
         if self.to.is_some() && self.down {
             return Err("to and down: give one or the other".into());
         }
@@ -118,7 +116,7 @@ async fn plan(
         .map(|c| c.ladder.clone())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for name in &o.instances {
+    for name in &super::named_or_all(env, &o.instances)? {
         let (host, id) = resolve(env, name)?;
         let inst = c.describe(&id).await?;
         let refuse =

@@ -320,3 +320,19 @@ def test_alert_investigation_on_the_incident_sandbox() -> None:
         assert kinds.index("spike") < kinds.index("new_template") < kinds.index("alert")
         assert [c["name"] for c in t["components"] if c["kind"] == "dependency" and not c["healthy"]] == ["openrouter"]
         assert t["decision"]["kind"] == "known_issue" and t["decision"]["known_issue"] == "session-id-keyerror"
+
+
+def test_scaling_on_the_sandbox_cloud() -> None:
+    with agentlab_ops.sandbox() as env:
+        plan = agentlab_ops.run("scale_vertical", env, instances=["web-1"], dry_run=True)
+        assert plan.ok and plan.payload["instances"][0]["outcome"] == "planned", str(plan)
+        r = agentlab_ops.run("scale vertical", env, instances=["web-1"], to="t3.xlarge")
+        assert r.ok, str(r)
+        assert r.payload["instances"][0]["from"] == "t3.medium"
+        assert r.payload["instances"][0]["outcome"] == "resized"
+        again = agentlab_ops.run("scale_vertical", env, instances=["web-1"], to="t3.xlarge")
+        assert again.verdict == "failed" and "already" in str(again)
+        cost = agentlab_ops.run("cost_report", env)
+        assert cost.payload["movers"][0]["service"] == "Amazon EC2"
+        with pytest.raises(agentlab_ops.ConfigError):
+            agentlab_ops.run("cost_report", env, month="2026-13")

@@ -182,3 +182,38 @@ fn investigation_sections_parse_and_bad_ones_name_the_field() {
     );
     assert!(m.contains("token") && !m.contains("sk-inline"), "{m}");
 }
+
+#[test]
+fn cloud_sections_parse_and_bad_ones_name_the_field() {
+    let text = format!(
+        "{MINIMAL}[[hosts]]\nname = \"web-1\"\n[aws]\nregion = \"eu-west-1\"\nendpoint_url = \"http://127.0.0.1:5000\"\n[compute]\ninstances = {{ web-1 = \"i-0abc\" }}\nladder = [\"t3.small\", \"t3.large\"]\nstop_timeout = \"2m\"\n[[compute.load_balancers]]\nname = \"web\"\nkind = \"target_group\"\ntarget = \"arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web/1\"\n[scaling]\ncpu_high = 1.5\n[cost]\ntop = 3\n"
+    );
+    let c = Config::from_toml_str(&text, "x.toml").unwrap();
+    let cc = c.compute.as_ref().unwrap();
+    assert_eq!(cc.instances["web-1"], "i-0abc");
+    assert_eq!(cc.stop_timeout.0, Duration::from_secs(120));
+    assert_eq!(cc.load_balancers[0].kind, BalancerKind::TargetGroup);
+    assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!((c.scaling.cpu_high, c.cost.as_ref().unwrap().top), (1.5, 3));
+    let bad = |extra: &str| {
+        Config::from_toml_str(&format!("{MINIMAL}{extra}"), "x.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    let m = bad("[compute]\ninstances = { web-9 = \"i-0abc\" }\n");
+    assert!(
+        m.contains("x.toml: compute.instances.web-9: no [[hosts]]"),
+        "{m}"
+    );
+    let m = bad(
+        "[[compute.load_balancers]]\nname = \"a\"\nkind = \"target_group\"\ntarget = \"tg-web\"\n",
+    );
+    assert!(
+        m.contains("compute.load_balancers[0].target") && m.contains("ARN"),
+        "{m}"
+    );
+    let m = bad("[[compute.load_balancers]]\nname = \"a\"\nkind = \"nlb\"\ntarget = \"x\"\n");
+    assert!(m.contains("nlb"), "{m}");
+    let m = bad("[scaling]\nmemory_high = 1.2\n");
+    assert!(m.contains("scaling.memory_high"), "{m}");
+}

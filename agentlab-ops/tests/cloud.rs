@@ -131,7 +131,6 @@ async fn moto_passes_the_conformance_suite() {
 /// classic ELB, snapshot with tags read back, the cost report from queued results.
 #[tokio::test]
 async fn the_scaling_runbooks_run_end_to_end_on_moto() {
-    use agentlab_ops::runbook::cost::{CostOptions, CostPayload, cost_report};
     use agentlab_ops::runbook::scale::*;
     use agentlab_ops::{Environment, RunOptions, Verdict};
     let Some(s) = common::servers("the_scaling_runbooks_run_end_to_end_on_moto") else {
@@ -211,12 +210,25 @@ async fn the_scaling_runbooks_run_end_to_end_on_moto() {
             .any(|i| i.instance_id() == Some(id.as_str()) && i.state() == Some("InService"))
     );
 
+    snapshot_on_moto(&env, &sdk, &id, &ro).await;
+    cost_on_moto(&env, &s.s3, &ro).await;
+}
+
+async fn snapshot_on_moto(
+    env: &agentlab_ops::Environment,
+    sdk: &aws_config::SdkConfig,
+    id: &str,
+    ro: &agentlab_ops::RunOptions,
+) {
+    use agentlab_ops::runbook::scale::*;
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let id = id.to_string();
     let so = SnapshotOptions {
         instances: vec![id.clone()],
         incident: Some("INC-9".into()),
         wait: true,
     };
-    let r = snapshot(&env, &so, &ro).await;
+    let r = snapshot(env, &so, ro).await;
     let p: SnapshotPayload = r
         .payload_as()
         .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)));
@@ -236,9 +248,16 @@ async fn the_scaling_runbooks_run_end_to_end_on_moto() {
             .find(|t| t.key() == Some("agentlab-ops:incident"));
         assert_eq!(tag.and_then(|t| t.value()), Some("INC-9"), "{snap:?}");
     }
+}
 
+async fn cost_on_moto(
+    env: &agentlab_ops::Environment,
+    endpoint: &str,
+    ro: &agentlab_ops::RunOptions,
+) {
+    use agentlab_ops::runbook::cost::{CostOptions, CostPayload, cost_report};
     common::aws::queue_costs(
-        &s.s3,
+        endpoint,
         &[
             (
                 "2026-05-01",
@@ -254,12 +273,12 @@ async fn the_scaling_runbooks_run_end_to_end_on_moto() {
     )
     .await;
     let r = cost_report(
-        &env,
+        env,
         &CostOptions {
             month: Some("2026-06".into()),
             top: None,
         },
-        &ro,
+        ro,
     )
     .await;
     let p: CostPayload = r

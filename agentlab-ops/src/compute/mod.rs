@@ -227,43 +227,92 @@ pub type CloudBackends = (
     Option<Arc<dyn CostSource>>,
 );
 
-/// Build them from `[aws]`, `[compute]` and `[cost]`.
+/// Build them from `[aws]`, `[compute]` and `[cost]` (a section whose SDK was not compiled in is
+/// an `unsupported` error naming the cargo feature).
 pub async fn from_config(config: &Config) -> Result<CloudBackends> {
-    let mut out: CloudBackends = (None, Vec::new(), None);
     if config.compute.is_none() && config.cost.is_none() {
-        return Ok(out);
+        return Ok((None, Vec::new(), None));
     }
-    #[cfg(any(feature = "ec2", feature = "elb", feature = "cost"))]
-    let sdk = aws::load(&config.aws).await?;
-    if let Some(c) = &config.compute {
-        #[cfg(feature = "ec2")]
-        {
-            out.0 = Some(Arc::new(Ec2Compute::new(&sdk, &config.aws, c)));
-        }
-        #[cfg(not(feature = "ec2"))]
-        return Err(missing_feature("compute", "ec2"));
-        for b in &c.load_balancers {
-            #[cfg(feature = "elb")]
-            out.1.push(Arc::new(AwsBalancer::new(&sdk, &config.aws, b)));
-            #[cfg(not(feature = "elb"))]
-            return Err(missing_feature(
-                &format!("compute.load_balancers {}", b.name),
-                "elb",
-            ));
-        }
-    }
-    if config.cost.is_some() {
-        #[cfg(feature = "cost")]
-        {
-            out.2 = Some(Arc::new(CostExplorer::new(&sdk, &config.aws)));
-        }
-        #[cfg(not(feature = "cost"))]
-        return Err(missing_feature("cost", "cost"));
-    }
-    Ok(out)
+    build(config).await
 }
 
-#[allow(dead_code)]
+#[cfg(any(feature = "ec2", feature = "elb", feature = "cost"))]
+async fn build(config: &Config) -> Result<CloudBackends> {
+    let sdk = aws::load(&config.aws).await?;
+    let (compute, lbs) = match &config.compute {
+        Some(c) => (
+            Some(ec2_of(&sdk, config, c)?),
+            c.load_balancers
+                .iter()
+                .map(|b| elb_of(&sdk, config, b))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        None => (None, Vec::new()),
+    };
+    let cost = match &config.cost {
+        Some(_) => Some(cost_of(&sdk, config)?),
+        None => None,
+    };
+    Ok((compute, lbs, cost))
+}
+
+#[cfg(not(any(feature = "ec2", feature = "elb", feature = "cost")))]
+async fn build(config: &Config) -> Result<CloudBackends> {
+    let section = if config.compute.is_some() {
+        "compute"
+    } else {
+        "cost"
+    };
+    Err(missing_feature(section, "aws"))
+}
+
+#[cfg(feature = "ec2")]
+fn ec2_of(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    c: &crate::config::ComputeConfig,
+) -> Result<Arc<dyn Compute>> {
+    Ok(Arc::new(Ec2Compute::new(sdk, &config.aws, c)))
+}
+#[cfg(all(not(feature = "ec2"), any(feature = "elb", feature = "cost")))]
+fn ec2_of(
+    _: &aws_config::SdkConfig,
+    _: &Config,
+    _: &crate::config::ComputeConfig,
+) -> Result<Arc<dyn Compute>> {
+    Err(missing_feature("compute", "ec2"))
+}
+
+#[cfg(feature = "elb")]
+fn elb_of(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    b: &crate::config::BalancerConfig,
+) -> Result<Arc<dyn LoadBalancer>> {
+    Ok(Arc::new(AwsBalancer::new(sdk, &config.aws, b)))
+}
+#[cfg(all(not(feature = "elb"), any(feature = "ec2", feature = "cost")))]
+fn elb_of(
+    _: &aws_config::SdkConfig,
+    _: &Config,
+    b: &crate::config::BalancerConfig,
+) -> Result<Arc<dyn LoadBalancer>> {
+    Err(missing_feature(
+        &format!("compute.load_balancers {}", b.name),
+        "elb",
+    ))
+}
+
+#[cfg(feature = "cost")]
+fn cost_of(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Arc<dyn CostSource>> {
+    Ok(Arc::new(CostExplorer::new(sdk, &config.aws)))
+}
+#[cfg(all(not(feature = "cost"), any(feature = "ec2", feature = "elb")))]
+fn cost_of(_: &aws_config::SdkConfig, _: &Config) -> Result<Arc<dyn CostSource>> {
+    Err(missing_feature("cost", "cost"))
+}
+
+#[allow(dead_code)] // only without some cloud feature
 fn missing_feature(section: &str, feature: &str) -> Error {
     Error::new(
         ErrorKind::Unsupported,

@@ -296,15 +296,16 @@ pub async fn scale_assess(env: &Environment, o: &AssessOptions, ro: &RunOptions)
     .await
 }
 
-/// Optimise first when a disk is full or busy; else scale out when at least
-/// `[scaling] horizontal_share` of the hosts are saturated, up when fewer are.
-async fn recommend(
-    env: &Environment,
+fn pct(x: f64) -> String {
+    format!("{:.0}%", 100.0 * x)
+}
+
+/// What to fix before buying capacity: full filesystems, saturated devices, a disk trend.
+fn optimise_first(
+    s: &crate::config::ScalingConfig,
     hosts: &[HostAssessment],
     trend: Option<&Trend>,
-) -> (Recommendation, Vec<String>) {
-    let s = &env.config.scaling;
-    let pct = |x: f64| format!("{:.0}%", 100.0 * x);
+) -> Vec<String> {
     let mut optimise = Vec::new();
     for h in hosts {
         if let Some((m, d)) = h.disk.as_ref().filter(|(_, d)| *d > s.disk_high) {
@@ -333,6 +334,18 @@ async fn recommend(
             pct(t.disk.0)
         ));
     }
+    optimise
+}
+
+/// Optimise first when a disk is full or busy; else scale out when at least
+/// `[scaling] horizontal_share` of the hosts are saturated, up when fewer are.
+async fn recommend(
+    env: &Environment,
+    hosts: &[HostAssessment],
+    trend: Option<&Trend>,
+) -> (Recommendation, Vec<String>) {
+    let s = &env.config.scaling;
+    let optimise = optimise_first(s, hosts, trend);
     if !optimise.is_empty() {
         return (
             Recommendation::OptimiseFirst {

@@ -421,3 +421,84 @@ async fn the_cost_report_gives_month_over_month_and_the_movers() {
     .await;
     assert!(bad.error.is_some());
 }
+
+const IOSTAT: &str = "Linux 6.1.0 (web-1) \t12/02/2026 \t_x86_64_\t(4 CPU)\n\nDevice            r/s     rkB/s   rrqm/s  %rrqm r_await rareq-sz     w/s     wkB/s   wrqm/s  %wrqm w_await wareq-sz     d/s     dkB/s   drqm/s  %drqm d_await dareq-sz     f/s f_await  aqu-sz  %util\nnvme0n1          1.00     10.00     0.00   0.00    0.50    10.00    2.00     20.00     0.00   0.00    1.50    10.00    0.00      0.00     0.00   0.00    0.00     0.00    0.00    0.00    0.00   1.00\n\nDevice            r/s     rkB/s   rrqm/s  %rrqm r_await rareq-sz     w/s     wkB/s   wrqm/s  %wrqm w_await wareq-sz     d/s     dkB/s   drqm/s  %drqm d_await dareq-sz     f/s f_await  aqu-sz  %util\nnvme0n1        300.00  30000.00     0.00   0.00   20.00    10.00  500.00  50000.00     0.00   0.00   40.00    10.00    0.00      0.00     0.00   0.00    0.00     0.00    0.00    0.00    9.00  {UTIL}\n";
+
+fn assess_env(load: f64, util: &str, hosts: usize) -> Environment {
+    let probe = MemoryProbe::new();
+    let days: Vec<serde_json::Value> = (0..30)
+        .map(|i| serde_json::json!({"date": format!("2026-11-{:02}", i + 1), "cpu": 0.3 + 0.01 * i as f64, "memory": 0.5, "disk": 0.4}))
+        .collect();
+    probe.respond_json(
+        "/metrics/history",
+        serde_json::json!({"resources": {"last_30_days": days}}),
+    );
+    let mut b = Environment::builder("assess").probe(probe);
+    for i in 1..=hosts {
+        // web-1 carries `load`; the others idle.
+        let l = if i == 1 { load } else { 0.4 };
+        let h = MemoryHost::new(format!("web-{i}")).with_resources(l, 0.5, &[("/", 0.4)]);
+        h.respond(
+            "iostat",
+            &["-dx", "1", "2"],
+            0,
+            &IOSTAT.replace("{UTIL}", if i == 1 { util } else { "5.00" }),
+        );
+        b = b.host(h);
+    }
+    b.build()
+}
+
+#[tokio::test]
+async fn the_assessment_recommends_with_the_numbers_that_led_to_it() {
+    use agentlab_ops::runbook::scale::{
+        AssessOptions, AssessPayload, Recommendation, scale_assess,
+    };
+    let run = |env: Environment| async move {
+        let r = scale_assess(&env, &AssessOptions::default(), &RunOptions::default()).await;
+        let p: AssessPayload = r
+            .payload_as()
+            .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)));
+        p
+    };
+    // A saturated disk device: optimise first, whatever the CPU says.
+    let p = run(assess_env(6.0, "97.00", 3)).await;
+    assert!(
+        matches!(&p.recommendation, Recommendation::OptimiseFirst { reasons } if reasons[0].contains("nvme0n1 97% busy, await 30.0 ms")),
+        "{p:?}"
+    );
+    // The last report of iostat, not the since-boot one.
+    assert_eq!(p.hosts[0].io[0].util, 0.97);
+    // One of three hosts at 1.5 load per CPU: scale that one up.
+    let p = run(assess_env(6.0, "10.00", 3)).await;
+    assert!(
+        matches!(&p.recommendation, Recommendation::Vertical { hosts } if hosts[0].0 == "web-1"),
+        "{p:?}"
+    );
+    assert!(
+        p.because[0].contains("1 of 3 hosts saturated"),
+        "{:?}",
+        p.because
+    );
+    let t = p.trend.as_ref().unwrap();
+    assert_eq!(t.days, 30);
+    assert!(t.cpu.1 > t.cpu.0);
+    // The only host saturated: scale out, by how much the pressure says (1.5/0.8 → 2 hosts).
+    let p = run(assess_env(6.0, "10.00", 1)).await;
+    assert_eq!(p.recommendation, Recommendation::Horizontal { add: 1 });
+    let p = run(assess_env(1.0, "10.00", 2)).await;
+    assert_eq!(p.recommendation, Recommendation::None, "{p:?}");
+}
+
+#[test]
+fn iostat_without_its_columns_is_an_error_not_a_guess() {
+    use agentlab_ops::runbook::scale::assess::parse_iostat;
+    assert!(parse_iostat("garbage\n").is_err());
+    assert!(parse_iostat("Device r/s\nsda 1.0\n").is_err());
+    let old = "Device: rrqm/s wrqm/s r/s w/s rkB/s wkB/s avgrq-sz avgqu-sz await r_await w_await svctm %util\nsda 0.00 1.00 2.00 3.00 4.00 5.00 6.00 0.10 12.50 10.00 15.00 1.00 42.00\n";
+    let d = parse_iostat(old).unwrap();
+    assert_eq!(
+        (d[0].device.as_str(), d[0].util, d[0].await_ms),
+        ("sda", 0.42, 12.5)
+    );
+}

@@ -49,6 +49,18 @@ impl AwsBalancer {
     }
 }
 
+fn instances(ids: &[String]) -> Vec<elb::types::Instance> {
+    ids.iter()
+        .map(|i| elb::types::Instance::builder().instance_id(i).build())
+        .collect()
+}
+
+fn targets(ids: &[String]) -> Vec<elbv2::types::TargetDescription> {
+    ids.iter()
+        .map(|i| elbv2::types::TargetDescription::builder().id(i).build())
+        .collect()
+}
+
 fn classic_state(s: &elb::types::InstanceState) -> TargetHealth {
     let desc = s.description().map(str::to_string);
     let state = match s.state() {
@@ -99,30 +111,22 @@ impl LoadBalancer for AwsBalancer {
         let op = "balancer.register";
         let t = &self.which.target;
         match &self.client {
-            Client::Classic(c) => {
-                let inst = ids
-                    .iter()
-                    .map(|i| elb::types::Instance::builder().instance_id(i).build());
-                c.register_instances_with_load_balancer()
-                    .load_balancer_name(t)
-                    .set_instances(Some(inst.collect()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| map(e, op, &self.place))
-            }
-            Client::Group(c) => {
-                let tg = ids
-                    .iter()
-                    .map(|i| elbv2::types::TargetDescription::builder().id(i).build());
-                c.register_targets()
-                    .target_group_arn(t)
-                    .set_targets(Some(tg.collect()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| map(e, op, &self.place))
-            }
+            Client::Classic(c) => c
+                .register_instances_with_load_balancer()
+                .load_balancer_name(t)
+                .set_instances(Some(instances(ids)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map(e, op, &self.place)),
+            Client::Group(c) => c
+                .register_targets()
+                .target_group_arn(t)
+                .set_targets(Some(targets(ids)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map(e, op, &self.place)),
         }
     }
     async fn deregister(&self, ids: &[String]) -> Result<()> {
@@ -142,30 +146,22 @@ impl LoadBalancer for AwsBalancer {
         let op = "balancer.deregister";
         let t = &self.which.target;
         match &self.client {
-            Client::Classic(c) => {
-                let inst = ids
-                    .iter()
-                    .map(|i| elb::types::Instance::builder().instance_id(i).build());
-                c.deregister_instances_from_load_balancer()
-                    .load_balancer_name(t)
-                    .set_instances(Some(inst.collect()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| map(e, op, &self.place))
-            }
-            Client::Group(c) => {
-                let tg = ids
-                    .iter()
-                    .map(|i| elbv2::types::TargetDescription::builder().id(i).build());
-                c.deregister_targets()
-                    .target_group_arn(t)
-                    .set_targets(Some(tg.collect()))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| map(e, op, &self.place))
-            }
+            Client::Classic(c) => c
+                .deregister_instances_from_load_balancer()
+                .load_balancer_name(t)
+                .set_instances(Some(instances(ids)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map(e, op, &self.place)),
+            Client::Group(c) => c
+                .deregister_targets()
+                .target_group_arn(t)
+                .set_targets(Some(targets(ids)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| map(e, op, &self.place)),
         }
     }
     async fn health(&self) -> Result<Vec<TargetHealth>> {

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{balancers, compute, lb_waits, must_run, poll, resolve};
+use super::{balancers, compute, lb_waits, must_run, poll, resolve, wait};
 use crate::compute::{LoadBalancer, TargetHealth, TargetState, wait_drained, wait_healthy};
 use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
-use crate::report::{Action, Report};
+use crate::report::Report;
 use crate::runbook::registry::Validate;
 use crate::runbook::run::{Checked, Run, RunOptions, Undo};
 use crate::units::format_duration;
@@ -158,23 +158,11 @@ async fn add_to(
         Some(undo),
     )
     .await?;
-    if run.is_dry_run() {
-        run.skip(
-            &format!("healthy:{name}"),
-            Action::Read,
-            "dry run: would wait for the health checks",
-        );
-        return Ok(());
-    }
     let (healthy, _) = lb_waits(env, lb.as_ref());
-    run.check(
-        &format!("healthy:{name}"),
-        Some(healthy + Duration::from_secs(60)),
-        async {
-            let h = wait_healthy(lb.as_ref(), env.clock.as_ref(), ids, healthy, poll(env)).await?;
-            Ok(Checked::pass((), format!("{} healthy in {name}", h.len())))
-        },
-    )
+    wait(run, &format!("healthy:{name}"), healthy, async {
+        let h = wait_healthy(lb.as_ref(), env.clock.as_ref(), ids, healthy, poll(env)).await?;
+        Ok(format!("{} healthy in {name}", h.len()))
+    })
     .await
 }
 
@@ -217,25 +205,10 @@ async fn remove_from(
         Some(undo),
     )
     .await?;
-    if run.is_dry_run() {
-        run.skip(
-            &format!("drain:{name}"),
-            Action::Read,
-            "dry run: would wait for the drain",
-        );
-        return Ok(());
-    }
     let (_, drain) = lb_waits(env, lb.as_ref());
-    run.check(
-        &format!("drain:{name}"),
-        Some(drain + Duration::from_secs(60)),
-        async {
-            let d = wait_drained(lb.as_ref(), env.clock.as_ref(), ids, drain, poll(env)).await?;
-            Ok(Checked::pass(
-                (),
-                format!("drained in {}", format_duration(d)),
-            ))
-        },
-    )
+    wait(run, &format!("drain:{name}"), drain, async {
+        let d = wait_drained(lb.as_ref(), env.clock.as_ref(), ids, drain, poll(env)).await?;
+        Ok(format!("drained in {}", format_duration(d)))
+    })
     .await
 }

@@ -10,6 +10,9 @@ use std::time::Duration;
 use crate::compute::{Compute, Instance, InstanceState, LoadBalancer};
 use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
+use crate::report::Action;
+use crate::runbook::run::{Checked, Run};
+use crate::units::format_duration;
 
 pub mod assess;
 mod defs;
@@ -150,4 +153,23 @@ pub(crate) fn poll(env: &Environment) -> Duration {
         .compute
         .as_ref()
         .map_or(Duration::from_secs(5), |c| c.poll_interval.0)
+}
+
+/// A wait: run as a read, or, under dry-run (nothing changed, so nothing to wait for), listed.
+pub(crate) async fn wait<F>(run: &Run, name: &str, timeout: Duration, fut: F) -> Result<()>
+where
+    F: std::future::Future<Output = Result<String>>,
+{
+    if run.is_dry_run() {
+        run.skip(
+            name,
+            Action::Read,
+            format!("dry run: would wait up to {}", format_duration(timeout)),
+        );
+        return Ok(());
+    }
+    run.check(name, Some(timeout + Duration::from_secs(60)), async {
+        Ok(Checked::pass((), fut.await?))
+    })
+    .await
 }

@@ -170,6 +170,8 @@ async fn wait_completed(
         &format!("completed:{id}"),
         Some(t + Duration::from_secs(60)),
         async {
+            // The last poll's answer is the result: no second describe once they completed.
+            let seen = std::sync::Mutex::new(Vec::new());
             crate::compute::poll_until(
                 env.clock.as_ref(),
                 t,
@@ -183,12 +185,14 @@ async fn wait_completed(
                             format!("snapshot {} failed", bad.id),
                         ));
                     }
-                    Ok(last.len() == ids.len()
-                        && last.iter().all(|s| s.state == SnapshotState::Completed))
+                    let done = last.len() == ids.len()
+                        && last.iter().all(|s| s.state == SnapshotState::Completed);
+                    *seen.lock().unwrap_or_else(|e| e.into_inner()) = last;
+                    Ok(done)
                 },
             )
             .await?;
-            let last = c.snapshots(&ids).await?;
+            let last = seen.into_inner().unwrap_or_else(|e| e.into_inner());
             let gib: u64 = last.iter().map(|s| u64::from(s.size_gib)).sum();
             let names: Vec<&str> = last.iter().map(|s| s.id.as_str()).collect();
             Ok(Checked::pass(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{compute, memberships, must_run, resolve};
+use super::{compute, memberships, must_run, resolve, wait};
 use crate::clock::Clock;
 use crate::compute::{Compute, InstanceState, LoadBalancer, wait_drained, wait_healthy};
 use crate::config::ComputeConfig;
@@ -246,25 +246,6 @@ async fn settle_all(run: &Run, name: &str) -> bool {
         ok &= run.settle(name).await;
     }
     ok
-}
-
-/// A wait: run as a read, or, under dry-run (nothing changed, so nothing to wait for), listed.
-async fn wait<F>(run: &Run, name: &str, timeout: Duration, fut: F) -> Result<()>
-where
-    F: std::future::Future<Output = Result<String>>,
-{
-    if run.is_dry_run() {
-        run.skip(
-            name,
-            Action::Read,
-            format!("dry run: would wait up to {}", format_duration(timeout)),
-        );
-        return Ok(());
-    }
-    run.check(name, Some(timeout + Duration::from_secs(60)), async {
-        Ok(Checked::pass((), fut.await?))
-    })
-    .await
 }
 
 /// The procedure for one instance.

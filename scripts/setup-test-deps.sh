@@ -6,6 +6,7 @@
 #     against the real servers, Prometheus fed offline)
 #   - Debian's logrotate (the weekly maintenance rotates real logs) and openssl (a TLS listener
 #     with a test certificate for the certificate check)
+#   - Debian's lynis (the access review is compared with its AUTH-92xx and SSH-7408 tests)
 #   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3, and maturin,
 #     pytest and mypy for the Python extension
 set -euo pipefail
@@ -13,8 +14,9 @@ cd "$(dirname "$0")/.."
 
 if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null ||
     ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/sbin/logrotate ] || ! command -v openssl >/dev/null ||
-    ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ] || ! [ -x /usr/bin/prometheus-alertmanager ]; then
-    echo "== installing openssh-server, nginx, logrotate, openssl, prometheus and alertmanager (apt)"
+    ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ] || ! [ -x /usr/bin/prometheus-alertmanager ] ||
+    ! command -v lynis >/dev/null || ! command -v unshare >/dev/null; then
+    echo "== installing openssh-server, nginx, logrotate, openssl, prometheus, alertmanager and lynis (apt)"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
@@ -26,7 +28,7 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-ke
         $SUDO chmod +x /usr/sbin/policy-rc.d
         made_policy=1
     fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light logrotate openssl prometheus prometheus-alertmanager >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light logrotate openssl prometheus prometheus-alertmanager lynis util-linux >/dev/null
     [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 

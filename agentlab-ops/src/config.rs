@@ -12,6 +12,7 @@ mod hosts;
 mod investigation;
 mod observability;
 mod response;
+mod security;
 mod services;
 mod validate;
 mod values;
@@ -22,6 +23,7 @@ pub use hosts::*;
 pub use investigation::*;
 pub use observability::*;
 pub use response::*;
+pub use security::*;
 pub use services::*;
 pub use values::*;
 pub use values::{MaintenanceWindow, Sample};
@@ -123,6 +125,9 @@ pub struct Config {
     /// The cost report (Cost Explorer), when configured.
     #[serde(default)]
     pub cost: Option<CostConfig>,
+    /// The access review, key rotation and the auth timeline.
+    #[serde(default)]
+    pub access: AccessConfig,
 }
 
 fn default_env_name() -> String {
@@ -352,6 +357,7 @@ impl Config {
             compute: None,
             scaling: ScalingConfig::default(),
             cost: None,
+            access: AccessConfig::default(),
         }
     }
 

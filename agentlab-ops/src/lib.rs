@@ -57,6 +57,7 @@ pub mod retry;
 pub mod runbook;
 pub mod sandbox;
 pub mod secret;
+pub mod security;
 pub mod service;
 pub mod slo;
 pub mod testing;

@@ -17,7 +17,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "backends",
         &[
-            "backup", "host", "probe", "slo", "notify", "deploy", "service", "compute",
+            "backup", "host", "probe", "slo", "notify", "deploy", "service", "compute", "logs",
+            "security",
         ],
     ),
     ("environment", &["environment", "journal", "report"]),

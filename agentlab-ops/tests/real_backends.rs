@@ -46,20 +46,25 @@ async fn s3_listing_is_paginated() {
     };
     let store = s.s3_store("paginate", "").await;
     // moto caps a page at 1000 keys: 1100 objects need two pages.
-    futures::future::try_join_all((0..1100).map(|i| {
-        let store = store.clone();
-        async move {
-            store
-                .put(
-                    &format!("many/{i:05}.json"),
-                    bytes::Bytes::from_static(b"{}"),
-                )
-                .await
-        }
-    }))
-    .await
-    .unwrap();
-    use futures::TryStreamExt;
+    // Bounded concurrency: 1100 puts at once starve moto on a 2-core machine
+    // and time out; 16 in flight is what a real uploader would use.
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(0..1100)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .put(
+                        &format!("many/{i:05}.json"),
+                        bytes::Bytes::from_static(b"{}"),
+                    )
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     let keys: Vec<String> = store
         .list("many/")
         .map_ok(|m| m.key)

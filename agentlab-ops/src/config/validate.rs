@@ -25,6 +25,7 @@ impl Config {
             self.check_backups(),
             self.slo_response.check(),
             self.investigation.check(),
+            self.access.check(),
             self.check_cloud(),
         ];
         for c in checks {

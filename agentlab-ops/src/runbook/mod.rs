@@ -14,6 +14,7 @@ pub mod registry;
 pub mod restart;
 pub mod run;
 pub mod scale;
+pub mod security;
 pub mod service_ops;
 pub mod shutdown;
 pub mod slo_response;
@@ -39,6 +40,9 @@ pub use run::{CancelToken, Checked, Run, RunOptions, Undo, UndoWhen};
 pub use scale::{
     AssessOptions, HorizontalOptions, SnapshotOptions, VerticalOptions, scale_assess,
     scale_horizontal, scale_vertical, snapshot,
+};
+pub use security::{
+    AccessOptions, AccessPayload, TimelineOptions, TimelinePayload, access_review, auth_timeline,
 };
 pub use service_ops::{HostOutcome, HostRestart};
 pub use shutdown::{

@@ -112,6 +112,8 @@ static CATALOGUE: &[&Definition] = &[
     &super::scale::SCALE_HORIZONTAL,
     &super::scale::SNAPSHOT,
     &super::cost::COST_REPORT,
+    &super::security::ACCESS_REVIEW,
+    &super::security::AUTH_TIMELINE,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

@@ -1,0 +1,85 @@
+//! The catalogue entries of the security runbooks.
+
+use super::*;
+use crate::runbook::registry::{Definition, OptionDoc, check_args, defaults_of, parse_args};
+
+/// `access_review`.
+pub static ACCESS_REVIEW: Definition = Definition {
+    name: "access_review",
+    command: "access review",
+    aliases: &[],
+    summary: "who can log in and sudo on every host: sessions, sudoers, uid 0, authorized_keys, sshd, app path modes → findings against the [access] allow-lists",
+    changes: false,
+    steps: &[
+        "accounts: /etc/passwd and /etc/group (uid 0, duplicate uids, system shells)",
+        "sudoers: /etc/sudoers and sudoers.d, modes and rules",
+        "sshd: sshd_config with its Includes",
+        "keys: every account's authorized_keys (type, bits, SHA256, comment, options, mode, age)",
+        "sessions: who -u (live hosts)",
+        "paths: the app's paths, two levels (world-writable, owners)",
+        "judge: findings with severity and Lynis id; unexpected ones escalate",
+    ],
+    options: &[
+        OptionDoc {
+            name: "hosts",
+            kind: "host names",
+            help: "only these hosts (default: every host)",
+        },
+        OptionDoc {
+            name: "root",
+            kind: "path",
+            help: "read files under this root (a fixture or a mounted image; default [access] root)",
+        },
+    ],
+    defaults: defaults_of::<AccessOptions>,
+    check_options: check_args::<AccessOptions>,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let o: AccessOptions = parse_args("access_review", v)?;
+            Ok(access_review(env, &o, &run).await)
+        })
+    },
+};
+
+/// `auth_timeline`.
+pub static AUTH_TIMELINE: Definition = Definition {
+    name: "auth_timeline",
+    command: "auth timeline",
+    aliases: &[],
+    summary: "auth.log/secure of every host as one timeline: logins, failures, sudo, su, sessions; per source and account; failed-then-accepted and out-of-hours flags",
+    changes: false,
+    steps: &[
+        "read: the first of [access] auth_logs on each host, since the start",
+        "timeline: sorted events, counts, flags (failed-then-accepted escalates)",
+    ],
+    options: &[
+        OptionDoc {
+            name: "hosts",
+            kind: "host names",
+            help: "only these hosts (default: every host)",
+        },
+        OptionDoc {
+            name: "since",
+            kind: "duration",
+            help: "how far back (default 24h)",
+        },
+        OptionDoc {
+            name: "root",
+            kind: "path",
+            help: "read the logs under this root",
+        },
+        OptionDoc {
+            name: "max_events",
+            kind: "count",
+            help: "events kept in the payload, newest (default 10000)",
+        },
+    ],
+    defaults: defaults_of::<TimelineOptions>,
+    check_options: check_args::<TimelineOptions>,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let o: TimelineOptions = parse_args("auth_timeline", v)?;
+            Ok(auth_timeline(env, &o, &run).await)
+        })
+    },
+};

@@ -1,0 +1,34 @@
+//! The spec's **Access Review** and **Incident Investigation**: the access review of every
+//! host (`access_review`), the authentication timeline of their auth logs (`auth_timeline`),
+//! and SSH key rotation that never locks the operator out (`rotate_ssh_key`).
+
+use crate::environment::{Environment, HostEntry};
+use crate::error::{Error, Result};
+
+pub mod access;
+mod defs;
+pub mod findings;
+pub mod timeline;
+
+pub use access::{AccessOptions, AccessPayload, HostAccess, access_review};
+pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE};
+pub use findings::{AccessFinding, FindingKind, judge};
+pub use timeline::{HostLog, TimelineOptions, TimelinePayload, auth_timeline};
+
+/// The hosts named (every host when empty); an unknown name is an error naming it.
+pub(crate) fn pick<'a>(env: &'a Environment, names: &[String]) -> Result<Vec<&'a HostEntry>> {
+    if let Some(n) = names
+        .iter()
+        .find(|n| !env.hosts.iter().any(|h| &h.config.name == *n))
+    {
+        return Err(env
+            .host(n)
+            .err()
+            .unwrap_or_else(|| Error::config(format!("unknown host {n:?}"))));
+    }
+    Ok(env
+        .hosts
+        .iter()
+        .filter(|h| names.is_empty() || names.contains(&h.config.name))
+        .collect())
+}

@@ -468,3 +468,60 @@ async fn runbooks_and_reports_from_scripts() {
     );
     assert!(r.findings[0].message.contains("SHA-256 mismatch"));
 }
+
+#[tokio::test]
+async fn the_access_review_and_the_auth_timeline_from_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now().format("%b %e %H:%M:%S");
+    let files = [
+        (
+            "etc/passwd",
+            "root:x:0:0::/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n".to_string(),
+        ),
+        ("etc/group", "sudo:x:27:ops\n".to_string()),
+        ("etc/ssh/sshd_config", "PermitRootLogin no\n".to_string()),
+        (
+            "var/log/auth.log",
+            format!(
+                "{now} h sshd[1]: Failed password for ops from 198.51.100.7 port 1 ssh2\n\
+                 {now} h sshd[2]: Accepted password for ops from 198.51.100.7 port 2 ssh2\n"
+            ),
+        ),
+    ];
+    for (rel, body) in files {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let root = dir.path().to_string_lossy().into_owned();
+    let env = Environment::builder("lua-security")
+        .host(agentlab_ops::LocalHost::new("h"))
+        .configure(move |c| {
+            c.access.root = root;
+            c.journal.disabled = true;
+        })
+        .build();
+    let r = lua(
+        Arc::new(env),
+        r#"
+        local a = ops.access_review{}
+        local kinds = {}
+        for _, f in ipairs(a.payload.hosts[1].findings) do kinds[#kinds + 1] = f.kind .. ":" .. (f.lynis or "") end
+        local t = ops.auth_timeline{ since = "1h" }
+        return { access = a.verdict, kinds = kinds, timeline = t.verdict,
+                 why = t.escalations[1].criterion,
+                 failed = t.payload.timeline.by_source["198.51.100.7"].failed }
+        "#,
+    )
+    .await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    assert_eq!(r.payload["access"], "escalate");
+    let kinds = r.payload["kinds"].as_array().unwrap();
+    assert!(
+        kinds.contains(&json!("uid0_account:AUTH-9204")),
+        "{kinds:?}"
+    );
+    assert_eq!(r.payload["timeline"], "escalate");
+    assert_eq!(r.payload["why"], "failed_then_accepted");
+    assert_eq!(r.payload["failed"], 1);
+}

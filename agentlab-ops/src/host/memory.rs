@@ -21,6 +21,8 @@ pub struct MemoryHost {
     /// Inject failures and delays (a delay past a command's timeout gives `timeout`).
     pub faults: Faults,
     default_timeout: Duration,
+    /// The key it is reached with, and the authorized_keys its "sshd" reads.
+    login: Option<(std::path::PathBuf, String)>,
 }
 
 fn out(status: i32, stdout: impl Into<String>) -> CmdOutput {
@@ -43,7 +45,20 @@ impl MemoryHost {
             calls: CallLog::default(),
             faults: Faults::default(),
             default_timeout: Duration::from_secs(30),
+            login: None,
         }
+    }
+
+    /// Reached by SSH with the private key `identity` (a file on this machine, with its
+    /// `.pub` beside it); a login is accepted when that public key is in the double's file
+    /// `authorized_keys` — the semantics of sshd, for key rotations against the double.
+    pub fn with_key_login(
+        mut self,
+        identity: impl Into<std::path::PathBuf>,
+        authorized_keys: &str,
+    ) -> Self {
+        self.login = Some((identity.into(), authorized_keys.to_string()));
+        self
     }
 
     /// Answer this exact command line.
@@ -157,6 +172,37 @@ impl RemoteHost for MemoryHost {
     fn address(&self) -> String {
         format!("memory:{}", self.name)
     }
+    fn identity_file(&self) -> Option<std::path::PathBuf> {
+        self.login.as_ref().map(|(k, _)| k.clone())
+    }
+    async fn try_key_login(&self, identity: &std::path::Path) -> Result<bool> {
+        let ctx = |e: Error| {
+            e.with_operation("host.try_key_login")
+                .with_context("host", self.name.clone())
+        };
+        self.faults.apply("host.try_key_login").await.map_err(ctx)?;
+        let Some((_, file)) = &self.login else {
+            return Err(ctx(Error::new(
+                ErrorKind::Unsupported,
+                format!("{}: not reached over SSH by key", self.name),
+            )));
+        };
+        let public = super::ssh_login::public_key_of(identity)
+            .await
+            .map_err(ctx)?;
+        let blob = public
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let Some(text) = self.file(file) else {
+            return Ok(false);
+        };
+        // sshd matches the key itself, whatever the options or comment around it.
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.split_whitespace().any(|w| w == blob)))
+    }
     async fn read_file(&self, path: &str) -> Result<bytes::Bytes> {
         self.calls.push(Cmd::new("cat").args(["--", path]));
         self.faults
@@ -241,9 +287,11 @@ impl RemoteHost for MemoryHost {
                     .with_context("host", self.name.clone()),
             );
         }
-        if files
-            .keys()
-            .any(|k| k == to || k.starts_with(&format!("{to}/")))
+        // As `mv -T`: a file replaces a file; nothing replaces a non-empty directory, and a
+        // directory does not replace a file.
+        let from_is_file = keys.len() == 1 && keys[0] == from;
+        if files.keys().any(|k| k.starts_with(&format!("{to}/")))
+            || (!from_is_file && files.contains_key(to))
         {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -374,7 +422,7 @@ impl RemoteHost for MemoryHost {
         }
         match cmd.program.as_str() {
             "echo" => Ok(out(0, format!("{}\n", cmd.args.join(" ")))),
-            "true" => Ok(out(0, "")),
+            "true" | "chmod" => Ok(out(0, "")),
             "false" => Ok(out(1, "")),
             "printf" if !cmd.args.is_empty() => Ok(out(0, printf(&cmd.args[0], &cmd.args[1..]))),
             "sleep" => {

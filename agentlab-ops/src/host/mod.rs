@@ -12,6 +12,7 @@ mod memory;
 pub mod parse;
 #[cfg(feature = "ssh")]
 mod ssh;
+pub mod ssh_login;
 #[cfg(feature = "ssh")]
 pub mod ssh_masters;
 
@@ -242,6 +243,22 @@ pub trait RemoteHost: Send + Sync + Debug {
     async fn close(&self) -> Result<()> {
         Ok(())
     }
+    /// The private key this host logs in with (`identity_file`), if it is reached by key.
+    fn identity_file(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// Whether a *fresh* login with only the private key `identity` is accepted (a new
+    /// connection beside the open one: no agent, no other key, no password): `Ok(true)`
+    /// accepted, `Ok(false)` refused by the server; an unreachable server is an error. A host
+    /// not reached by key says `unsupported`.
+    async fn try_key_login(&self, identity: &std::path::Path) -> Result<bool> {
+        let _ = identity;
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{}: not reached over SSH by key", self.name()),
+        )
+        .with_context("host", self.name().to_string()))
+    }
 }
 
 /// A file's tail as a host sent it.
@@ -290,6 +307,12 @@ impl<T: RemoteHost + ?Sized> RemoteHost for Arc<T> {
     }
     async fn exists(&self, path: &str) -> Result<bool> {
         (**self).exists(path).await
+    }
+    fn identity_file(&self) -> Option<std::path::PathBuf> {
+        (**self).identity_file()
+    }
+    async fn try_key_login(&self, identity: &std::path::Path) -> Result<bool> {
+        (**self).try_key_login(identity).await
     }
 }
 

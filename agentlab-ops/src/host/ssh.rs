@@ -240,6 +240,14 @@ impl RemoteHost for SshHost {
         self.target()
     }
 
+    fn identity_file(&self) -> Option<PathBuf> {
+        self.opts.identity_file.clone()
+    }
+
+    async fn try_key_login(&self, identity: &std::path::Path) -> Result<bool> {
+        super::ssh_login::try_login(&self.name, &self.opts, identity).await
+    }
+
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
         let timeout = cmd.timeout.unwrap_or(self.opts.command_timeout);
         let start = Instant::now();
@@ -416,7 +424,7 @@ impl RemoteHost for SshHost {
 
 /// What a failed connection means, in one line: OpenSSH's output (a 15-line banner for a changed
 /// host key) is kept as the error's detail.
-fn connect_failure(name: &str, target: &str, detail: &str) -> (ErrorKind, String) {
+pub(super) fn connect_failure(name: &str, target: &str, detail: &str) -> (ErrorKind, String) {
     let lower = detail.to_ascii_lowercase();
     let first_line = detail
         .lines()

@@ -42,7 +42,8 @@ pub use scale::{
     scale_horizontal, scale_vertical, snapshot,
 };
 pub use security::{
-    AccessOptions, AccessPayload, TimelineOptions, TimelinePayload, access_review, auth_timeline,
+    AccessOptions, AccessPayload, RotateOptions, RotatePayload, TimelineOptions, TimelinePayload,
+    access_review, auth_timeline, rotate_ssh_key,
 };
 pub use service_ops::{HostOutcome, HostRestart};
 pub use shutdown::{

@@ -114,6 +114,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::cost::COST_REPORT,
     &super::security::ACCESS_REVIEW,
     &super::security::AUTH_TIMELINE,
+    &super::security::ROTATE_SSH_KEY,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

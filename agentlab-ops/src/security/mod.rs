@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod authlog;
+pub mod authorized;
 pub mod files;
 pub mod inventory;
 pub mod keys;

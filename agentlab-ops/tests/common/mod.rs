@@ -161,6 +161,18 @@ pub fn free_port() -> u16 {
 
 impl Sshd {
     pub fn start(s: &Servers, set_env: &[(&str, &str)], max_sessions: u32) -> Sshd {
+        let keys = s.ssh_dir.join("authorized_keys").display().to_string();
+        Sshd::start_with(s, set_env, max_sessions, &keys)
+    }
+
+    /// An sshd that reads `authorized_keys_file` (sshd's `AuthorizedKeysFile`: one or more
+    /// paths separated by spaces) instead of the shared test keys.
+    pub fn start_with(
+        s: &Servers,
+        set_env: &[(&str, &str)],
+        max_sessions: u32,
+        authorized_keys_file: &str,
+    ) -> Sshd {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -171,7 +183,7 @@ impl Sshd {
             env.push_str(&format!(" \"{k}={v}\""));
         }
         let cfg = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {k}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {k}/authorized_keys\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nMaxSessions {max_sessions}\nMaxStartups 64:30:128\nSetEnv {env}\n",
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {k}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {authorized_keys_file}\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nMaxSessions {max_sessions}\nMaxStartups 64:30:128\nSetEnv {env}\n",
             k = s.ssh_dir.display(),
             d = dir.path().display(),
         );

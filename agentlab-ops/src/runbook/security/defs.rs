@@ -83,3 +83,47 @@ pub static AUTH_TIMELINE: Definition = Definition {
         })
     },
 };
+
+/// `rotate_ssh_key`.
+pub static ROTATE_SSH_KEY: Definition = Definition {
+    name: "rotate_ssh_key",
+    command: "rotate ssh-key",
+    aliases: &[],
+    summary: "replace each host's login key with a new ed25519 key, proving the new one logs in before the old one is removed and refused after; a host that fails a step keeps its old key",
+    changes: true,
+    steps: &[
+        "identity: the key the host is reached with, and its fingerprint",
+        "generate: ssh-keygen -t ed25519 -a 100 -C rotate_ssh_key:<run>:<date>, here, mode 0600",
+        "add: the new public key into authorized_keys (a copy of the file kept first)",
+        "prove_new: a fresh login with only the new key (IdentitiesOnly, BatchMode, no agent)",
+        "locate_old: the old key is in the file edited",
+        "remove_old: the old key out, by fingerprint",
+        "prove_old_refused: a fresh login with only the old key is refused",
+        "switch: the identity_file change to make",
+    ],
+    options: &[
+        OptionDoc {
+            name: "hosts",
+            kind: "host names",
+            help: "only these hosts (default: every host)",
+        },
+        OptionDoc {
+            name: "key_dir",
+            kind: "path",
+            help: "where the new private keys go (default: beside the current key)",
+        },
+        OptionDoc {
+            name: "authorized_keys",
+            kind: "path",
+            help: "the file edited on each host (default .ssh/authorized_keys, from the login's home)",
+        },
+    ],
+    defaults: defaults_of::<RotateOptions>,
+    check_options: check_args::<RotateOptions>,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let o: RotateOptions = parse_args("rotate_ssh_key", v)?;
+            Ok(rotate_ssh_key(env, &o, &run).await)
+        })
+    },
+};

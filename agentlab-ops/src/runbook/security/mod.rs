@@ -8,11 +8,13 @@ use crate::error::{Error, Result};
 pub mod access;
 mod defs;
 pub mod findings;
+pub mod rotate;
 pub mod timeline;
 
 pub use access::{AccessOptions, AccessPayload, HostAccess, access_review};
-pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE};
+pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE, ROTATE_SSH_KEY};
 pub use findings::{AccessFinding, FindingKind, judge};
+pub use rotate::{HostRotation, RotateOptions, RotatePayload, Rotation, rotate_ssh_key};
 pub use timeline::{HostLog, TimelineOptions, TimelinePayload, auth_timeline};
 
 /// The hosts named (every host when empty); an unknown name is an error naming it.

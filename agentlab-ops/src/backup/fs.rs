@@ -365,6 +365,39 @@ impl BackupStore for FsBackupStore {
         }
         Ok(())
     }
+
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        validate_key(key).map_err(|e| e.with_operation("backup.put_new"))?;
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| io_err(e, "backup.put_new", key))?;
+        let tmp = dir.join(format!(".tmp-{}", crate::ids::new_run_id()));
+        let write = async {
+            let mut f = tokio::fs::File::create(&tmp).await?;
+            f.write_all(&data).await?;
+            f.sync_all().await?;
+            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).await?;
+            // link(2) fails when the name exists: no check-then-write race.
+            tokio::fs::hard_link(&tmp, &path).await
+        };
+        let r = write.await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{key} exists in {}: it is never overwritten",
+                    self.describe()
+                ),
+            )
+            .with_context("key", key.to_string())),
+            Err(e) => Err(io_err(e, "backup.put_new", key)),
+        }
+    }
 }
 
 fn task_failed<T>(n: usize, what: &str, e: &tokio::task::JoinError) -> Vec<Result<T>> {

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Metadata of one stored object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +57,23 @@ pub trait BackupStore: Send + Sync + Debug {
     async fn get(&self, key: &str) -> Result<ByteStream>;
     /// Store an object.
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Store an object that must not exist yet (evidence is never overwritten): `conflict`
+    /// when it does. This default looks first; the filesystem store links the new file into
+    /// place, which fails atomically when the name is taken, and leaves it read-only.
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<()> {
+        match self.head(key).await {
+            Ok(_) => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{key} exists in {}: it is never overwritten",
+                    self.describe()
+                ),
+            )
+            .with_context("key", key.to_string())),
+            Err(e) if e.kind() == ErrorKind::NotFound => self.put(key, data).await,
+            Err(e) => Err(e),
+        }
+    }
     /// Metadata of several objects, in the order asked (one result per key).
     async fn head_batch(&self, keys: &[String]) -> Vec<Result<ObjectMeta>> {
         futures::future::join_all(keys.iter().map(|k| self.head(k))).await
@@ -103,6 +120,9 @@ impl<T: BackupStore + ?Sized> BackupStore for Arc<T> {
     }
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         (**self).put(key, data).await
+    }
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<()> {
+        (**self).put_new(key, data).await
     }
     async fn get_batch(&self, keys: &[String]) -> Vec<Result<Bytes>> {
         (**self).get_batch(keys).await

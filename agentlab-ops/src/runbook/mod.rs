@@ -42,8 +42,9 @@ pub use scale::{
     scale_horizontal, scale_vertical, snapshot,
 };
 pub use security::{
-    AccessOptions, AccessPayload, RotateOptions, RotatePayload, TimelineOptions, TimelinePayload,
-    access_review, auth_timeline, rotate_ssh_key,
+    AccessOptions, AccessPayload, EvidenceOptions, EvidencePayload, RotateOptions, RotatePayload,
+    TimelineOptions, TimelinePayload, access_review, auth_timeline, incident_evidence,
+    rotate_ssh_key,
 };
 pub use service_ops::{HostOutcome, HostRestart};
 pub use shutdown::{

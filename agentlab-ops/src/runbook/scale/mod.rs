@@ -23,6 +23,7 @@ pub mod vertical;
 pub use assess::{AssessOptions, AssessPayload, HostAssessment, Recommendation, scale_assess};
 pub use defs::{SCALE_ASSESS, SCALE_HORIZONTAL, SCALE_VERTICAL, SNAPSHOT};
 pub use horizontal::{HorizontalOptions, HorizontalPayload, scale_horizontal};
+pub(crate) use snapshot::one as snapshot_one;
 pub use snapshot::{InstanceSnapshots, SnapshotOptions, SnapshotPayload, snapshot};
 pub use vertical::{Resize, ResizeOutcome, VerticalOptions, VerticalPayload, scale_vertical};
 

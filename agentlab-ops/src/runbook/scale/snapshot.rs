@@ -84,7 +84,7 @@ pub async fn snapshot(env: &Environment, o: &SnapshotOptions, ro: &RunOptions) -
     .await
 }
 
-async fn one(
+pub(crate) async fn one(
     env: &Environment,
     run: &Run,
     c: &dyn Compute,

@@ -127,3 +127,48 @@ pub static ROTATE_SSH_KEY: Definition = Definition {
         })
     },
 };
+
+/// `incident_evidence`.
+pub static INCIDENT_EVIDENCE: Definition = Definition {
+    name: "incident_evidence",
+    command: "incident evidence",
+    aliases: &[],
+    summary: "preserve an incident's evidence from every host, volatile first (sessions, processes, connections), then logs, into evidence/<incident>/<run>/ with a SHA-256 manifest; instance snapshots tagged with the incident",
+    changes: true,
+    steps: &[
+        "volatile:<host>:<item>: who -u, ps, ss — each stored, never over an existing object",
+        "log:<host>:<file>: each listed log (absent ones listed as absent)",
+        "snapshot:<host>: every volume of the host's instance, tagged (when [compute] is configured)",
+        "manifest: SHA-256, size, host, source, time and collector of every item; its own SHA-256 in the report",
+    ],
+    options: &[
+        OptionDoc {
+            name: "incident",
+            kind: "id",
+            help: "the incident (INC-42): required",
+        },
+        OptionDoc {
+            name: "hosts",
+            kind: "host names",
+            help: "only these hosts (default: every host)",
+        },
+        OptionDoc {
+            name: "logs",
+            kind: "paths",
+            help: "logs to preserve (default: [access] auth_logs, /var/log/syslog, /var/log/messages)",
+        },
+        OptionDoc {
+            name: "snapshot",
+            kind: "bool",
+            help: "snapshot the instances' volumes (default: when [compute] is configured)",
+        },
+    ],
+    defaults: defaults_of::<EvidenceOptions>,
+    check_options: check_args::<EvidenceOptions>,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let o: EvidenceOptions = parse_args("incident_evidence", v)?;
+            Ok(incident_evidence(env, &o, &run).await)
+        })
+    },
+};

@@ -7,12 +7,16 @@ use crate::error::{Error, Result};
 
 pub mod access;
 mod defs;
+pub mod evidence;
 pub mod findings;
 pub mod rotate;
 pub mod timeline;
 
 pub use access::{AccessOptions, AccessPayload, HostAccess, access_review};
-pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE, ROTATE_SSH_KEY};
+pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE, INCIDENT_EVIDENCE, ROTATE_SSH_KEY};
+pub use evidence::{
+    EvidenceItem, EvidenceManifest, EvidenceOptions, EvidencePayload, incident_evidence,
+};
 pub use findings::{AccessFinding, FindingKind, judge};
 pub use rotate::{HostRotation, RotateOptions, RotatePayload, Rotation, rotate_ssh_key};
 pub use timeline::{HostLog, TimelineOptions, TimelinePayload, auth_timeline};

@@ -145,7 +145,7 @@ pub static INCIDENT_EVIDENCE: Definition = Definition {
         OptionDoc {
             name: "incident",
             kind: "id",
-            help: "the incident (INC-42): required",
+            help: "the incident (INC-42; default incident-<run id>: collect now, name later)",
         },
         OptionDoc {
             name: "hosts",

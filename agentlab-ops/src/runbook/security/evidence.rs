@@ -22,7 +22,8 @@ use crate::runbook::run::{Run, RunOptions};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvidenceOptions {
-    /// The incident (`INC-42`): the store prefix and the snapshots' tag.
+    /// The incident (`INC-42`): the store prefix and the snapshots' tag. Empty: collect now,
+    /// name later — `incident-<run id>`.
     pub incident: String,
     /// Only these hosts (default: every host).
     pub hosts: Vec<String>,
@@ -37,7 +38,7 @@ impl Validate for EvidenceOptions {
     fn validate(&self) -> std::result::Result<(), String> {
         let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if self.incident.is_empty() {
-            return Err("incident: required (the incident id, e.g. INC-42)".into());
+            return Ok(());
         }
         if !self.incident.chars().all(ok) || self.incident.starts_with('.') {
             return Err(format!(
@@ -270,6 +271,11 @@ pub async fn incident_evidence(env: &Environment, o: &EvidenceOptions, ro: &RunO
         o.validate()
             .map_err(|e| Error::config(format!("incident_evidence: {e}")))?;
         let hosts = super::pick(env, &o.hosts)?;
+        let mut o = o.clone();
+        if o.incident.is_empty() {
+            o.incident = format!("incident-{}", run.run_id());
+        }
+        let o = &o;
         let store = env.store().ok();
         let prefix = format!("evidence/{}/{}", o.incident, run.run_id());
         let logs: Vec<String> = if o.logs.is_empty() {

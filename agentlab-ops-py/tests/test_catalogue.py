@@ -1,5 +1,5 @@
 """Every runbook of the catalogue is reachable from Python under its one name, and the same
-input gets the same answer as from the command and Lua (agentlab-ops-cli/tests/catalogue.rs)."""
+input gets the same answer as from the command and Lua (agentlab-ops-cli/tests/it/catalogue.rs)."""
 
 from __future__ import annotations
 

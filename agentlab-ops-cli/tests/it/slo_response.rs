@@ -5,11 +5,10 @@
 //! run sends nothing; dry-run changes nothing on any server; `--resume-normal` enables what was
 //! disabled and resolves the same page; a later deployment stops at the freeze gate.
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
-#[path = "../../agentlab-ops/tests/common/mocks.rs"]
-mod mocks;
+use crate::mocks;
 
 use std::path::Path;
 use std::process::Output;

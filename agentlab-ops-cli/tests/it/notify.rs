@@ -1,7 +1,7 @@
 //! Secrets are resolved when a runbook needs them, and a post the user asked for that fails
 //! fails the run (its Markdown still printed).
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
 use std::path::Path;

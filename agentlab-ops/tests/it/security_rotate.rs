@@ -2,7 +2,7 @@
 //! on the new key with the old one refused, a watcher sees a working key in the file at every
 //! moment, and a host that fails a step keeps its old key — next to a host that rotates.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use agentlab_ops::logs::{ScanOptions, scan_host, scan_path};
 use agentlab_ops::testing::{FLOODER, LogFixture, write_log};
 use chrono::DateTime;
 
-mod common;
+use crate::common;
 
 const START: i64 = 1_796_119_200;
 

@@ -14,7 +14,7 @@ use agentlab_ops::{
 };
 use serde_json::json;
 
-mod deploy_lab;
+use crate::deploy_lab;
 use deploy_lab::*;
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! weight change, the share of 2,000 requests that reach green follows the weight within ±5
 //! points; a configuration check that fails puts the previous upstream file back.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

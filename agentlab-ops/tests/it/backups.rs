@@ -1,7 +1,7 @@
 //! Backup take + verify on the memory, filesystem and S3 stores: each kind of damage is found
 //! with the key named, and nothing is reported on an intact backup.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -13,8 +13,8 @@ use serde_json::json;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-mod common;
-mod deploy_lab;
+use crate::common;
+use crate::deploy_lab;
 use deploy_lab::*;
 
 // --- GitHub Actions against wiremock -------------------------------------------------------

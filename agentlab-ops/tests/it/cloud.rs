@@ -3,7 +3,7 @@
 //! `[aws]`/`[compute]`/`[cost]` build.
 #![cfg(all(feature = "ec2", feature = "elb", feature = "cost"))]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! printed, exit 2. Checked from outside the tool: the read-only flag, staging data and ssh
 //! masters on a real sshd; a second signal while undos run says what is left, a third abandons.
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! gone within lease + 5 s with no later command — the host's own watchdog removes it. The
 //! journal has the lease's set and renewals.
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
 use std::os::unix::fs::PermissionsExt;

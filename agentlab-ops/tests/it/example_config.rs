@@ -4,7 +4,7 @@ use agentlab_ops::Config;
 
 #[test]
 fn example_config_parses() {
-    let text = include_str!("../../examples/agentlab-ops.toml");
+    let text = include_str!("../../../examples/agentlab-ops.toml");
     let c = Config::from_toml_str(text, "examples/agentlab-ops.toml").unwrap();
     assert_eq!(c.environment, "production");
     assert_eq!(c.slos.len(), 2);
@@ -19,7 +19,7 @@ fn example_config_parses() {
 #[tokio::test]
 async fn production_example_builds_s3_and_ssh_backends() {
     use agentlab_ops::config::{FailureBudget, HostAddress, StoreKind};
-    let text = include_str!("../../examples/production.toml");
+    let text = include_str!("../../../examples/production.toml");
     let c = Config::from_toml_str(text, "examples/production.toml").unwrap();
     let b = c.backups.as_ref().unwrap();
     assert_eq!(

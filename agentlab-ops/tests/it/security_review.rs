@@ -2,7 +2,7 @@
 //! made by the real `ssh-keygen`), compared with Lynis on the tests both have, and over the
 //! real sshd.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `agentlab-ops logs scan` on a generated log with a planted incident: text and JSON, stdin,
 //! exit codes (1 with matches, 0 without, 2 on an error), and bad options named.
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! `backup recover` through the command, killed with SIGKILL at many moments: the live data is
 //! always wholly the old version or wholly the restored one.
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
 use std::path::Path;

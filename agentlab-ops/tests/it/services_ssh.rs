@@ -2,7 +2,7 @@
 //! the stand-in `systemctl` on the hosts' PATH (CI has no systemd as PID 1) managing a real
 //! Python service per host; the plain-process manager runs the same service directly.
 
-mod common;
+use crate::common;
 use common::fleet::{fleet, running};
 
 use std::sync::Arc;

@@ -5,12 +5,11 @@
 //! issue matches: it escalates, pages once with the run id; dry-run pages nobody; the token
 //! never appears in the output or the journal.
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
 #[allow(dead_code)]
-#[path = "../../agentlab-ops/tests/common/mocks.rs"]
-mod mocks;
+use crate::mocks;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! Lua (Python: agentlab-ops-py/tests/test_catalogue.py), and the same input gets the same
 //! answer everywhere.
 
-mod common;
+use crate::common;
 use common::{bin, text};
 
 use std::path::Path;

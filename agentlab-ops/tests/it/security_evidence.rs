@@ -2,7 +2,7 @@
 //! filesystem store and moto's S3: volatile state first, then logs; a manifest whose hashes
 //! match the stored bytes; read-only objects; a second collection is a new set.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

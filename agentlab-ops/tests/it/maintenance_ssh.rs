@@ -3,7 +3,7 @@
 //! logrotate on real files, the app's database command, a real TLS listener (openssl
 //! s_server with a 20-day test certificate), the systemctl stand-in for the restart.
 
-mod common;
+use crate::common;
 use common::fleet::{Fleet, fleet_with};
 
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! sshd on 127.0.0.1), host-key checking, connection reuse and cleanup, and the morning check
 //! end to end on real infrastructure. `scripts/test.sh` starts the servers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -20,7 +20,7 @@ use agentlab_ops::{
 };
 use serde_json::json;
 
-mod deploy_lab;
+use crate::deploy_lab;
 use deploy_lab::{DAY, slo};
 
 const FREEZE: &str = "/app/DEPLOY_FREEZE";

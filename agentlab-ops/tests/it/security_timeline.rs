@@ -1,7 +1,7 @@
 //! The auth timeline over two hosts — the local one and the real sshd — reading fixture
 //! auth logs in Debian's syslog and rsyslog's ISO formats.
 
-mod common;
+use crate::common;
 
 use agentlab_ops::runbook::{TimelineOptions, TimelinePayload, auth_timeline};
 use agentlab_ops::security::authlog::{AuthFlag, AuthKind};

@@ -2,7 +2,7 @@
 //! for byte, the pre-restore copy equals the damaged data, the read-only flag is gone. On the
 //! memory host and on real local files (where the swap is a real renameat2 exchange).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -5,9 +5,13 @@
 # pins the workspace's features; this check fails, naming the crates, when they drift apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-features() { cargo tree "$@" -f '{p} {f}' --prefix none 2>/dev/null | sed 's/ (\*)//' \
+features() { cargo tree "$@" -f '{p} {f}' --prefix none | sed 's/ (\*)//' \
     | awk '{print $1"@"$2, $3}' | sort -u; }
-drift=$(join -j1 <(features -p agentlab-ops-py -e normal,build) <(features --workspace) \
+# Assigned first so that a failing `cargo tree` stops the script (set -e) instead of comparing nothing.
+py=$(features -p agentlab-ops-py -e normal,build)
+ws=$(features --workspace)
+[ -n "$py" ] && [ -n "$ws" ] || { echo "FAIL: cargo tree printed no packages" >&2; exit 1; }
+drift=$(join -j1 <(echo "$py") <(echo "$ws") \
     | awk '$2 != $3 {print "  " $1 ": python extension [" $2 "], workspace [" $3 "]"}')
 if [ -n "$drift" ]; then
     echo "FAIL: agentlab-ops-py resolves other features than the workspace; add these to" >&2

@@ -24,16 +24,17 @@ while :; do
   sleep 1
 done"#;
 
-/// Write the lease (`$1` file, `$2` seconds from now) and start the watchdog detached.
+/// Write the lease (`$1` file, `$2` seconds from now) and start the watchdog detached. `date +%s`
+/// truncates, so the expiry gets one second more: a lease always holds for at least its ttl.
 const ARM: &str = r#"lease=$1; ttl=$2; watchdog=$3; shift 3
-echo $(( $(date +%s) + ttl )) > "$lease.new" && mv "$lease.new" "$lease" || exit 1
+echo $(( $(date +%s) + ttl + 1 )) > "$lease.new" && mv "$lease.new" "$lease" || exit 1
 setsid sh -c "$watchdog" watchdog "$lease" "$@" </dev/null >/dev/null 2>&1 &
 echo $!"#;
 
 /// Push the expiry out, only while the lease still exists (never re-arm a fired one).
 const RENEW: &str = r#"lease=$1; ttl=$2
 [ -f "$lease" ] || { echo "lease $lease is gone (expired or disarmed)" >&2; exit 3; }
-echo $(( $(date +%s) + ttl )) > "$lease.new" && mv "$lease.new" "$lease""#;
+echo $(( $(date +%s) + ttl + 1 )) > "$lease.new" && mv "$lease.new" "$lease""#;
 
 /// Something that happened to a lease, for the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]

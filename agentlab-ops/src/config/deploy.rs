@@ -90,6 +90,17 @@ pub struct DeployConfig {
     /// Gate: the commit's CI checks must be green (github provider).
     #[serde(default = "d_true")]
     pub require_checks: bool,
+    /// Gate "Code Review": the release commit's pull request needs this many approving
+    /// reviews and no changes requested (github provider; 0: no review gate).
+    #[serde(default = "d_approvals")]
+    pub required_approvals: u32,
+    /// Gate "Security Scan": the alert sources read (`code_scanning`, `dependabot`; empty: no
+    /// security gate).
+    #[serde(default = "d_scan_sources")]
+    pub security_scan: Vec<String>,
+    /// Open alerts of these severities stop a deployment (`critical`, `high`, `medium`, `low`).
+    #[serde(default = "d_blocking")]
+    pub blocking_severities: Vec<String>,
     /// Gate: no deployment while this flag exists on a host (spec: `/app/MAINTENANCE_MODE`).
     #[serde(default = "d_maint_flag")]
     pub maintenance_flag: String,
@@ -154,6 +165,15 @@ fn d_remote() -> String {
 fn d_version_file() -> String {
     "version.txt".into()
 }
+fn d_approvals() -> u32 {
+    1
+}
+fn d_scan_sources() -> Vec<String> {
+    vec!["code_scanning".into(), "dependabot".into()]
+}
+fn d_blocking() -> Vec<String> {
+    vec!["critical".into()]
+}
 fn d_true() -> bool {
     true
 }
@@ -213,6 +233,9 @@ impl DeployConfig {
             version_file: d_version_file(),
             budget_min: d_budget(),
             require_checks: true,
+            required_approvals: d_approvals(),
+            security_scan: d_scan_sources(),
+            blocking_severities: d_blocking(),
             maintenance_flag: d_maint_flag(),
             incident_flag: d_incident_flag(),
             maintenance_windows: Vec::new(),

@@ -13,7 +13,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
-use crate::deploy::{CheckSummary, Conclusion, Deployer, RunHandle, RunState, RunStatus};
+use crate::deploy::review::{parse_alerts, pick_pull, tally_reviews};
+use crate::deploy::{
+    CheckSummary, Conclusion, Deployer, ReviewSummary, RunHandle, RunState, RunStatus,
+    SecurityAlert,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{RetryPolicy, retry};
 
@@ -406,6 +410,44 @@ impl Deployer for GitHubActions {
             }
         }
         Ok(s)
+    }
+
+    async fn commit_review(&self, commit: &str) -> Result<ReviewSummary> {
+        let v = self
+            .json(&format!("/commits/{commit}/pulls"), "deploy.review")
+            .await?;
+        let Some((n, url)) = pick_pull(&v, commit)? else {
+            return Ok(ReviewSummary {
+                pull: None,
+                url: None,
+                approved_by: Vec::new(),
+                changes_requested_by: Vec::new(),
+            });
+        };
+        let v = self
+            .json(&format!("/pulls/{n}/reviews?per_page=100"), "deploy.review")
+            .await?;
+        tally_reviews(&v, n, url)
+    }
+
+    async fn security_alerts(
+        &self,
+        source: &str,
+        severities: &[String],
+    ) -> Result<Vec<SecurityAlert>> {
+        let path = match source {
+            "code_scanning" => "code-scanning",
+            "dependabot" => "dependabot",
+            other => {
+                return Err(Error::config(format!("no alert source {other:?}")));
+            }
+        };
+        let q = format!(
+            "/{path}/alerts?state=open&severity={}&per_page=100",
+            severities.join(",")
+        );
+        let v = self.json(&q, "deploy.security").await?;
+        parse_alerts(&v, source, severities)
     }
 
     async fn workflow_enabled(&self, workflow: &str) -> Result<bool> {

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use crate::double::{CallLog, Faults};
 use crate::error::{Error, ErrorKind, Result};
 
-use super::{CheckSummary, Conclusion, Deployer, RunHandle, RunState, RunStatus};
+use super::{
+    CheckSummary, Conclusion, Deployer, ReviewSummary, RunHandle, RunState, RunStatus,
+    SecurityAlert,
+};
 
 /// What a memory deployer does when a workflow is dispatched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,8 @@ struct MemoryDeployerState {
     scripts: BTreeMap<String, Script>,
     runs: BTreeMap<String, (Script, u32)>,
     checks: Option<CheckSummary>,
+    review: Option<ReviewSummary>,
+    alerts: Vec<SecurityAlert>,
     known: Option<BTreeSet<String>>,
     disabled: BTreeSet<String>,
     next: u64,
@@ -91,6 +96,16 @@ impl MemoryDeployer {
     /// The CI checks every commit reports.
     pub fn set_checks(&self, checks: CheckSummary) -> &Self {
         self.st().checks = Some(checks);
+        self
+    }
+    /// The review every commit's pull request has (default: #1, approved by `reviewer`).
+    pub fn set_review(&self, review: ReviewSummary) -> &Self {
+        self.st().review = Some(review);
+        self
+    }
+    /// Open security alerts (default: none).
+    pub fn set_alerts(&self, alerts: Vec<SecurityAlert>) -> &Self {
+        self.st().alerts = alerts;
         self
     }
     /// Disable `workflow` as someone outside the runbooks would (by hand on GitHub).
@@ -189,6 +204,29 @@ impl Deployer for MemoryDeployer {
             failed: Vec::new(),
             pending: Vec::new(),
         }))
+    }
+    async fn commit_review(&self, _commit: &str) -> Result<ReviewSummary> {
+        self.faults.apply("deploy.review").await?;
+        Ok(self.st().review.clone().unwrap_or(ReviewSummary {
+            pull: Some(1),
+            url: Some("memory://pulls/1".into()),
+            approved_by: vec!["reviewer".into()],
+            changes_requested_by: Vec::new(),
+        }))
+    }
+    async fn security_alerts(
+        &self,
+        source: &str,
+        severities: &[String],
+    ) -> Result<Vec<SecurityAlert>> {
+        self.faults.apply("deploy.security").await?;
+        let st = self.st();
+        Ok(st
+            .alerts
+            .iter()
+            .filter(|a| a.source == source && severities.contains(&a.severity))
+            .cloned()
+            .collect())
     }
     async fn workflow_enabled(&self, workflow: &str) -> Result<bool> {
         self.faults.apply("deploy.workflow").await?;

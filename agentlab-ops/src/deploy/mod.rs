@@ -19,12 +19,14 @@ mod build;
 pub mod github;
 mod memory;
 pub mod repo;
+pub mod review;
 pub mod router;
 
 pub use build::{Colors, blue_green_from_config, from_config};
 pub use github::{GitHubActions, GitHubOptions};
 pub use memory::{DeployCall, MemoryDeployer, Script};
 pub use repo::{Commit, GitRepo, MemoryRepo, Repo};
+pub use review::{ALERT_SOURCES, ReviewSummary, SEVERITIES, SecurityAlert};
 pub use router::{MemoryRouter, NginxRouter, TrafficRouter};
 
 /// A started workflow run.
@@ -135,6 +137,28 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
             format!("{} reports no CI checks", self.describe()),
         )
         .with_operation("deploy.checks"))
+    }
+    /// The review state of the pull request `commit` came from; `Unsupported` when the
+    /// provider has no reviews.
+    async fn commit_review(&self, _commit: &str) -> Result<ReviewSummary> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{} reports no code reviews", self.describe()),
+        )
+        .with_operation("deploy.review"))
+    }
+    /// Open security alerts of `source` (`code_scanning`, `dependabot`) with one of
+    /// `severities`; `Unsupported` when the provider has no such alerts.
+    async fn security_alerts(
+        &self,
+        source: &str,
+        _severities: &[String],
+    ) -> Result<Vec<SecurityAlert>> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{} reports no {source} alerts", self.describe()),
+        )
+        .with_operation("deploy.security"))
     }
     /// Whether `workflow` can be dispatched (not disabled); `Unsupported` for providers whose
     /// workflows cannot be disabled.

@@ -42,6 +42,39 @@ pub async fn deployer_conformance(d: &dyn Deployer, clock: &dyn Clock, f: Deploy
     deployer_refuses_an_unknown_workflow(d, f).await;
     deployer_does_not_know_a_made_up_run(d).await;
     deployer_disables_and_enables_workflows(d, f).await;
+    deployer_reviews_and_alerts_are_consistent(d).await;
+}
+
+/// Reviews and alerts are unsupported, or consistent: a review names its pull request and no
+/// reviewer both approves and requests changes; alerts come from the source asked, with a
+/// severity asked for.
+pub async fn deployer_reviews_and_alerts_are_consistent(d: &dyn Deployer) {
+    let who = d.describe();
+    match d.commit_review("0123abcd").await {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "{who}: review: {e}"),
+        Ok(r) => {
+            assert!(r.pull.is_some() || r.approved_by.is_empty(), "{who}: {r:?}");
+            let both = r
+                .approved_by
+                .iter()
+                .find(|a| r.changes_requested_by.contains(a));
+            assert!(both.is_none(), "{who}: {r:?}");
+        }
+    }
+    for source in crate::deploy::ALERT_SOURCES {
+        let asked = vec!["critical".to_string(), "high".to_string()];
+        match d.security_alerts(source, &asked).await {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "{who}: {source}: {e}"),
+            Ok(alerts) => {
+                for a in alerts {
+                    assert!(
+                        a.source == *source && asked.contains(&a.severity),
+                        "{who}: {a:?}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// A succeeding workflow is followed to `success`, under the workflow's name; two runs are

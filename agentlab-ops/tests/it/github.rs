@@ -240,8 +240,12 @@ async fn github_rate_limit_waits_until_the_reset() {
 }
 
 /// A GitHub whose deploy runs end with `deploy` (or never end), whose rollback runs succeed.
-async fn github_env(deploy: Option<&str>) -> (MockServer, Environment, ManualClock) {
+pub(crate) async fn github_env(
+    deploy: Option<&str>,
+    review: crate::github_review::Fixture,
+) -> (MockServer, Environment, ManualClock) {
     let server = MockServer::start().await;
+    crate::github_review::mount_review(&server, review).await;
     mount_discovery(&server, "deploy.yml", 42).await;
     mount_discovery(&server, "rollback.yml", 43).await;
     let deploy_run = match deploy {
@@ -299,7 +303,7 @@ fn dispatched(reqs: &[Request]) -> Vec<String> {
 
 #[tokio::test]
 async fn github_failed_deploy_runs_the_rollback_workflow() {
-    let (server, env, _) = github_env(Some("failure")).await;
+    let (server, env, _) = github_env(Some("failure"), Default::default()).await;
     let r = standard_deploy(&env, &DeployOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
     assert!(
@@ -335,7 +339,7 @@ async fn github_failed_deploy_runs_the_rollback_workflow() {
 
 #[tokio::test]
 async fn github_run_that_never_completes_times_out_and_rolls_back() {
-    let (server, env, clock) = github_env(None).await;
+    let (server, env, clock) = github_env(None, Default::default()).await;
     let r = standard_deploy(&env, &DeployOptions::default()).await;
     assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
     let e = r
@@ -412,6 +416,7 @@ async fn github_passes_the_deployer_conformance_suite() {
         .mount(&server)
         .await;
     let states = common::mocks::github_workflows(&server, &["deploy.yml", "broken.yml"]).await;
+    crate::github_review::mount_review(&server, Default::default()).await;
     let clock = ManualClock::starting_now();
     let d = gh(&server, clock.clone());
     let fixture = DeployerFixture {

@@ -13,6 +13,7 @@ mod deploy;
 mod dry_run;
 mod example_config;
 mod github;
+mod github_review;
 mod investigate;
 mod layers;
 mod lease;

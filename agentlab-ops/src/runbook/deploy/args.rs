@@ -73,6 +73,8 @@ pub static STANDARD: Definition = Definition {
     steps: &[
         "gate:error_budget",
         "gate:ci_checks",
+        "gate:code_review",
+        "gate:security_scan",
         "gate:no_incident_or_maintenance",
         "gate:deploy_freeze",
         "gate:maintenance_window",

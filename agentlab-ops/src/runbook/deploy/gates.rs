@@ -60,6 +60,22 @@ pub(super) async fn evaluate_gates(
         let g = ci_checks(env, cfg).await;
         gates.extend(record(run, "gate:ci_checks", g, false).await);
     }
+    if env.deployer.is_some() {
+        if cfg.required_approvals == 0 {
+            let why = "deploy.required_approvals = 0";
+            run.skip("gate:code_review", Action::Read, why);
+        } else {
+            let g = super::review_gates::code_review(env, cfg).await;
+            gates.extend(record(run, "gate:code_review", g, false).await);
+        }
+        if cfg.security_scan.is_empty() {
+            let why = "deploy.security_scan = []";
+            run.skip("gate:security_scan", Action::Read, why);
+        } else {
+            let g = super::review_gates::security_scan(env, cfg).await;
+            gates.extend(record(run, "gate:security_scan", g, false).await);
+        }
+    }
     let g = no_flags(env, cfg).await;
     gates.extend(record(run, "gate:no_incident_or_maintenance", g, false).await);
     if !env.hosts.is_empty() {
@@ -130,10 +146,7 @@ async fn ci_checks(env: &Environment, cfg: &DeployConfig) -> Gate {
             "green".into(),
         );
     };
-    let commit = match &env.repo {
-        Some(r) => r.head().await.unwrap_or_else(|_| cfg.git_ref.clone()),
-        None => cfg.git_ref.clone(),
-    };
+    let commit = super::review_gates::release_commit(env, cfg).await;
     let short: String = commit.chars().take(12).collect();
     match d.commit_checks(&commit).await {
         Err(e) if e.kind() == ErrorKind::Unsupported => gate(

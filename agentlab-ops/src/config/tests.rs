@@ -76,6 +76,14 @@ fn bad_values_are_rejected() {
             "hosts[0].address",
         ),
         ("[backups]\nstore = \"fs\"\n", "backups.path"),
+        (
+            "[deploy]\nprovider = \"memory\"\nsecurity_scan = [\"dependabot\", \"snyk\"]\n",
+            "deploy.security_scan[1]",
+        ),
+        (
+            "[deploy]\nprovider = \"memory\"\nblocking_severities = [\"severe\"]\n",
+            "deploy.blocking_severities[0]",
+        ),
     ] {
         let m = Config::from_toml_str(&format!("{MINIMAL}{snippet}"), "e.toml")
             .unwrap_err()

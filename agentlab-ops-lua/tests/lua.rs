@@ -525,3 +525,44 @@ async fn the_access_review_and_the_auth_timeline_from_a_script() {
     assert_eq!(r.payload["why"], "failed_then_accepted");
     assert_eq!(r.payload["failed"], 1);
 }
+
+#[tokio::test]
+async fn a_script_rotates_a_secret_and_sees_only_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("valid");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("tok-initial-98765"), "").unwrap();
+    let current = dir.path().join("token");
+    std::fs::write(&current, "tok-initial-98765").unwrap();
+    let s = store.display();
+    let secret: agentlab_ops::config::SecretRotation = serde_json::from_value(json!({
+        "name": "api_token",
+        "current_file": current,
+        "issue": {"command": ["sh", "-c", format!("k=tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \\n'); touch {s}/$k; echo $k")]},
+        "verify": {"command": ["sh", "-c", format!("test -e \"{s}/$AGENTLAB_SECRET\"")]},
+        "revoke": {"command": ["sh", "-c", format!("rm -f \"{s}/$AGENTLAB_SECRET\"")]},
+        "output": current,
+    }))
+    .unwrap();
+    let env = Environment::builder("lua-secret")
+        .configure(move |c| {
+            c.secrets = vec![secret];
+            c.journal.disabled = true;
+        })
+        .build();
+    let r = lua(
+        Arc::new(env),
+        r#"
+        local r = ops.rotate_secret{ secrets = { "api_token" } }
+        local s = r.payload.secrets[1]
+        return { outcome = s.outcome, new = s.new_fingerprint, old = s.old_fingerprint }
+        "#,
+    )
+    .await;
+    assert_eq!(r.payload["outcome"], "rotated", "{}", r.to_text(false));
+    let now = std::fs::read_to_string(&current).unwrap();
+    assert_ne!(now.trim(), "tok-initial-98765");
+    assert!(store.join(now.trim()).exists() && !store.join("tok-initial-98765").exists());
+    assert_ne!(r.payload["new"], r.payload["old"]);
+    assert!(!r.to_json().to_string().contains(now.trim()));
+}

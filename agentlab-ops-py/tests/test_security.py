@@ -61,3 +61,37 @@ def test_access_review_and_timeline_from_python(tmp_path: pathlib.Path) -> None:
         assert "since" in str(e)
     else:
         raise AssertionError("a bad duration is a ConfigError")
+
+
+def test_rotate_secret_from_python_with_command_hooks(tmp_path: pathlib.Path) -> None:
+    store = tmp_path / "valid"
+    store.mkdir()
+    (store / "pw-initial-123456").write_text("")
+    current = tmp_path / "db.password"
+    current.write_text("pw-initial-123456")
+    secret = {
+        "name": "db_password",
+        "current_file": str(current),
+        "issue": {"command": ["sh", "-c", f"k=pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \\n'); touch {store}/$k; echo $k"]},
+        "verify": {"command": ["sh", "-c", f'test -e "{store}/$AGENTLAB_SECRET"']},
+        "revoke": {"command": ["sh", "-c", f'rm -f "{store}/$AGENTLAB_SECRET"']},
+        "output": str(current),
+    }
+    env = agentlab_ops.Environment.from_dict(
+        {
+            "environment": "py-secrets",
+            "service": {"base_url": "http://127.0.0.1:9"},
+            "journal": {"disabled": True},
+            "secrets": [secret],
+        }
+    )
+    planned = agentlab_ops.run("rotate_secret", env, dry_run=True)
+    assert planned.payload["secrets"][0]["outcome"] == "planned", str(planned)
+    assert sorted(p.name for p in store.iterdir()) == ["pw-initial-123456"]
+    r = agentlab_ops.run("rotate secret", env, secrets=["db_password"])
+    s = r.payload["secrets"][0]
+    assert s["outcome"] == "rotated", str(r)
+    new = current.read_text().strip()
+    assert sorted(p.name for p in store.iterdir()) == [new]
+    assert new not in str(r.to_json()) and "pw-initial-123456" not in str(r.to_json())
+    assert s["new_fingerprint"].startswith("sha256:") and s["new_fingerprint"] != s["old_fingerprint"]

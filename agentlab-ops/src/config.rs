@@ -12,6 +12,7 @@ mod hosts;
 mod investigation;
 mod observability;
 mod response;
+mod secrets;
 mod security;
 mod services;
 mod validate;
@@ -23,6 +24,7 @@ pub use hosts::*;
 pub use investigation::*;
 pub use observability::*;
 pub use response::*;
+pub use secrets::{Hook, SecretRotation};
 pub use security::*;
 pub use services::*;
 pub use values::*;
@@ -128,6 +130,9 @@ pub struct Config {
     /// The access review, key rotation and the auth timeline.
     #[serde(default)]
     pub access: AccessConfig,
+    /// Credentials `rotate_secret` rotates.
+    #[serde(default)]
+    pub secrets: Vec<SecretRotation>,
 }
 
 fn default_env_name() -> String {
@@ -358,6 +363,7 @@ impl Config {
             scaling: ScalingConfig::default(),
             cost: None,
             access: AccessConfig::default(),
+            secrets: Vec::new(),
         }
     }
 

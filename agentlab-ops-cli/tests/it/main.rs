@@ -12,5 +12,6 @@ mod logs;
 mod maintenance_kill;
 mod notify;
 mod recover_kill;
+mod secrets;
 mod signals;
 mod slo_response;

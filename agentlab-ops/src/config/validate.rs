@@ -26,6 +26,7 @@ impl Config {
             self.slo_response.check(),
             self.investigation.check(),
             self.access.check(),
+            secrets::check_secrets(&self.secrets),
             self.check_cloud(),
         ];
         for c in checks {

@@ -43,7 +43,8 @@ pub use scale::{
 };
 pub use security::{
     AccessOptions, AccessPayload, EvidenceOptions, EvidencePayload, RotateOptions, RotatePayload,
-    TimelineOptions, TimelinePayload, access_review, auth_timeline, incident_evidence,
+    RotateSecretOptions, RotateSecretPayload, SecretOutcome, SecretResult, TimelineOptions,
+    TimelinePayload, access_review, auth_timeline, incident_evidence, rotate_secret,
     rotate_ssh_key,
 };
 pub use service_ops::{HostOutcome, HostRestart};

@@ -115,6 +115,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::security::ACCESS_REVIEW,
     &super::security::AUTH_TIMELINE,
     &super::security::ROTATE_SSH_KEY,
+    &super::security::ROTATE_SECRET,
     &super::security::INCIDENT_EVIDENCE,
 ];
 

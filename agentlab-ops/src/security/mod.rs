@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod authlog;
 pub mod authorized;
 pub mod files;
+pub mod hooks;
 pub mod inventory;
 pub mod keys;
 pub mod sshd;

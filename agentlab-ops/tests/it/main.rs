@@ -35,6 +35,7 @@ mod scaling;
 mod security_evidence;
 mod security_review;
 mod security_rotate;
+mod security_secret;
 mod security_timeline;
 mod services_ssh;
 mod shutdown;

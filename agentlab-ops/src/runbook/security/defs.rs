@@ -172,3 +172,35 @@ pub static INCIDENT_EVIDENCE: Definition = Definition {
         })
     },
 };
+
+/// `rotate_secret`.
+pub static ROTATE_SECRET: Definition = Definition {
+    name: "rotate_secret",
+    command: "rotate secret",
+    aliases: &[],
+    summary: "rotate each [[secrets]] credential through its hooks: issue, prove the new value works, keep and install it, then revoke the old one and prove it refused; before the new one is in place any failure revokes it",
+    changes: true,
+    steps: &[
+        "current:<name>: the value in use (current or current_file), by fingerprint only",
+        "verify_old:<name>: the verify hook accepts it (else the hook proves nothing)",
+        "issue:<name>: the issue hook; its undo revokes what it issued",
+        "verify_new:<name>: the verify hook accepts the new value (retried while it propagates)",
+        "output:<name>: the new value written 0600, the old file kept (when output is set)",
+        "install:<name>: the install hook with the new value; its undo installs the old one",
+        "revoke_old:<name>: the revoke hook with the old value (nothing is undone from here)",
+        "prove_old_refused:<name>: the verify hook refuses the old value",
+    ],
+    options: &[OptionDoc {
+        name: "secrets",
+        kind: "names",
+        help: "only these [[secrets]] (default: every one)",
+    }],
+    defaults: defaults_of::<RotateSecretOptions>,
+    check_options: check_args::<RotateSecretOptions>,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let o: RotateSecretOptions = parse_args("rotate_secret", v)?;
+            Ok(rotate_secret(env, &o, &run).await)
+        })
+    },
+};

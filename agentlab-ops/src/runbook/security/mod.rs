@@ -1,6 +1,7 @@
 //! The spec's **Access Review** and **Incident Investigation**: the access review of every
 //! host (`access_review`), the authentication timeline of their auth logs (`auth_timeline`),
-//! and SSH key rotation that never locks the operator out (`rotate_ssh_key`).
+//! SSH key rotation that never locks the operator out (`rotate_ssh_key`), credential rotation
+//! through a team's hooks (`rotate_secret`) and incident evidence (`incident_evidence`).
 
 use crate::environment::{Environment, HostEntry};
 use crate::error::{Error, Result};
@@ -10,15 +11,19 @@ mod defs;
 pub mod evidence;
 pub mod findings;
 pub mod rotate;
+pub mod rotate_secret;
 pub mod timeline;
 
 pub use access::{AccessOptions, AccessPayload, HostAccess, access_review};
-pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE, INCIDENT_EVIDENCE, ROTATE_SSH_KEY};
+pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE, INCIDENT_EVIDENCE, ROTATE_SECRET, ROTATE_SSH_KEY};
 pub use evidence::{
     EvidenceItem, EvidenceManifest, EvidenceOptions, EvidencePayload, incident_evidence,
 };
 pub use findings::{AccessFinding, FindingKind, judge};
 pub use rotate::{HostRotation, RotateOptions, RotatePayload, Rotation, rotate_ssh_key};
+pub use rotate_secret::{
+    RotateSecretOptions, RotateSecretPayload, SecretOutcome, SecretResult, rotate_secret,
+};
 pub use timeline::{HostLog, TimelineOptions, TimelinePayload, auth_timeline};
 
 /// The hosts named (every host when empty); an unknown name is an error naming it.

@@ -35,6 +35,7 @@ pub(crate) fn describe(name: &str, format: Format) -> i32 {
         let v = serde_json::json!({
             "name": d.name, "command": d.command(), "aliases": d.aliases, "summary": d.summary,
             "changes": d.changes, "options": options, "steps": d.steps,
+            "example": d.example_options(),
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
@@ -68,5 +69,34 @@ pub(crate) fn describe(name: &str, format: Format) -> i32 {
     for (i, s) in d.steps.iter().enumerate() {
         println!("  {}. {s}", i + 1);
     }
+    if let Some(args) = example_args(d) {
+        println!("example:\n  agentlab-ops {} {}", d.command, args.join(" "));
+    }
     0
+}
+
+/// The example's options as command-line words (`--user newhire --sudo`), quoted for a shell.
+pub(crate) fn example_args(d: &registry::Definition) -> Option<Vec<String>> {
+    let serde_json::Value::Object(m) = d.example_options() else {
+        return None;
+    };
+    let quote = |s: &str| {
+        if s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in m {
+        let flag = format!("--{}", k.replace('_', "-"));
+        match v {
+            serde_json::Value::Bool(true) => out.push(flag),
+            serde_json::Value::String(s) => out.extend([flag, quote(&s)]),
+            other => out.extend([flag, quote(&other.to_string())]),
+        }
+    }
+    Some(out)
 }

@@ -449,6 +449,12 @@ async fn run(cli: Cli) -> i32 {
         return runbooks::run_named(g, name, options, run_opts).await;
     }
     if let Command::External(words) = &cli.command {
+        // `agentlab-ops access grant --help`: the runbook's options and steps.
+        if words.iter().any(|w| w == "--help" || w == "-h")
+            && let Some(def) = runbooks::definition(words)
+        {
+            return catalogue::describe(def.name, g.format);
+        }
         return match runbooks::external(words) {
             Ok((name, options)) => runbooks::run_named(g, name, options, run_opts).await,
             Err(e) => fail(e),

@@ -64,6 +64,22 @@ pub(crate) fn options_of(c: &Command) -> Option<(&'static str, Value)> {
     })
 }
 
+/// The runbook the first words name (`access grant ...`), and the words after them.
+fn lookup(words: &[String]) -> Option<(&'static registry::Definition, &[String])> {
+    (1..=words.len().min(3)).rev().find_map(|n| {
+        let head = words[..n].join(" ");
+        let d = registry::all()
+            .iter()
+            .find(|d| d.command == head || d.name == head.replace('-', "_"))?;
+        Some((*d, &words[n..]))
+    })
+}
+
+/// The runbook the first words name.
+pub(crate) fn definition(words: &[String]) -> Option<&'static registry::Definition> {
+    lookup(words).map(|(d, _)| d)
+}
+
 /// A catalogue runbook named by its command words (`emergency shutdown`) or its name, with
 /// `--name value`, `--name=value` and bare `--flag` options: a value is JSON when it parses
 /// (`3`, `true`, `[1,"50%"]`), else a string; a list option also takes `a,b` or repeats.
@@ -77,16 +93,7 @@ pub(crate) fn external(words: &[String]) -> agentlab_ops::Result<(&'static str, 
             ),
         )
     };
-    let (def, rest) = (1..=words.len().min(3))
-        .rev()
-        .find_map(|n| {
-            let head = words[..n].join(" ");
-            let d = registry::all()
-                .iter()
-                .find(|d| d.command == head || d.name == head.replace('-', "_"))?;
-            Some((*d, &words[n..]))
-        })
-        .ok_or_else(unknown)?;
+    let (def, rest) = lookup(words).ok_or_else(unknown)?;
     let defaults = (def.defaults)();
     let mut opts = serde_json::Map::new();
     let mut i = 0;

@@ -11,10 +11,13 @@ import agentlab_ops
 
 
 def test_every_runbook_runs_under_its_name(healthy: agentlab_ops.Environment) -> None:
-    names = [d["name"] for d in agentlab_ops.runbooks()]
+    defs = agentlab_ops.runbooks()
+    names = [d["name"] for d in defs]
     assert names[:3] == ["morning_check", "handover", "backup_take"]
-    for name in names:
-        r = agentlab_ops.run(name, healthy, dry_run=True)
+    for d in defs:
+        name = d["name"]
+        # A runbook that needs options (grant_access: a user and a key) runs its example.
+        r = agentlab_ops.run(name, healthy, dry_run=True, **d["example"])
         assert r.runbook == name
         assert r.dry_run
 

@@ -39,8 +39,18 @@ fn every_runbook_is_reachable_from_the_command_under_its_name() {
         );
         assert!(text(&o.stdout).contains(def.summary));
         // The command path runs that runbook (dry-run, against the sandbox).
-        let mut args = vec!["--sandbox", "healthy", "--dry-run", "--format", "json"];
-        args.extend(def.command.split(' '));
+        let mut args: Vec<String> = ["--sandbox", "healthy", "--dry-run", "--format", "json"]
+            .map(String::from)
+            .to_vec();
+        args.extend(def.command.split(' ').map(String::from));
+        // A runbook that needs options (grant_access: a user and a key) runs its example.
+        if let serde_json::Value::Object(m) = def.example_options() {
+            for (k, v) in m {
+                args.push(format!("--{k}"));
+                args.push(v.as_str().map(str::to_string).unwrap_or(v.to_string()));
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = cli(d.path(), &args);
         let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
             panic!(
@@ -60,7 +70,10 @@ local names = {}
 for _, d in ipairs(ops.runbooks()) do
   assert(ops[d.name], "ops." .. d.name .. " missing")
   for _, a in ipairs(d.aliases) do assert(ops[a] ~= nil, "alias " .. a) end
-  local r = ops.run(d.name, { dry_run = true })
+  local opts = {}
+  for k, v in pairs(d.example) do opts[k] = v end
+  opts.dry_run = true
+  local r = ops.run(d.name, opts)
   assert(r.runbook == d.name, d.name .. " ran " .. tostring(r.runbook))
   names[#names + 1] = d.name
 end
@@ -201,4 +214,27 @@ fn the_same_input_gets_the_same_answer_from_the_command_and_lua() {
         md.contains("Ada +1-555") && md.contains("slow search"),
         "{md}"
     );
+}
+
+#[test]
+fn help_after_a_runbook_command_describes_it_and_a_closed_pipe_ends_quietly() {
+    let d = tempfile::tempdir().unwrap();
+    let o = cli(d.path(), &["access", "grant", "--user", "bob", "--help"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("grant_access") && out.contains("prove_login"),
+        "{out}"
+    );
+    // stdout closed before the output is written: no panic message, exit 141 like SIGPIPE.
+    let mut child = bin(d.path())
+        .args(["describe", "grant_access"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(141), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("panicked"), "{}", text(&o.stderr));
 }

@@ -133,7 +133,7 @@ pub fn parse_alerts(v: &Value, source: &str, severities: &[String]) -> Result<Ve
             (sev, rule.to_string())
         };
         let severity = severity.unwrap_or("unknown").to_ascii_lowercase();
-        if !severities.iter().any(|s| *s == severity) {
+        if !severities.contains(&severity) {
             continue;
         }
         out.push(SecurityAlert {

@@ -259,6 +259,16 @@ pub trait RemoteHost: Send + Sync + Debug {
         )
         .with_context("host", self.name().to_string()))
     }
+    /// The same fresh login as another account (`user`): how granting access proves the new
+    /// account's key logs in, and revoking proves it no longer does.
+    async fn try_key_login_as(&self, identity: &std::path::Path, user: &str) -> Result<bool> {
+        let _ = (identity, user);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{}: not reached over SSH by key", self.name()),
+        )
+        .with_context("host", self.name().to_string()))
+    }
 }
 
 /// A file's tail as a host sent it.
@@ -313,6 +323,9 @@ impl<T: RemoteHost + ?Sized> RemoteHost for Arc<T> {
     }
     async fn try_key_login(&self, identity: &std::path::Path) -> Result<bool> {
         (**self).try_key_login(identity).await
+    }
+    async fn try_key_login_as(&self, identity: &std::path::Path, user: &str) -> Result<bool> {
+        (**self).try_key_login_as(identity, user).await
     }
 }
 

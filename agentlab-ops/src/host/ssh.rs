@@ -248,6 +248,12 @@ impl RemoteHost for SshHost {
         super::ssh_login::try_login(&self.name, &self.opts, identity).await
     }
 
+    async fn try_key_login_as(&self, identity: &std::path::Path, user: &str) -> Result<bool> {
+        let mut o = self.opts.clone();
+        o.user = Some(user.to_string());
+        super::ssh_login::try_login(&self.name, &o, identity).await
+    }
+
     async fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
         let timeout = cmd.timeout.unwrap_or(self.opts.command_timeout);
         let start = Instant::now();

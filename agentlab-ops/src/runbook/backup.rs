@@ -362,6 +362,7 @@ pub static TAKE: crate::runbook::registry::Definition = crate::runbook::registry
     ],
     defaults: crate::runbook::registry::defaults_of::<TakeArgs>,
     check_options: crate::runbook::registry::check_args::<TakeArgs>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let a: TakeArgs = crate::runbook::registry::parse_args("backup_take", v)?;

@@ -258,6 +258,7 @@ pub static COST_REPORT: Definition = Definition {
     ],
     defaults: defaults_of::<CostOptions>,
     check_options: check_args::<CostOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: CostOptions = parse_args("cost_report", v)?;

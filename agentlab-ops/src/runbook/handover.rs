@@ -404,6 +404,7 @@ pub static DEFINITION: crate::runbook::registry::Definition =
         ],
         defaults: crate::runbook::registry::defaults_of::<HandoverArgs>,
         check_options: crate::runbook::registry::check_args::<HandoverArgs>,
+        example: "",
         start: |env, v, run| {
             Box::pin(async move {
                 let a: HandoverArgs = crate::runbook::registry::parse_args("handover", v)?;

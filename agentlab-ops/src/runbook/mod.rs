@@ -42,9 +42,10 @@ pub use scale::{
     scale_horizontal, scale_vertical, snapshot,
 };
 pub use security::{
-    AccessOptions, AccessPayload, EvidenceOptions, EvidencePayload, RotateOptions, RotatePayload,
-    RotateSecretOptions, RotateSecretPayload, SecretOutcome, SecretResult, TimelineOptions,
-    TimelinePayload, access_review, auth_timeline, incident_evidence, rotate_secret,
+    AccessChangePayload, AccessOptions, AccessPayload, EvidenceOptions, EvidencePayload,
+    GrantOptions, RevokeOptions, RotateOptions, RotatePayload, RotateSecretOptions,
+    RotateSecretPayload, SecretOutcome, SecretResult, TimelineOptions, TimelinePayload,
+    access_review, auth_timeline, grant_access, incident_evidence, revoke_access, rotate_secret,
     rotate_ssh_key,
 };
 pub use service_ops::{HostOutcome, HostRestart};

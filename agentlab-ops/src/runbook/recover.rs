@@ -457,6 +457,7 @@ pub static DEFINITION: crate::runbook::registry::Definition =
         ],
         defaults: crate::runbook::registry::defaults_of::<RecoverArgs>,
         check_options: crate::runbook::registry::check_args::<RecoverArgs>,
+        example: "",
         start: |env, v, run| {
             Box::pin(async move {
                 let a: RecoverArgs = crate::runbook::registry::parse_args("backup_recover", v)?;

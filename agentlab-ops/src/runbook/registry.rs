@@ -53,6 +53,9 @@ pub struct Definition {
     pub defaults: fn() -> serde_json::Value,
     /// Parse and validate options without running (see [`Definition::check`]).
     pub check_options: fn(&'static str, &serde_json::Value) -> Result<()>,
+    /// Options for an example run, as JSON (`{"user": "newhire", ...}`); empty when the
+    /// defaults run (what `describe` shows and the catalogue tests run).
+    pub example: &'static str,
     /// Start it.
     pub start: Start,
 }
@@ -68,7 +71,17 @@ impl Definition {
         serde_json::json!({
             "name": self.name, "command": self.command, "aliases": self.aliases,
             "summary": self.summary, "changes": self.changes, "options": options,
+            // An object always (the options of an example run; `{}`: the defaults run).
+            "example": match self.example_options() {
+                serde_json::Value::Null => serde_json::json!({}),
+                v => v,
+            },
         })
+    }
+
+    /// The options of an example run: [`Definition::example`], or the defaults.
+    pub fn example_options(&self) -> serde_json::Value {
+        serde_json::from_str(self.example).unwrap_or(serde_json::Value::Null)
     }
 
     /// Parse and validate options without running: a binding reports a bad option at once,
@@ -116,6 +129,8 @@ static CATALOGUE: &[&Definition] = &[
     &super::security::AUTH_TIMELINE,
     &super::security::ROTATE_SSH_KEY,
     &super::security::ROTATE_SECRET,
+    &super::security::GRANT_ACCESS,
+    &super::security::REVOKE_ACCESS,
     &super::security::INCIDENT_EVIDENCE,
 ];
 

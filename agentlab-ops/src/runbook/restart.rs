@@ -367,6 +367,7 @@ pub static RESTART: Definition = Definition {
     ],
     defaults: defaults_of::<RestartOptions>,
     check_options: check_args::<RestartOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: RestartOptions = crate::runbook::registry::parse_args("restart", v)?;

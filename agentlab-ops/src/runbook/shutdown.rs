@@ -335,6 +335,7 @@ pub static SHUTDOWN: Definition = Definition {
     ],
     defaults: defaults_of::<EmergencyOptions>,
     check_options: check_args::<EmergencyOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: EmergencyOptions =
@@ -362,6 +363,7 @@ pub static RECOVER: Definition = Definition {
     ],
     defaults: defaults_of::<EmergencyOptions>,
     check_options: check_args::<EmergencyOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: EmergencyOptions = crate::runbook::registry::parse_args("emergency_recover", v)?;

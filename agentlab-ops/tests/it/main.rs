@@ -32,6 +32,7 @@ mod restart;
 mod s3_retry;
 mod sandbox_scenarios;
 mod scaling;
+mod security_access;
 mod security_evidence;
 mod security_review;
 mod security_rotate;

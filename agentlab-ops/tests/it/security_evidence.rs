@@ -208,3 +208,50 @@ async fn an_item_that_cannot_be_taken_escalates_and_the_rest_is_kept() {
         r.to_text(false)
     );
 }
+
+/// With `[compute]`, every volume of each host's instance is snapshotted and tagged with the
+/// incident (the same snapshot code is run against moto's EC2 in `cloud.rs`); a host that is
+/// no instance is skipped and said so.
+#[tokio::test]
+async fn instance_volumes_are_snapshotted_and_tagged_with_the_incident() {
+    use agentlab_ops::compute::{Compute, MemoryCompute};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = agentlab_ops::ManualClock::starting_now();
+    let compute = MemoryCompute::new(std::sync::Arc::new(clock.clone()));
+    compute.add("i-0web1", "t3.small", &["/dev/xvda", "/dev/xvdf"]);
+    let env = Environment::builder("evidence-ec2")
+        .host(LocalHost::new("web-1"))
+        .host(LocalHost::new("bastion"))
+        .backups(std::sync::Arc::new(MemoryBackupStore::new()), &[])
+        .compute(compute.clone(), &[("web-1", "i-0web1")])
+        .clock(clock)
+        .configure(|c| c.journal.disabled = true)
+        .build();
+    let o = EvidenceOptions {
+        incident: "INC-77".into(),
+        logs: logs(dir.path()),
+        ..EvidenceOptions::default()
+    };
+    let r = incident_evidence(&env, &o, &RunOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(true));
+    let p = payload(&r);
+    let snaps = p.snapshots[0]["snapshots"].as_array().unwrap();
+    assert_eq!(snaps.len(), 2, "{:?}", p.snapshots);
+    let ids: Vec<String> = snaps
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    for s in compute.snapshots(&ids).await.unwrap() {
+        assert_eq!(
+            s.tags.get("agentlab-ops:incident").map(String::as_str),
+            Some("INC-77"),
+            "{s:?}"
+        );
+    }
+    let skipped = r
+        .checks
+        .iter()
+        .find(|c| c.name == "snapshot:bastion")
+        .unwrap();
+    assert_eq!(skipped.outcome, agentlab_ops::Outcome::Skipped);
+}

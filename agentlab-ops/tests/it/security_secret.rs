@@ -305,8 +305,9 @@ async fn command_hooks_rotate_and_a_dry_run_changes_nothing() {
     assert_eq!(valid, vec![now.trim().to_string()]);
     assert!(!r.to_json().to_string().contains(now.trim()));
     // An unknown name is a clear error naming what is configured.
-    let mut o = RotateSecretOptions::default();
-    o.secrets = vec!["nope".into()];
+    let o = RotateSecretOptions {
+        secrets: vec!["nope".into()],
+    };
     let r = rotate_secret(&e, &o, &RunOptions::default()).await;
     let m = r.error.as_ref().unwrap().message.clone();
     assert!(m.contains("\"nope\"") && m.contains("db_password"), "{m}");

@@ -97,6 +97,7 @@ pub static STANDARD: Definition = Definition {
     ],
     defaults: defaults_of::<DeployArgs>,
     check_options: crate::runbook::registry::check_args::<DeployArgs>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let a: DeployArgs = parse_args("deploy_standard", v)?;
@@ -157,6 +158,7 @@ pub static BLUE_GREEN: Definition = Definition {
     options: &[VERSION, CRITICAL, FORCE, REASON],
     defaults: defaults_of::<BlueGreenArgs>,
     check_options: crate::runbook::registry::check_args::<BlueGreenArgs>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let a: BlueGreenArgs = parse_args("deploy_blue_green", v)?;
@@ -215,6 +217,7 @@ pub static ROLLBACK: Definition = Definition {
     ],
     defaults: defaults_of::<RollbackArgs>,
     check_options: crate::runbook::registry::check_args::<RollbackArgs>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let a: RollbackArgs = parse_args("deploy_rollback", v)?;

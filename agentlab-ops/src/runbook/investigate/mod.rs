@@ -171,6 +171,7 @@ pub static ALERT_INVESTIGATION: Definition = Definition {
     ],
     defaults: defaults_of::<InvestigateOptions>,
     check_options: check_args::<InvestigateOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: InvestigateOptions =

@@ -415,6 +415,7 @@ pub static MAINTENANCE: Definition = Definition {
     ],
     defaults: defaults_of::<MaintenanceOptions>,
     check_options: check_args::<MaintenanceOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: MaintenanceOptions =

@@ -554,6 +554,7 @@ pub static DEFINITION: crate::runbook::registry::Definition =
         }],
         defaults: crate::runbook::registry::defaults_of::<MorningArgs>,
         check_options: crate::runbook::registry::check_args::<MorningArgs>,
+        example: "",
         start: |env, v, run| {
             Box::pin(async move {
                 let a: MorningArgs = crate::runbook::registry::parse_args("morning_check", v)?;

@@ -23,6 +23,7 @@ pub static SCALE_ASSESS: Definition = Definition {
     }],
     defaults: defaults_of::<AssessOptions>,
     check_options: check_args::<AssessOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: AssessOptions = parse_args("scale_assess", v)?;
@@ -65,6 +66,7 @@ pub static SCALE_VERTICAL: Definition = Definition {
     ],
     defaults: defaults_of::<VerticalOptions>,
     check_options: check_args::<VerticalOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: VerticalOptions = parse_args("scale_vertical", v)?;
@@ -105,6 +107,7 @@ pub static SCALE_HORIZONTAL: Definition = Definition {
     ],
     defaults: defaults_of::<HorizontalOptions>,
     check_options: check_args::<HorizontalOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: HorizontalOptions = parse_args("scale_horizontal", v)?;
@@ -144,6 +147,7 @@ pub static SNAPSHOT: Definition = Definition {
     ],
     defaults: defaults_of::<SnapshotOptions>,
     check_options: check_args::<SnapshotOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: SnapshotOptions = parse_args("snapshot", v)?;

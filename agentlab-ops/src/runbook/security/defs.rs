@@ -33,6 +33,7 @@ pub static ACCESS_REVIEW: Definition = Definition {
     ],
     defaults: defaults_of::<AccessOptions>,
     check_options: check_args::<AccessOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: AccessOptions = parse_args("access_review", v)?;
@@ -76,6 +77,7 @@ pub static AUTH_TIMELINE: Definition = Definition {
     ],
     defaults: defaults_of::<TimelineOptions>,
     check_options: check_args::<TimelineOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: TimelineOptions = parse_args("auth_timeline", v)?;
@@ -120,6 +122,7 @@ pub static ROTATE_SSH_KEY: Definition = Definition {
     ],
     defaults: defaults_of::<RotateOptions>,
     check_options: check_args::<RotateOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: RotateOptions = parse_args("rotate_ssh_key", v)?;
@@ -165,6 +168,7 @@ pub static INCIDENT_EVIDENCE: Definition = Definition {
     ],
     defaults: defaults_of::<EvidenceOptions>,
     check_options: check_args::<EvidenceOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: EvidenceOptions = parse_args("incident_evidence", v)?;
@@ -197,10 +201,121 @@ pub static ROTATE_SECRET: Definition = Definition {
     }],
     defaults: defaults_of::<RotateSecretOptions>,
     check_options: check_args::<RotateSecretOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: RotateSecretOptions = parse_args("rotate_secret", v)?;
             Ok(rotate_secret(env, &o, &run).await)
+        })
+    },
+};
+
+/// `grant_access`.
+pub static GRANT_ACCESS: Definition = Definition {
+    name: "grant_access",
+    command: "access grant",
+    aliases: &[],
+    summary: "onboarding's Access Setup: an account with its public key (and optionally sudo) on every host, proven by a real login; a host that fails a step has its changes undone",
+    changes: true,
+    steps: &[
+        "account:<host>: getent passwd <user>",
+        "create:<host>: useradd --create-home --password '*' (key-only, not locked); undo userdel --remove",
+        "key:<host>: the key into ~<user>/.ssh/authorized_keys (0700/0600, owned by the account); undo removes it",
+        "sudo:<host>: gpasswd -a <user> <first existing [access] sudo_groups> (with --sudo); undo gpasswd -d",
+        "prove_login:<host>: a fresh login as <user> with only --identity",
+    ],
+    options: &[
+        OptionDoc {
+            name: "user",
+            kind: "account",
+            help: "the account to grant",
+        },
+        OptionDoc {
+            name: "key",
+            kind: "public key or .pub path",
+            help: "its public key",
+        },
+        OptionDoc {
+            name: "sudo",
+            kind: "bool",
+            help: "also add it to the first existing sudo group",
+        },
+        OptionDoc {
+            name: "hosts",
+            kind: "host names",
+            help: "only these hosts (default: every host)",
+        },
+        OptionDoc {
+            name: "identity",
+            kind: "path",
+            help: "the private key of --key, to prove a real login",
+        },
+        OptionDoc {
+            name: "shell",
+            kind: "path",
+            help: "login shell of a new account (default /bin/bash)",
+        },
+        OptionDoc {
+            name: "label",
+            kind: "text",
+            help: "the account's comment (who it is)",
+        },
+    ],
+    defaults: defaults_of::<GrantOptions>,
+    check_options: check_args::<GrantOptions>,
+    example: r#"{"user": "newhire", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl newhire@laptop", "sudo": true}"#,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let o: GrantOptions = parse_args("grant_access", v)?;
+            Ok(grant_access(env, &o, &run).await)
+        })
+    },
+};
+
+/// `revoke_access`.
+pub static REVOKE_ACCESS: Definition = Definition {
+    name: "revoke_access",
+    command: "access revoke",
+    aliases: &[],
+    summary: "offboarding: end an account's sessions, remove its keys (a copy kept), take it out of the sudo groups, lock or delete it, prove its key refused; every step tried, none undone",
+    changes: true,
+    steps: &[
+        "account:<host>: getent passwd <user> (absent: nothing to revoke)",
+        "sessions:<host>: pkill -KILL -u <user>",
+        "keys:<host>: its authorized_keys emptied, a copy kept as .agentlab-<run>",
+        "sudo:<host>:<group>: gpasswd -d from each sudo group it is in",
+        "lock:<host>: usermod --lock --expiredate 1 (or delete: userdel, its home kept)",
+        "prove_refused:<host>: a fresh login as <user> with only --identity is refused",
+    ],
+    options: &[
+        OptionDoc {
+            name: "user",
+            kind: "account",
+            help: "the account to revoke",
+        },
+        OptionDoc {
+            name: "hosts",
+            kind: "host names",
+            help: "only these hosts (default: every host)",
+        },
+        OptionDoc {
+            name: "delete",
+            kind: "bool",
+            help: "delete the account (its home kept) instead of locking it",
+        },
+        OptionDoc {
+            name: "identity",
+            kind: "path",
+            help: "a private key of the account that must be refused afterwards",
+        },
+    ],
+    defaults: defaults_of::<RevokeOptions>,
+    check_options: check_args::<RevokeOptions>,
+    example: r#"{"user": "newhire"}"#,
+    start: |env, v, run| {
+        Box::pin(async move {
+            let o: RevokeOptions = parse_args("revoke_access", v)?;
+            Ok(revoke_access(env, &o, &run).await)
         })
     },
 };

@@ -10,16 +10,23 @@ pub mod access;
 mod defs;
 pub mod evidence;
 pub mod findings;
+pub mod grant;
+mod revoke;
 pub mod rotate;
 pub mod rotate_secret;
 pub mod timeline;
 
 pub use access::{AccessOptions, AccessPayload, HostAccess, access_review};
-pub use defs::{ACCESS_REVIEW, AUTH_TIMELINE, INCIDENT_EVIDENCE, ROTATE_SECRET, ROTATE_SSH_KEY};
+pub use defs::{
+    ACCESS_REVIEW, AUTH_TIMELINE, GRANT_ACCESS, INCIDENT_EVIDENCE, REVOKE_ACCESS, ROTATE_SECRET,
+    ROTATE_SSH_KEY,
+};
 pub use evidence::{
     EvidenceItem, EvidenceManifest, EvidenceOptions, EvidencePayload, incident_evidence,
 };
 pub use findings::{AccessFinding, FindingKind, judge};
+pub use grant::{AccessChangePayload, GrantOptions, HostAccessChange, RevokeOptions, grant_access};
+pub use revoke::revoke_access;
 pub use rotate::{HostRotation, RotateOptions, RotatePayload, Rotation, rotate_ssh_key};
 pub use rotate_secret::{
     RotateSecretOptions, RotateSecretPayload, SecretOutcome, SecretResult, rotate_secret,

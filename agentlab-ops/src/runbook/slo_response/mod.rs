@@ -238,6 +238,7 @@ pub static SLO_RESPONSE: Definition = Definition {
     ],
     defaults: defaults_of::<SloResponseOptions>,
     check_options: check_args::<SloResponseOptions>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let o: SloResponseOptions = crate::runbook::registry::parse_args("slo_response", v)?;

@@ -312,6 +312,7 @@ pub static VERIFY: crate::runbook::registry::Definition = crate::runbook::regist
     ],
     defaults: crate::runbook::registry::defaults_of::<VerifyArgs>,
     check_options: crate::runbook::registry::check_args::<VerifyArgs>,
+    example: "",
     start: |env, v, run| {
         Box::pin(async move {
             let a: VerifyArgs = crate::runbook::registry::parse_args("backup_verify", v)?;

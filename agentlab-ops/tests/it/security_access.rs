@@ -210,7 +210,13 @@ async fn granted_logs_in_everywhere_and_revoked_is_refused_everywhere() {
         "the file is the account's own"
     );
     assert!(members("sudo").contains(&user), "{:?}", members("sudo"));
-    // The next access review: unexpected until the allow-list names the key and the sudoer.
+    review_judges_the_account(&s, &user, &fp).await;
+    revoke_is_refused_everywhere(&f, &ports, &key, &user, &public).await;
+}
+
+/// The next access review: unexpected until the allow-list names the key and the sudoer.
+async fn review_judges_the_account(s: &Servers, user: &str, fp: &str) {
+    let user = user.to_string();
     // The allow-list before: only the runner's key and root; after: the new account too.
     let runner = std::fs::read_to_string(s.key().with_extension("pub")).unwrap();
     let runner_fp = fingerprint(&runner).unwrap();
@@ -252,7 +258,18 @@ async fn granted_logs_in_everywhere_and_revoked_is_refused_everywhere() {
         !after.iter().any(|k| k.starts_with("unexpected")),
         "{after:?}"
     );
-    // Revoke: refused everywhere, locked, sudo gone, the old file kept.
+}
+
+/// Revoke: refused everywhere, locked, sudo gone, the old file kept.
+async fn revoke_is_refused_everywhere(
+    f: &Fleet,
+    ports: &[u16],
+    key: &Path,
+    user: &str,
+    public: &str,
+) {
+    let user = user.to_string();
+    let home = format!("/home/{user}");
     let o = RevokeOptions {
         user: user.clone(),
         identity: Some(key.display().to_string()),
@@ -266,9 +283,9 @@ async fn granted_logs_in_everywhere_and_revoked_is_refused_everywhere() {
         "{:?}",
         p.hosts
     );
-    for port in &ports {
+    for port in ports {
         assert!(
-            !logs_in(*port, f.known_hosts.path(), &key, &user),
+            !logs_in(*port, f.known_hosts.path(), key, &user),
             "refused on {port} after the revoke"
         );
     }

@@ -135,6 +135,70 @@ fn payload(r: &Report) -> RotateSecretPayload {
         .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)))
 }
 
+/// What each outcome leaves behind.
+fn check_outcome(
+    fail: Option<&str>,
+    want: SecretOutcome,
+    r: &Report,
+    s: &agentlab_ops::runbook::SecretResult,
+    k: &Keys,
+    in_place: &str,
+    d: &Path,
+) {
+    match want {
+        SecretOutcome::Rotated => {
+            assert_eq!(k.valid.len(), 1, "{fail:?}: only the new key works");
+            assert!(!k.valid.contains(INITIAL));
+            let kept = std::fs::read_to_string(d.join("new.key")).unwrap();
+            assert_eq!(kept.trim(), in_place);
+            let mode = std::fs::metadata(d.join("new.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let old_copy = std::fs::read_dir(d)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .find(|e| e.file_name().to_string_lossy().starts_with("new.key.old-"))
+                .expect("the old output file kept");
+            assert_eq!(
+                std::fs::read_to_string(old_copy.path()).unwrap(),
+                "previous-output"
+            );
+            assert!(r.escalations.is_empty(), "{}", r.to_text(false));
+        }
+        SecretOutcome::KeptOld => {
+            assert_eq!(in_place, INITIAL, "{fail:?}");
+            assert_eq!(
+                k.valid,
+                HashSet::from([INITIAL.to_string()]),
+                "{fail:?}: what was issued was revoked"
+            );
+            assert_eq!(s.restored, Some(true), "{fail:?}");
+            let kept = std::fs::read_to_string(d.join("new.key")).unwrap();
+            assert_eq!(
+                kept, "previous-output",
+                "{fail:?}: the output file put back"
+            );
+            let e = &r.escalations[0];
+            assert_eq!(e.criterion, "secret_rotation_failed", "{fail:?}");
+            assert!(
+                s.failed_step.as_deref().unwrap().starts_with(fail.unwrap()),
+                "{fail:?}: {s:?}"
+            );
+        }
+        _ => {
+            assert_ne!(in_place, INITIAL);
+            assert!(
+                k.valid.contains(INITIAL),
+                "{fail:?}: the old key was not revoked"
+            );
+            assert_eq!(r.escalations[0].criterion, "secret_not_revoked");
+            assert!(r.escalations[0].message.contains("may still work"));
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_failure_at_each_step_leaves_a_working_value_in_place() {
     for fail in [
@@ -176,58 +240,7 @@ async fn a_failure_at_each_step_leaves_a_working_value_in_place() {
             _ => SecretOutcome::KeptOld,
         };
         assert_eq!(s.outcome, want, "{fail:?}: {}", r.to_text(false));
-        match want {
-            SecretOutcome::Rotated => {
-                assert_eq!(k.valid.len(), 1, "{fail:?}: only the new key works");
-                assert!(!k.valid.contains(INITIAL));
-                let kept = std::fs::read_to_string(d.path().join("new.key")).unwrap();
-                assert_eq!(kept.trim(), in_place);
-                let mode = std::fs::metadata(d.path().join("new.key"))
-                    .unwrap()
-                    .permissions()
-                    .mode();
-                assert_eq!(mode & 0o777, 0o600);
-                let old_copy = std::fs::read_dir(d.path())
-                    .unwrap()
-                    .filter_map(|e| e.ok())
-                    .find(|e| e.file_name().to_string_lossy().starts_with("new.key.old-"))
-                    .expect("the old output file kept");
-                assert_eq!(
-                    std::fs::read_to_string(old_copy.path()).unwrap(),
-                    "previous-output"
-                );
-                assert!(r.escalations.is_empty(), "{}", r.to_text(false));
-            }
-            SecretOutcome::KeptOld => {
-                assert_eq!(in_place, INITIAL, "{fail:?}");
-                assert_eq!(
-                    k.valid,
-                    HashSet::from([INITIAL.to_string()]),
-                    "{fail:?}: what was issued was revoked"
-                );
-                assert_eq!(s.restored, Some(true), "{fail:?}");
-                let kept = std::fs::read_to_string(d.path().join("new.key")).unwrap();
-                assert_eq!(
-                    kept, "previous-output",
-                    "{fail:?}: the output file put back"
-                );
-                let e = &r.escalations[0];
-                assert_eq!(e.criterion, "secret_rotation_failed", "{fail:?}");
-                assert!(
-                    s.failed_step.as_deref().unwrap().starts_with(fail.unwrap()),
-                    "{fail:?}: {s:?}"
-                );
-            }
-            _ => {
-                assert_ne!(in_place, INITIAL);
-                assert!(
-                    k.valid.contains(INITIAL),
-                    "{fail:?}: the old key was not revoked"
-                );
-                assert_eq!(r.escalations[0].criterion, "secret_not_revoked");
-                assert!(r.escalations[0].message.contains("may still work"));
-            }
-        }
+        check_outcome(fail, want, &r, s, &k, &in_place, d.path());
         // No value anywhere: not the old, not the new one.
         let text = format!(
             "{}{}",

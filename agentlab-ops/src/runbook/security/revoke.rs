@@ -61,6 +61,34 @@ async fn revoke_host(
             return out;
         }
     };
+    take_away(env, run, h, o, &acct, &mut out).await;
+    prove_refused(run, h, o, &mut out).await;
+    out.ok = out.failures.is_empty();
+    if !out.ok {
+        run.escalate(
+            "revoke_incomplete",
+            name.to_string(),
+            out.failures.join("; "),
+            "every step passes",
+            format!(
+                "{name}: {user} may still have access: {}",
+                out.failures.join("; ")
+            ),
+        );
+    }
+    out
+}
+
+/// Sessions, keys, sudo groups, then lock or delete: each tried, each failure kept.
+async fn take_away(
+    env: &Environment,
+    run: &Run,
+    h: &HostEntry,
+    o: &RevokeOptions,
+    acct: &super::grant::Account,
+    out: &mut HostAccessChange,
+) {
+    let (host, name, user) = (h.host.clone(), h.config.name.as_str(), o.user.as_str());
     let kill = async {
         let out = host
             .run(&Cmd::new("pkill").args(["-KILL", "-u", user]))
@@ -75,7 +103,7 @@ async fn revoke_host(
     };
     step(
         run,
-        &mut out,
+        out,
         &format!("sessions:{name}"),
         format!("pkill -KILL -u {user}"),
         kill,
@@ -95,7 +123,7 @@ async fn revoke_host(
         f.replace("").await
     };
     let plan = format!("empty {file} (a copy kept as {file}.{suffix})");
-    step(run, &mut out, &format!("keys:{name}"), plan, keys).await;
+    step(run, out, &format!("keys:{name}"), plan, keys).await;
     for g in &env.config.access.sudo_groups {
         let members = match host.run(&Cmd::new("getent").args(["group", g])).await {
             Ok(o) if o.success() => o.stdout,
@@ -116,7 +144,7 @@ async fn revoke_host(
             };
             step(
                 run,
-                &mut out,
+                out,
                 &format!("sudo:{name}:{g}"),
                 format!("gpasswd -d {user} {g}"),
                 go,
@@ -128,7 +156,7 @@ async fn revoke_host(
         let go = async { sh(host.as_ref(), "userdel", &[user]).await.map(|_| ()) };
         step(
             run,
-            &mut out,
+            out,
             &format!("delete:{name}"),
             format!("userdel {user} (its home kept)"),
             go,
@@ -146,28 +174,13 @@ async fn revoke_host(
         };
         step(
             run,
-            &mut out,
+            out,
             &format!("lock:{name}"),
             format!("usermod --lock --expiredate 1 {user}"),
             go,
         )
         .await;
     }
-    prove_refused(run, h, o, &mut out).await;
-    out.ok = out.failures.is_empty();
-    if !out.ok {
-        run.escalate(
-            "revoke_incomplete",
-            name.to_string(),
-            out.failures.join("; "),
-            "every step passes",
-            format!(
-                "{name}: {user} may still have access: {}",
-                out.failures.join("; ")
-            ),
-        );
-    }
-    out
 }
 
 async fn prove_refused(run: &Run, h: &HostEntry, o: &RevokeOptions, out: &mut HostAccessChange) {

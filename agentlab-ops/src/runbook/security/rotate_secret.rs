@@ -349,8 +349,7 @@ fn result(
     }
 }
 
-async fn rotate_one(env: &Environment, run: &Run, s: &SecretRotation) -> SecretResult {
-    let _ = env;
+async fn rotate_one(run: &Run, s: &SecretRotation) -> SecretResult {
     let hooks = match HookRunner::new(s.timeout.0) {
         Ok(h) => h,
         Err(e) => {
@@ -570,7 +569,7 @@ pub async fn rotate_secret(env: &Environment, o: &RotateSecretOptions, ro: &RunO
             .iter()
             .filter(|s| o.secrets.is_empty() || o.secrets.contains(&s.name))
         {
-            done.push(rotate_one(env, &run, s).await);
+            done.push(rotate_one(&run, s).await);
         }
         let count = |w: SecretOutcome| done.iter().filter(|r| r.outcome == w).count();
         let out = RotateSecretPayload {

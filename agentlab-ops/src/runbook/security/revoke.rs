@@ -124,6 +124,18 @@ async fn take_away(
     };
     let plan = format!("empty {file} (a copy kept as {file}.{suffix})");
     step(run, out, &format!("keys:{name}"), plan, keys).await;
+    leave_groups_and_lock(env, run, h, o, out).await;
+}
+
+/// Out of every sudo group it is in, then locked (or deleted).
+async fn leave_groups_and_lock(
+    env: &Environment,
+    run: &Run,
+    h: &HostEntry,
+    o: &RevokeOptions,
+    out: &mut HostAccessChange,
+) {
+    let (host, name, user) = (h.host.clone(), h.config.name.as_str(), o.user.as_str());
     for g in &env.config.access.sudo_groups {
         let members = match host.run(&Cmd::new("getent").args(["group", g])).await {
             Ok(o) if o.success() => o.stdout,

@@ -64,6 +64,38 @@ pub(crate) fn options_of(c: &Command) -> Option<(&'static str, Value)> {
     })
 }
 
+/// Short flags and a positional argument for the runbooks whose peers have them
+/// (`agentlab-ops load http://... -n 10000 -c 50 -k`, as `ab` takes them).
+const SHORT: &[(&str, &str, &str)] = &[
+    ("load_test", "-n", "--requests"),
+    ("load_test", "-c", "--concurrency"),
+    ("load_test", "-t", "--duration"),
+    ("load_test", "-s", "--timeout"),
+];
+const POSITIONAL: &[(&str, &str)] = &[("load_test", "--url")];
+
+fn ab_style(name: &str, rest: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let w = rest[i].as_str();
+        if let Some((_, _, long)) = SHORT.iter().find(|(n, s, _)| *n == name && *s == w) {
+            out.push(long.to_string());
+        } else if name == "load_test" && w == "-k" {
+            out.extend(["--keep-alive".to_string(), "true".to_string()]);
+        } else if !w.starts_with('-')
+            && (i == 0 || rest[i - 1] == "-k" || !rest[i - 1].starts_with('-'))
+            && let Some((_, flag)) = POSITIONAL.iter().find(|(n, _)| *n == name)
+        {
+            out.extend([flag.to_string(), w.to_string()]);
+        } else {
+            out.push(w.to_string());
+        }
+        i += 1;
+    }
+    out
+}
+
 /// The runbook the first words name (`access grant ...`), and the words after them.
 fn lookup(words: &[String]) -> Option<(&'static registry::Definition, &[String])> {
     (1..=words.len().min(3)).rev().find_map(|n| {
@@ -94,6 +126,7 @@ pub(crate) fn external(words: &[String]) -> agentlab_ops::Result<(&'static str, 
         )
     };
     let (def, rest) = lookup(words).ok_or_else(unknown)?;
+    let rest = &ab_style(def.name, rest);
     let defaults = (def.defaults)();
     let mut opts = serde_json::Map::new();
     let mut i = 0;

@@ -10,6 +10,7 @@ mod cloud;
 mod deploy;
 mod hosts;
 mod investigation;
+mod load;
 mod observability;
 mod response;
 mod secrets;
@@ -22,6 +23,7 @@ pub use cloud::*;
 pub use deploy::*;
 pub use hosts::*;
 pub use investigation::*;
+pub use load::LoadConfig;
 pub use observability::*;
 pub use response::*;
 pub use secrets::{Hook, SecretRotation};
@@ -130,6 +132,9 @@ pub struct Config {
     /// The access review, key rotation and the auth timeline.
     #[serde(default)]
     pub access: AccessConfig,
+    /// Load tests: allowed targets, bounds, thresholds.
+    #[serde(default)]
+    pub load: LoadConfig,
     /// Credentials `rotate_secret` rotates.
     #[serde(default)]
     pub secrets: Vec<SecretRotation>,
@@ -364,6 +369,7 @@ impl Config {
             cost: None,
             access: AccessConfig::default(),
             secrets: Vec::new(),
+            load: LoadConfig::default(),
         }
     }
 

@@ -49,6 +49,7 @@ pub mod host;
 pub mod ids;
 pub mod journal;
 pub mod keys;
+pub mod load;
 pub mod logs;
 pub mod notify;
 pub mod probe;

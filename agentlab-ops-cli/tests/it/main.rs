@@ -8,6 +8,7 @@ mod mocks;
 mod catalogue;
 mod cli;
 mod investigate;
+mod load;
 mod logs;
 mod maintenance_kill;
 mod notify;

@@ -27,6 +27,7 @@ impl Config {
             self.investigation.check(),
             self.access.check(),
             secrets::check_secrets(&self.secrets),
+            self.load.check(),
             self.check_cloud(),
         ];
         for c in checks {

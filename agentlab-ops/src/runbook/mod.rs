@@ -6,6 +6,7 @@ pub mod cost;
 pub mod deploy;
 pub mod handover;
 pub mod investigate;
+pub mod load_test;
 pub mod maintenance;
 pub mod morning;
 mod notice;

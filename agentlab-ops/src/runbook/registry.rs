@@ -131,6 +131,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::security::ROTATE_SECRET,
     &super::security::GRANT_ACCESS,
     &super::security::REVOKE_ACCESS,
+    &super::load_test::LOAD_TEST,
     &super::security::INCIDENT_EVIDENCE,
 ];
 

@@ -17,6 +17,7 @@ mod github_review;
 mod investigate;
 mod layers;
 mod lease;
+mod load;
 mod logscan;
 mod logscan_ssh;
 mod maintenance;

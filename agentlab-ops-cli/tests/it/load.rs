@@ -1,0 +1,49 @@
+//! `agentlab-ops load URL -n N -c C`, as `ab` takes it: a report with the percentiles, exit 0;
+//! a failed threshold exits 1 and names it.
+
+use crate::common;
+use common::{bin, text};
+
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[test]
+fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(async {
+        let s = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .mount(&s)
+            .await;
+        s
+    });
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("agentlab-ops.toml"),
+        "environment = \"cli-load\"\n[service]\nbase_url = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let url = format!("{}/health", server.uri());
+    let o = bin(d.path())
+        .args([
+            "--format", "json", "load", &url, "-n", "300", "-c", "10", "-k",
+        ])
+        .output()
+        .unwrap();
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &r["payload"]["summary"];
+    assert_eq!(s["requests"], 300, "{out}");
+    assert_eq!(s["statuses"]["2xx"], 300);
+    assert!(s["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    let o = bin(d.path())
+        .args(["load", &url, "-n", "50", "--thresholds", "rate>100000000"])
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(all.contains("rate>100000000"), "{all}");
+    drop(server);
+}

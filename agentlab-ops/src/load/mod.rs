@@ -1,0 +1,191 @@
+//! HTTP load generation: closed loop (`-n`/`-c`, like `ab`) or open loop at a target rate with
+//! latencies corrected for coordinated omission, statistics in bounded memory, and thresholds
+//! that fail a run (like k6's).
+
+mod engine;
+pub mod stats;
+mod threshold;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+pub use stats::{ErrorKind, Second, Stats};
+pub use threshold::{Threshold, ThresholdResult};
+
+/// How requests are paced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Each connection sends its next request when the last one answered; at most `requests`
+    /// in all (`ab -n`), none after the duration.
+    Closed {
+        /// Total requests (`None`: until the duration ends).
+        requests: Option<u64>,
+    },
+    /// Requests start at `rate` per second, each at its intended time, whatever the server does.
+    Open {
+        /// Requests per second.
+        rate: f64,
+    },
+}
+
+/// A load test to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Pacing.
+    pub mode: Mode,
+    /// Connections (`ab -c`).
+    pub concurrency: usize,
+    /// The longest the run lasts.
+    pub duration: Duration,
+    /// Per request (connect included).
+    pub timeout: Duration,
+    /// HTTP/1.1 keep-alive (`ab -k`); without, one connection per request as `ab` does.
+    pub keep_alive: bool,
+    /// An open-loop request sent later than this after its intended start counts as late.
+    pub late_after: Duration,
+}
+
+impl LoadPlan {
+    fn max_requests(&self) -> u64 {
+        match self.mode {
+            Mode::Closed { requests } => requests.unwrap_or(u64::MAX),
+            Mode::Open { rate } => (rate * self.duration.as_secs_f64()).ceil() as u64,
+        }
+    }
+    fn seconds(&self) -> usize {
+        self.duration.as_secs() as usize + 1
+    }
+    /// Requests per second intended (open loop).
+    pub fn intended_rate(&self) -> Option<f64> {
+        match self.mode {
+            Mode::Open { rate } => Some(rate),
+            Mode::Closed { .. } => None,
+        }
+    }
+}
+
+/// Latency percentiles, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th.
+    pub p90: f64,
+    /// 99th.
+    pub p99: f64,
+    /// 99.9th.
+    pub p999: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// Of a histogram in µs.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
+        let ms = |v: u64| v as f64 / 1000.0;
+        if h.is_empty() {
+            return Percentiles {
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                p999: 0.0,
+                max: 0.0,
+                mean: 0.0,
+            };
+        }
+        Percentiles {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// A load test's summary: what reports and thresholds read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSummary {
+    /// The URL (its query and user info removed).
+    pub url: String,
+    /// Requests made.
+    pub requests: u64,
+    /// Of them, 5xx or no answer.
+    pub failed: u64,
+    /// `failed / requests`.
+    pub error_rate: f64,
+    /// Responses by status class.
+    pub statuses: std::collections::BTreeMap<String, u64>,
+    /// Requests without an answer, by kind.
+    pub errors: std::collections::BTreeMap<ErrorKind, u64>,
+    /// Requests per second achieved.
+    pub achieved_rate: f64,
+    /// Requests per second intended (open loop).
+    pub intended_rate: Option<f64>,
+    /// Requests sent late (the generator fell behind).
+    pub late: u64,
+    /// Latency from the intended start (open loop; the same as `raw` closed loop).
+    pub latency_ms: Percentiles,
+    /// Latency from the send (what a closed-loop tool reports).
+    pub raw_latency_ms: Percentiles,
+    /// Seconds the run took.
+    pub seconds: f64,
+    /// Stopped before its end.
+    pub cancelled: bool,
+    /// One line per second.
+    pub timeline: Vec<Second>,
+}
+
+/// Run `plan` against `url` (http only; the engine speaks HTTP/1.1 on plain TCP).
+pub async fn run(plan: LoadPlan, url: &str, cancel: CancellationToken) -> Result<LoadSummary> {
+    let u = reqwest::Url::parse(url).map_err(|e| Error::config(format!("url: {url:?}: {e}")))?;
+    if u.scheme() != "http" {
+        return Err(Error::config(format!(
+            "url: {url:?}: only http:// targets (put the load generator beside the TLS terminator)"
+        )));
+    }
+    if plan.concurrency == 0 {
+        return Err(Error::config("concurrency: at least 1"));
+    }
+    if let Mode::Open { rate } = plan.mode
+        && !(rate > 0.0 && rate.is_finite())
+    {
+        return Err(Error::config(format!("rate: {rate}: a positive number")));
+    }
+    let intended_rate = plan.intended_rate();
+    let s = engine::run(plan, &u, cancel).await;
+    let requests = s.total();
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let raw = Percentiles::of(&s.raw);
+    let corrected = Percentiles::of(&s.corrected);
+    Ok(LoadSummary {
+        url: crate::secret::redact_url(url),
+        requests,
+        failed: s.failed(),
+        error_rate: if requests == 0 {
+            0.0
+        } else {
+            s.failed() as f64 / requests as f64
+        },
+        statuses: s.statuses.clone(),
+        errors: s.errors.clone(),
+        achieved_rate: requests as f64 / secs,
+        intended_rate,
+        late: s.late,
+        latency_ms: if intended_rate.is_some() {
+            corrected
+        } else {
+            raw
+        },
+        raw_latency_ms: raw,
+        seconds: secs,
+        cancelled: s.cancelled,
+        timeline: s.timeline.clone(),
+    })
+}

@@ -1,0 +1,188 @@
+//! Load-test statistics in bounded memory: HDR histograms with fixed bounds (1 µs to one hour,
+//! 3 significant digits: ~200 KiB each, whatever the run's length), corrected (from the
+//! intended start) and raw (from the send), counts by status class and error kind, and one
+//! line per second for the timeline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Why a request got no status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The connection could not be made (refused, unreachable).
+    Connect,
+    /// No answer within the timeout.
+    Timeout,
+    /// The server closed or reset the connection mid-request.
+    Reset,
+    /// Anything else (a malformed answer).
+    Other,
+}
+
+const HIGHEST_US: u64 = 3_600_000_000;
+
+fn histogram() -> Histogram<u64> {
+    // Bounds that are valid constants: construction cannot fail.
+    Histogram::new_with_bounds(1, HIGHEST_US, 3).unwrap_or_else(|_| unreachable!())
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Second {
+    /// Requests answered with a status below 500.
+    pub ok: u64,
+    /// Requests answered 5xx, or with no answer.
+    pub failed: u64,
+    /// The slowest corrected latency, µs.
+    pub max_us: u64,
+}
+
+/// Everything measured.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Latency from the intended start (open loop) or the send (closed loop), µs.
+    pub corrected: Histogram<u64>,
+    /// Latency from the send, µs.
+    pub raw: Histogram<u64>,
+    /// Responses by status class (`2xx`...).
+    pub statuses: BTreeMap<String, u64>,
+    /// Requests without a response, by kind.
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Requests sent later than planned (the generator could not keep the rate).
+    pub late: u64,
+    /// One entry per second.
+    pub timeline: Vec<Second>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Stopped early (Ctrl-C, the deadline of the runbook).
+    pub cancelled: bool,
+}
+
+impl Stats {
+    /// Empty, with room for `seconds` of timeline (more grows it, bounded by the run).
+    pub fn new(seconds: usize) -> Stats {
+        Stats {
+            corrected: histogram(),
+            raw: histogram(),
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            late: 0,
+            timeline: vec![Second::default(); seconds.min(86_400)],
+            elapsed: Duration::ZERO,
+            cancelled: false,
+        }
+    }
+
+    /// One request: its status or error, at `second`, with both latencies.
+    pub fn record(
+        &mut self,
+        second: u64,
+        result: Result<u16, ErrorKind>,
+        corrected: Duration,
+        raw: Duration,
+    ) {
+        let us = |d: Duration| (d.as_micros() as u64).clamp(1, HIGHEST_US);
+        let failed = match result {
+            Ok(status) => {
+                *self
+                    .statuses
+                    .entry(format!("{}xx", status / 100))
+                    .or_default() += 1;
+                self.corrected.saturating_record(us(corrected));
+                self.raw.saturating_record(us(raw));
+                status >= 500
+            }
+            Err(k) => {
+                *self.errors.entry(k).or_default() += 1;
+                true
+            }
+        };
+        let s = second as usize;
+        if s < 86_400 {
+            if self.timeline.len() <= s {
+                self.timeline.resize(s + 1, Second::default());
+            }
+            let t = &mut self.timeline[s];
+            if failed {
+                t.failed += 1;
+            } else {
+                t.ok += 1;
+            }
+            t.max_us = t.max_us.max(us(corrected));
+        }
+    }
+
+    /// Add another worker's statistics.
+    pub fn merge(&mut self, o: &Stats) {
+        let _ = self.corrected.add(&o.corrected);
+        let _ = self.raw.add(&o.raw);
+        for (k, v) in &o.statuses {
+            *self.statuses.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(*k).or_default() += v;
+        }
+        self.late += o.late;
+        if self.timeline.len() < o.timeline.len() {
+            self.timeline.resize(o.timeline.len(), Second::default());
+        }
+        for (a, b) in self.timeline.iter_mut().zip(&o.timeline) {
+            a.ok += b.ok;
+            a.failed += b.failed;
+            a.max_us = a.max_us.max(b.max_us);
+        }
+    }
+
+    /// Requests that got a response.
+    pub fn answered(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+    /// Requests with 5xx or no response.
+    pub fn failed(&self) -> u64 {
+        self.statuses.get("5xx").copied().unwrap_or(0) + self.errors.values().sum::<u64>()
+    }
+    /// Every request made.
+    pub fn total(&self) -> u64 {
+        self.answered() + self.errors.values().sum::<u64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_histograms_merge_and_errors_count_by_kind() {
+        let mut a = Stats::new(2);
+        let ms = Duration::from_millis;
+        for i in 0..100 {
+            a.record(i % 2, Ok(200), ms(10), ms(5));
+        }
+        a.record(0, Ok(503), ms(20), ms(20));
+        let mut b = Stats::new(3);
+        b.record(2, Err(ErrorKind::Timeout), ms(1000), ms(1000));
+        b.record(2, Ok(200), Duration::from_secs(7200), ms(1));
+        a.merge(&b);
+        assert_eq!((a.total(), a.failed(), a.answered()), (103, 2, 102));
+        assert_eq!(a.errors[&ErrorKind::Timeout], 1);
+        assert_eq!(a.timeline.len(), 3);
+        assert_eq!(
+            a.timeline[2],
+            Second {
+                ok: 1,
+                failed: 1,
+                max_us: HIGHEST_US
+            }
+        );
+        let p50 = a.corrected.value_at_quantile(0.5);
+        assert!((9_990..=10_010).contains(&p50), "{p50}");
+        assert_eq!(
+            a.corrected.max(),
+            a.corrected.highest_equivalent(HIGHEST_US)
+        );
+    }
+}

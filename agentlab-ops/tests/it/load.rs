@@ -1,0 +1,215 @@
+//! The load generator against a test server with known behaviour: a fixed latency, a planted
+//! error rate, a stall at a known time. Percentiles, error rate and achieved rate match the
+//! schedule within stated tolerances; the open loop's corrected latency shows the stall that
+//! the raw latency hides; refused connections are counted, never a hang; thresholds escalate.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use agentlab_ops::load::{ErrorKind, LoadPlan, Mode};
+use agentlab_ops::runbook::load_test::{LoadOptions, LoadPayload, load_test};
+use agentlab_ops::{Environment, RunOptions, Verdict};
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+/// `/fixed`: 20 ms; `/errors`: every 10th request a 500; `/stall`: every request that
+/// arrives between 0.5 s and 1.0 s after the first one waits until 1.0 s.
+async fn server() -> String {
+    let n = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let app = axum::Router::new()
+        .route(
+            "/fixed",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                "ok"
+            }),
+        )
+        .route(
+            "/errors",
+            get(move || {
+                let n = n.clone();
+                async move {
+                    if n.fetch_add(1, Ordering::SeqCst) % 10 == 9 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        )
+        .route(
+            "/stall",
+            get(move || {
+                let first = first.clone();
+                async move {
+                    let t0 = *first.get_or_init(Instant::now);
+                    let at = t0.elapsed();
+                    let (from, to) = (Duration::from_millis(500), Duration::from_millis(1000));
+                    if at >= from && at < to {
+                        tokio::time::sleep(to - at).await;
+                    }
+                    "ok"
+                }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}")
+}
+
+fn closed(n: u64, c: usize) -> LoadPlan {
+    LoadPlan {
+        mode: Mode::Closed { requests: Some(n) },
+        concurrency: c,
+        duration: Duration::from_secs(30),
+        timeout: Duration::from_secs(5),
+        keep_alive: true,
+        late_after: Duration::from_millis(10),
+    }
+}
+
+#[tokio::test]
+async fn a_fixed_latency_and_a_planted_error_rate_are_measured() {
+    let base = server().await;
+    let s = agentlab_ops::load::run(
+        closed(200, 10),
+        &format!("{base}/fixed"),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((s.requests, s.failed), (200, 0), "{s:?}");
+    assert_eq!(s.statuses["2xx"], 200);
+    // 20 ms of server time, plus at most a few ms of loopback and scheduling.
+    assert!(
+        (20.0..35.0).contains(&s.latency_ms.p50),
+        "p50 {}",
+        s.latency_ms.p50
+    );
+    assert!(s.latency_ms.max < 200.0, "{:?}", s.latency_ms);
+    // 10 connections each answered in ~20 ms: about 500 requests a second.
+    assert!(
+        (250.0..520.0).contains(&s.achieved_rate),
+        "{}",
+        s.achieved_rate
+    );
+    let mut p = closed(500, 5);
+    p.keep_alive = false;
+    let s = agentlab_ops::load::run(p, &format!("{base}/errors"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.requests, s.failed),
+        (500, 50),
+        "every 10th is a 500: {s:?}"
+    );
+    assert!((s.error_rate - 0.1).abs() < 1e-9);
+    assert_eq!(s.statuses["5xx"], 50);
+}
+
+#[tokio::test]
+async fn the_open_loop_holds_its_rate_and_shows_the_stall_the_raw_latency_hides() {
+    let base = server().await;
+    let plan = LoadPlan {
+        mode: Mode::Open { rate: 100.0 },
+        concurrency: 5,
+        duration: Duration::from_secs(2),
+        timeout: Duration::from_secs(5),
+        keep_alive: true,
+        late_after: Duration::from_millis(10),
+    };
+    let s = agentlab_ops::load::run(plan, &format!("{base}/stall"), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(s.requests, 200, "{s:?}");
+    assert_eq!(s.intended_rate, Some(100.0));
+    assert!(
+        (85.0..=101.0).contains(&s.achieved_rate),
+        "{}",
+        s.achieved_rate
+    );
+    // A quarter of the requests were meant to start during the 500 ms stall and waited out
+    // its rest: P(latency > x) = 0.25 (1 - x / 500 ms), so the corrected p90 is ~300 ms.
+    let (c, r) = (s.latency_ms, s.raw_latency_ms);
+    assert!((230.0..380.0).contains(&c.p90), "corrected {c:?}");
+    assert!(c.max >= 450.0, "corrected {c:?}");
+    // Measured from the send, only the 5 requests in flight saw it.
+    assert!(r.p90 < 60.0, "raw {r:?}");
+    assert!(s.late > 0, "the generator fell behind during the stall");
+    assert_eq!(s.timeline.len(), 3, "{:?}", s.timeline);
+}
+
+#[tokio::test]
+async fn refused_connections_are_counted_and_the_run_ends() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let s = agentlab_ops::load::run(
+        closed(50, 5),
+        &format!("http://127.0.0.1:{port}/"),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.errors.get(&ErrorKind::Connect).copied(),
+        Some(50),
+        "{s:?}"
+    );
+    assert_eq!(s.error_rate, 1.0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+fn env() -> Environment {
+    Environment::builder("load")
+        .configure(|c| c.journal.disabled = true)
+        .build()
+}
+
+#[tokio::test]
+async fn the_runbook_judges_thresholds_and_guards_production() {
+    let base = server().await;
+    let o = LoadOptions {
+        url: Some(format!("{base}/fixed")),
+        requests: Some(100),
+        concurrency: 10,
+        thresholds: vec!["p99<1ms".into(), "error_rate<1%".into()],
+        ..LoadOptions::default()
+    };
+    let r = load_test(&env(), &o, &RunOptions::default()).await;
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    let p: LoadPayload = r.payload_as().unwrap();
+    assert_eq!(p.summary.requests, 100);
+    let failed: Vec<&str> = p
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed)
+        .map(|t| t.threshold.as_str())
+        .collect();
+    assert_eq!(failed, ["p99<1ms"]);
+    assert_eq!(r.escalations[0].criterion, "load_threshold_failed");
+    assert_eq!(r.escalations[0].subject, "p99<1ms");
+    // Not loopback, not in [load] targets: refused before any request.
+    let o = LoadOptions {
+        url: Some("http://203.0.113.9/health".into()),
+        ..LoadOptions::default()
+    };
+    let r = load_test(&env(), &o, &RunOptions::default()).await;
+    let m = r.error.map(|e| e.message).unwrap_or_default();
+    assert!(m.contains("i_mean_production"), "{m}");
+    let o = LoadOptions {
+        requests: Some(5),
+        rate: Some(10.0),
+        ..LoadOptions::default()
+    };
+    let r = load_test(&env(), &o, &RunOptions::default()).await;
+    assert!(r.error.unwrap().message.contains("exclude each other"));
+}

@@ -16,6 +16,7 @@ mod response;
 mod secrets;
 mod security;
 mod services;
+mod threshold;
 mod validate;
 mod values;
 pub use backups::*;
@@ -29,6 +30,7 @@ pub use response::*;
 pub use secrets::{Hook, SecretRotation};
 pub use security::*;
 pub use services::*;
+pub use threshold::Threshold;
 pub use values::*;
 pub use values::{MaintenanceWindow, Sample};
 

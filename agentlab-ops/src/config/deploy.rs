@@ -32,6 +32,11 @@ fn d_status() -> u16 {
     200
 }
 
+/// Where the "Security Scan" gate's alerts come from (`deploy.security_scan`).
+pub const ALERT_SOURCES: &[&str] = &["code_scanning", "dependabot"];
+/// Alert severities, most severe first (`deploy.blocking_severities`).
+pub const SEVERITIES: &[&str] = &["critical", "high", "medium", "low"];
+
 /// `[deploy]`: the standard deployment, its gates, monitoring and rollback.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

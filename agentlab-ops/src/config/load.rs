@@ -32,7 +32,7 @@ impl Default for LoadConfig {
 impl LoadConfig {
     pub(super) fn check(&self) -> std::result::Result<(), (String, String)> {
         for (i, t) in self.thresholds.iter().enumerate() {
-            crate::load::Threshold::parse(t).map_err(|m| (format!("load.thresholds[{i}]"), m))?;
+            super::Threshold::parse(t).map_err(|m| (format!("load.thresholds[{i}]"), m))?;
         }
         for (i, t) in self.targets.iter().enumerate() {
             if !t.starts_with("http://") {

@@ -78,14 +78,14 @@ impl Config {
             }
         }
         for (i, v) in d.security_scan.iter().enumerate() {
-            if !crate::deploy::ALERT_SOURCES.contains(&v.as_str()) {
-                let m = format!("{v:?}: one of {}", crate::deploy::ALERT_SOURCES.join(", "));
+            if !ALERT_SOURCES.contains(&v.as_str()) {
+                let m = format!("{v:?}: one of {}", ALERT_SOURCES.join(", "));
                 return bad(format!("deploy.security_scan[{i}]"), m);
             }
         }
         for (i, v) in d.blocking_severities.iter().enumerate() {
-            if !crate::deploy::SEVERITIES.contains(&v.as_str()) {
-                let m = format!("{v:?}: one of {}", crate::deploy::SEVERITIES.join(", "));
+            if !SEVERITIES.contains(&v.as_str()) {
+                let m = format!("{v:?}: one of {}", SEVERITIES.join(", "));
                 return bad(format!("deploy.blocking_severities[{i}]"), m);
             }
         }

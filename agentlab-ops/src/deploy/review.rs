@@ -10,10 +10,7 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Where security alerts come from.
-pub const ALERT_SOURCES: &[&str] = &["code_scanning", "dependabot"];
-/// Alert severities, most severe first.
-pub const SEVERITIES: &[&str] = &["critical", "high", "medium", "low"];
+pub use crate::config::{ALERT_SOURCES, SEVERITIES};
 
 /// The review state of the pull request a commit came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 pub use stats::{ErrorKind, Second, Stats};
-pub use threshold::{Threshold, ThresholdResult};
+pub use threshold::{Threshold, ThresholdResult, judge};
 
 /// How requests are paced.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -165,7 +165,7 @@ pub async fn load_test(env: &Environment, o: &LoadOptions, ro: &RunOptions) -> R
             let o = if s.requests == 0 { Outcome::Fail } else { Outcome::Pass };
             Ok(Checked::with(s, o, line))
         }).await?;
-        let results: Vec<ThresholdResult> = thresholds.iter().map(|t| t.judge(&summary)).collect();
+        let results: Vec<ThresholdResult> = thresholds.iter().map(|t| crate::load::judge(t, &summary)).collect();
         for r in results.iter().filter(|r| !r.passed) {
             run.escalate("load_threshold_failed", r.threshold.clone(), format!("{:.4}", r.observed), r.threshold.clone(), format!("threshold {} failed: observed {:.4}", r.threshold, r.observed));
         }

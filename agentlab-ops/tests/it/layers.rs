@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "backends",
         &[
             "backup", "host", "probe", "slo", "notify", "deploy", "service", "compute", "logs",
-            "security",
+            "security", "load",
         ],
     ),
     ("environment", &["environment", "journal", "report"]),

@@ -33,9 +33,14 @@ fn target(url: &reqwest::Url) -> Target {
         path.push('?');
         path.push_str(q);
     }
+    // The Host header: host and an explicit port, never the URL's user info.
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
     Target {
         addr: format!("{host}:{port}"),
-        authority: url.authority().to_string(),
+        authority,
         path,
     }
 }
@@ -197,4 +202,22 @@ pub(super) async fn run(plan: LoadPlan, url: &reqwest::Url, cancel: Cancellation
     total.elapsed = start.elapsed();
     total.cancelled = cancel.is_cancelled();
     total
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_host_header_never_carries_the_user_info() {
+        let u = reqwest::Url::parse("http://ops:hunter22@web-1:8081/api?x=1").unwrap();
+        let t = super::target(&u);
+        assert_eq!(
+            (t.addr.as_str(), t.authority.as_str(), t.path.as_str()),
+            ("web-1:8081", "web-1:8081", "/api?x=1")
+        );
+        let t = super::target(&reqwest::Url::parse("http://web-1/").unwrap());
+        assert_eq!(
+            (t.addr.as_str(), t.authority.as_str()),
+            ("web-1:80", "web-1")
+        );
+    }
 }

@@ -18,6 +18,7 @@ use crate::host::{Cmd, RemoteHost};
 use crate::report::{Action, Outcome, Report, Severity};
 use crate::runbook::registry::Validate;
 use crate::runbook::run::{Checked, Run, RunOptions, Undo};
+use crate::security::accounts::{Account, parse_group, parse_passwd};
 use crate::security::authorized::KeysFile;
 use crate::security::fingerprint;
 
@@ -134,19 +135,13 @@ pub struct AccessChangePayload {
     pub hosts: Vec<HostAccessChange>,
 }
 
-/// An account as `getent passwd` gives it.
-#[derive(Debug, Clone)]
-pub(crate) struct Account {
-    pub home: String,
-    pub gid: String,
-}
-
 pub(crate) async fn sh(host: &dyn RemoteHost, program: &str, args: &[&str]) -> Result<String> {
     let cmd = Cmd::new(program).args(args.iter().map(|s| s.to_string()));
     let out = host.run(&cmd).await?.check(host.name(), &cmd)?;
     Ok(out.stdout)
 }
 
+/// The account as `getent passwd` gives it (`None`: no such account).
 pub(crate) async fn account(host: &dyn RemoteHost, user: &str) -> Result<Option<Account>> {
     let cmd = Cmd::new("getent").args(["passwd", user]);
     let out = host.run(&cmd).await?;
@@ -154,27 +149,44 @@ pub(crate) async fn account(host: &dyn RemoteHost, user: &str) -> Result<Option<
         return Ok(None);
     }
     let out = out.check(host.name(), &cmd)?;
-    let f: Vec<&str> = out.stdout.trim().split(':').collect();
-    if f.len() < 7 || f[0] != user {
-        let m = format!(
-            "{}: getent passwd {user} gave {:?}",
-            host.name(),
-            out.stdout.trim()
-        );
-        return Err(Error::new(ErrorKind::InvalidResponse, m));
+    let (accounts, _) = parse_passwd(&out.stdout);
+    match accounts.into_iter().find(|a| a.name == user) {
+        Some(a) => Ok(Some(a)),
+        None => {
+            let m = format!(
+                "{}: getent passwd {user} gave {:?}",
+                host.name(),
+                out.stdout.trim()
+            );
+            Err(Error::new(ErrorKind::InvalidResponse, m))
+        }
     }
-    Ok(Some(Account {
-        home: f[5].to_string(),
-        gid: f[3].to_string(),
-    }))
 }
 
-/// The first of `groups` that exists on the host.
-pub(crate) async fn sudo_group(host: &dyn RemoteHost, groups: &[String]) -> Result<Option<String>> {
+/// The members of `group` as `getent group` gives them (`None`: no such group).
+pub(crate) async fn group_members(
+    host: &dyn RemoteHost,
+    group: &str,
+) -> Result<Option<Vec<String>>> {
+    let out = host.run(&Cmd::new("getent").args(["group", group])).await?;
+    if !out.success() {
+        return Ok(None);
+    }
+    let (groups, _) = parse_group(&out.stdout);
+    Ok(groups
+        .into_iter()
+        .find(|g| g.name == group)
+        .map(|g| g.members))
+}
+
+/// The first of `groups` that exists on the host, with its members.
+pub(crate) async fn sudo_group(
+    host: &dyn RemoteHost,
+    groups: &[String],
+) -> Result<Option<(String, Vec<String>)>> {
     for g in groups {
-        let out = host.run(&Cmd::new("getent").args(["group", g])).await?;
-        if out.success() {
-            return Ok(Some(g.clone()));
+        if let Some(members) = group_members(host, g).await? {
+            return Ok(Some((g.clone(), members)));
         }
     }
     Ok(None)
@@ -290,8 +302,12 @@ impl Grant<'_> {
         let acct = match account(host.as_ref(), user).await {
             Ok(Some(a)) => a,
             _ if self.run.is_dry_run() => Account {
+                name: user.to_string(),
+                uid: 0,
+                gid: 0,
                 home: format!("/home/{user}"),
-                gid: user.to_string(),
+                shell: self.o.shell.clone(),
+                line: 0,
             },
             Ok(None) => {
                 return Err(Error::new(
@@ -322,12 +338,12 @@ impl Grant<'_> {
             .await
             .map(|_| ())
         });
-        let owner = format!("{user}:{}", a.gid);
+        let (gid, owner) = (a.gid.to_string(), format!("{user}:{}", a.gid));
         let go = async {
             sh(
                 host.as_ref(),
                 "install",
-                &["-d", "-m", "0700", "-o", user, "-g", &a.gid, &dir],
+                &["-d", "-m", "0700", "-o", user, "-g", &gid, &dir],
             )
             .await?;
             KeysFile {
@@ -350,21 +366,13 @@ impl Grant<'_> {
 
     async fn add_sudo(&self, h: &HostEntry) -> Result<()> {
         let (host, name, user) = (h.host.clone(), h.config.name.as_str(), self.o.user.as_str());
-        let Some(g) = sudo_group(host.as_ref(), self.groups).await? else {
+        let Some((g, members)) = sudo_group(host.as_ref(), self.groups).await? else {
             return Err(Error::new(
                 ErrorKind::NotFound,
                 format!("{name}: none of the sudo groups {:?} exists", self.groups),
             ));
         };
-        let line = sh(host.as_ref(), "getent", &["group", &g]).await?;
-        if line
-            .trim()
-            .rsplit(':')
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .any(|m| m == user)
-        {
+        if members.iter().any(|m| m == user) {
             let s = format!("{user} is already in {g}");
             self.run
                 .record(&format!("sudo:{name}"), Action::Read, Outcome::Pass, s);

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use futures::StreamExt;
 
-use super::grant::{AccessChangePayload, HostAccessChange, RevokeOptions, account, sh};
+use super::grant::{
+    AccessChangePayload, HostAccessChange, RevokeOptions, account, group_members, sh,
+};
 use crate::environment::{Environment, HostEntry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::Cmd;
@@ -85,7 +87,7 @@ async fn take_away(
     run: &Run,
     h: &HostEntry,
     o: &RevokeOptions,
-    acct: &super::grant::Account,
+    acct: &crate::security::accounts::Account,
     out: &mut HostAccessChange,
 ) {
     let (host, name, user) = (h.host.clone(), h.config.name.as_str(), o.user.as_str());
@@ -137,18 +139,10 @@ async fn leave_groups_and_lock(
 ) {
     let (host, name, user) = (h.host.clone(), h.config.name.as_str(), o.user.as_str());
     for g in &env.config.access.sudo_groups {
-        let members = match host.run(&Cmd::new("getent").args(["group", g])).await {
-            Ok(o) if o.success() => o.stdout,
-            _ => continue,
+        let Ok(Some(members)) = group_members(host.as_ref(), g).await else {
+            continue;
         };
-        let listed = members
-            .trim()
-            .rsplit(':')
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .any(|m| m == user);
-        if listed {
+        if members.iter().any(|m| m == user) {
             let go = async {
                 sh(host.as_ref(), "gpasswd", &["-d", user, g])
                     .await

@@ -38,39 +38,6 @@ fn new_account() -> Account {
     Account(format!("agt{}{n:x}", std::process::id() % 1000))
 }
 
-fn keygen(path: &Path) -> String {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "new-hire", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    std::fs::read_to_string(path.with_extension("pub")).unwrap()
-}
-
-/// Whether a real `ssh` as `user` with only `key` logs in.
-fn logs_in(port: u16, known_hosts: &Path, key: &Path, user: &str) -> bool {
-    Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "IdentityAgent=none",
-        ])
-        .args(["-o", "BatchMode=yes", "-o", "ControlPath=none"])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .arg("-i")
-        .arg(key)
-        .args(["-p", &port.to_string(), "-l", user, "127.0.0.1", "true"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-}
-
 fn is_root(s: &Servers) -> bool {
     s.user == "root"
 }
@@ -152,14 +119,14 @@ async fn granted_logs_in_everywhere_and_revoked_is_refused_everywhere() {
     let user = acct.0.clone();
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("id");
-    let public = keygen(&key);
+    let public = common::ssh_keygen(&key, "new-hire");
     let fp = fingerprint(&public).unwrap();
     let f = fleet(&s, 2, |_| {});
     let ports: Vec<u16> = f.sshds.iter().map(|d| d.port).collect();
     assert!(
         ports
             .iter()
-            .all(|p| !logs_in(*p, f.known_hosts.path(), &key, &user)),
+            .all(|p| !common::ssh_logs_in(*p, f.known_hosts.path(), &key, &user)),
         "no access before"
     );
     let o = GrantOptions {
@@ -188,7 +155,7 @@ async fn granted_logs_in_everywhere_and_revoked_is_refused_everywhere() {
     );
     for port in &ports {
         assert!(
-            logs_in(*port, f.known_hosts.path(), &key, &user),
+            common::ssh_logs_in(*port, f.known_hosts.path(), &key, &user),
             "a real login on {port}"
         );
     }
@@ -285,7 +252,7 @@ async fn revoke_is_refused_everywhere(
     );
     for port in ports {
         assert!(
-            !logs_in(*port, f.known_hosts.path(), key, &user),
+            !common::ssh_logs_in(*port, f.known_hosts.path(), key, &user),
             "refused on {port} after the revoke"
         );
     }
@@ -327,7 +294,7 @@ async fn a_grant_that_fails_a_step_leaves_no_account_and_no_key() {
     let acct = new_account();
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("id");
-    keygen(&key);
+    common::ssh_keygen(&key, "new-hire");
     // The sudo step fails: no such group.
     let f = fleet(&s, 1, |c| {
         c.access.sudo_groups = vec!["no-such-group-x".into()]

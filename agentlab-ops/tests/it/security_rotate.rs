@@ -6,7 +6,6 @@ use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -17,36 +16,12 @@ use agentlab_ops::{Environment, MemoryHost, RunOptions, Verdict};
 use common::{Servers, Sshd};
 
 fn keygen(path: &Path) -> String {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "old", "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    std::fs::read_to_string(path.with_extension("pub")).unwrap()
+    common::ssh_keygen(path, "old")
 }
 
-/// Whether a real `ssh` with only `key` logs in.
+/// Whether a real `ssh` as the test user with only `key` logs in.
 fn logs_in(s: &Servers, port: u16, known_hosts: &Path, key: &Path) -> bool {
-    Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "IdentityAgent=none",
-        ])
-        .args(["-o", "BatchMode=yes", "-o", "ControlPath=none"])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .arg("-i")
-        .arg(key)
-        .args(["-p", &port.to_string(), "-l", &s.user, "127.0.0.1", "true"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+    common::ssh_logs_in(port, known_hosts, key, &s.user)
 }
 
 /// One host with its own sshd, reading `files` (relative to the host's directory), the old

@@ -288,3 +288,38 @@ pub async fn wait_gone(pid: u32) {
 pub fn stray_masters() -> Vec<String> {
     processes_mentioning("[stopped mux]")
 }
+
+/// A new ed25519 key without a passphrase at `path` (`path.pub` beside it); its public line.
+pub fn ssh_keygen(path: &Path, comment: &str) -> String {
+    let ok = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::read_to_string(path.with_extension("pub")).unwrap()
+}
+
+/// Whether a real `ssh` from outside the tool, as `user` with only `key` (no agent, no other
+/// key, no control master), logs in to the sshd on `port`.
+pub fn ssh_logs_in(port: u16, known_hosts: &Path, key: &Path, user: &str) -> bool {
+    std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+        ])
+        .args(["-o", "BatchMode=yes", "-o", "ControlPath=none"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string(), "-l", user, "127.0.0.1", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}

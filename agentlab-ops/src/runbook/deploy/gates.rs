@@ -9,7 +9,7 @@ use crate::runbook::run::{Checked, Run};
 
 use super::{Gate, MaintenanceWindow, pct};
 
-fn gate(name: &str, outcome: Outcome, observed: String, threshold: String) -> Gate {
+pub(super) fn gate(name: &str, outcome: Outcome, observed: String, threshold: String) -> Gate {
     Gate {
         name: name.into(),
         outcome,

@@ -8,15 +8,7 @@ use crate::error::ErrorKind;
 use crate::report::Outcome;
 
 use super::Gate;
-
-fn gate(name: &str, outcome: Outcome, observed: String, threshold: String) -> Gate {
-    Gate {
-        name: name.into(),
-        outcome,
-        observed,
-        threshold,
-    }
-}
+use super::gates::gate;
 
 /// The commit being released: the repository's head, else the configured ref.
 pub(super) async fn release_commit(env: &Environment, cfg: &DeployConfig) -> String {

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in wrk ab nginx; do command -v "$t" >/dev/null || { echo "needs $t: apt-get install -y wrk apache2-utils nginx-light" >&2; exit 2; }; done
-cargo build -q --release -p agentlab-ops-cli
+cargo build -q --release -p agentlab-ops-cli --no-default-features  # the cloud SDKs play no part here
 BIN="$PWD/target/release/agentlab-ops"
 W="$(mktemp -d /tmp/alload.XXXXXX)"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -76,9 +76,10 @@ CFG
 
     # --- nginx: a reverse proxy in front of two backends the tests start (blue and green),
     #     through an upstream file the blue-green router rewrites
-    local nd="$D/nginx" np bp gp
+    local nd="$D/nginx" np bp gp hp
     mkdir -p "$nd/logs" "$nd/tmp"
     np="$(free_port)"
+    hp="$(free_port)"
     bp="$(free_port)"
     gp="$(free_port)"
     cat >"$nd/upstream.conf" <<UP
@@ -105,11 +106,19 @@ http {
         listen 127.0.0.1:$np;
         location / { proxy_pass http://agentlab; proxy_next_upstream off; }
     }
+    # HTTP/2 with prior knowledge (h2c) for the load generator; each request's protocol and
+    # connection serial number logged
+    log_format proto '\$server_protocol \$connection';
+    server {
+        listen 127.0.0.1:$hp http2;
+        access_log $nd/logs/h2.log proto;
+        location / { return 200 "ok"; }
+    }
 }
 CFG
     /usr/sbin/nginx -e "$nd/logs/error.log" -t -q -c "$nd/nginx.conf" -p "$nd"
     /usr/sbin/nginx -e "$nd/logs/error.log" -c "$nd/nginx.conf" -p "$nd"
-    export AGENTLAB_TEST_NGINX_DIR="$nd" AGENTLAB_TEST_NGINX_PORT="$np"
+    export AGENTLAB_TEST_NGINX_DIR="$nd" AGENTLAB_TEST_NGINX_PORT="$np" AGENTLAB_TEST_NGINX_H2_PORT="$hp"
     export AGENTLAB_TEST_NGINX_BLUE_PORT="$bp" AGENTLAB_TEST_NGINX_GREEN_PORT="$gp"
 
     # --- Prometheus: 30 days of backfilled counters and Sloth/Pyrra rules (scripts/prometheus-fixture.*), built once

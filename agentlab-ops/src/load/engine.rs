@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_util::sync::CancellationToken;
 
 use super::stats::{ErrorKind as Kind, Stats};
@@ -23,6 +23,8 @@ struct Target {
     addr: String,
     authority: String,
     path: String,
+    /// The absolute URI (HTTP/2 takes the authority from it).
+    uri: String,
 }
 
 fn target(url: &reqwest::Url) -> Target {
@@ -40,52 +42,95 @@ fn target(url: &reqwest::Url) -> Target {
     };
     Target {
         addr: format!("{host}:{port}"),
+        uri: format!("http://{authority}{path}"),
         authority,
         path,
     }
 }
 
-async fn connect(t: &Target, timeout: Duration) -> Result<SendRequest<Empty<Bytes>>, Kind> {
-    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&t.addr))
-        .await
-        .map_err(|_| Kind::Timeout)?
-        .map_err(|_| Kind::Connect)?;
-    let _ = tcp.set_nodelay(true);
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|_| Kind::Connect)?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(send)
+/// A connection: HTTP/1.1 (one request at a time, its own worker's) or HTTP/2 (streams of
+/// many workers multiplexed on it).
+enum Conn {
+    H1(http1::SendRequest<Empty<Bytes>>),
+    H2(http2::SendRequest<Empty<Bytes>>),
 }
 
-/// One request on `send`: its status, or why there is none. The body is read to the end.
-async fn request(
-    send: &mut SendRequest<Empty<Bytes>>,
-    t: &Target,
-    keep_alive: bool,
-    timeout: Duration,
-) -> Result<u16, Kind> {
-    let mut b = hyper::Request::get(t.path.as_str())
-        .header("host", t.authority.as_str())
-        .header(
-            "user-agent",
-            concat!("agentlab-ops/", env!("CARGO_PKG_VERSION")),
-        );
-    if !keep_alive {
-        b = b.header("connection", "close");
+impl Conn {
+    fn is_closed(&self) -> bool {
+        match self {
+            Conn::H1(c) => c.is_closed(),
+            Conn::H2(c) => c.is_closed(),
+        }
     }
-    let req = b.body(Empty::new()).map_err(|_| Kind::Other)?;
-    let fut = async {
-        send.ready().await.map_err(|_| Kind::Reset)?;
-        let resp = send.send_request(req).await.map_err(|e| {
+    async fn send(&mut self, req: hyper::Request<Empty<Bytes>>) -> Result<Response, Kind> {
+        let kind = |e: hyper::Error| {
             if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
                 Kind::Reset
             } else {
                 Kind::Other
             }
-        })?;
+        };
+        match self {
+            Conn::H1(c) => {
+                c.ready().await.map_err(|_| Kind::Reset)?;
+                c.send_request(req).await.map_err(kind)
+            }
+            Conn::H2(c) => {
+                c.ready().await.map_err(|_| Kind::Reset)?;
+                c.send_request(req).await.map_err(kind)
+            }
+        }
+    }
+}
+
+type Response = hyper::Response<hyper::body::Incoming>;
+
+async fn connect(t: &Target, timeout: Duration, h2: bool) -> Result<Conn, Kind> {
+    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&t.addr))
+        .await
+        .map_err(|_| Kind::Timeout)?
+        .map_err(|_| Kind::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let io = TokioIo::new(tcp);
+    let hand = async {
+        if h2 {
+            // Prior knowledge (h2c): the target speaks HTTP/2 on plain TCP.
+            let (send, conn) = http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(conn);
+            Ok::<_, hyper::Error>(Conn::H2(send))
+        } else {
+            let (send, conn) = http1::handshake(io).await?;
+            tokio::spawn(conn);
+            Ok(Conn::H1(send))
+        }
+    };
+    tokio::time::timeout(timeout, hand)
+        .await
+        .map_err(|_| Kind::Timeout)?
+        .map_err(|_| Kind::Connect)
+}
+
+/// One request on `conn`: its status, or why there is none. The body is read to the end.
+async fn request(
+    conn: &mut Conn,
+    t: &Target,
+    keep_alive: bool,
+    timeout: Duration,
+) -> Result<u16, Kind> {
+    let h2 = matches!(conn, Conn::H2(_));
+    let mut b = hyper::Request::get(if h2 { t.uri.as_str() } else { t.path.as_str() }).header(
+        "user-agent",
+        concat!("agentlab-ops/", env!("CARGO_PKG_VERSION")),
+    );
+    if !h2 {
+        b = b.header("host", t.authority.as_str());
+        if !keep_alive {
+            b = b.header("connection", "close");
+        }
+    }
+    let req = b.body(Empty::new()).map_err(|_| Kind::Other)?;
+    let fut = async {
+        let resp = conn.send(req).await?;
         let status = resp.status().as_u16();
         resp.into_body().collect().await.map_err(|_| Kind::Reset)?;
         Ok(status)
@@ -95,13 +140,19 @@ async fn request(
         .map_err(|_| Kind::Timeout)?
 }
 
-/// What one connection does until the plan is done or `cancel` fires.
+/// HTTP/2 connections the workers share: worker `w` uses slot `w % len`, reconnected by
+/// whichever worker finds it closed.
+type Shared = Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Empty<Bytes>>>>>>;
+
+/// What one worker does until the plan is done or `cancel` fires.
 struct Worker {
+    index: usize,
     plan: Arc<LoadPlan>,
     target: Target,
     next: Arc<AtomicU64>,
     start: Instant,
     cancel: CancellationToken,
+    shared: Option<Shared>,
 }
 
 impl Worker {
@@ -113,11 +164,9 @@ impl Worker {
         if i >= limit {
             return None;
         }
-        let intended = match self.plan.mode {
+        let intended = match &self.plan.mode {
             Mode::Closed { .. } => Instant::now(),
-            Mode::Open { rate, .. } => {
-                self.start + Duration::from_secs_f64(i as f64 / rate.max(f64::MIN_POSITIVE))
-            }
+            Mode::Open(s) => self.start + s.offset(i)?,
         };
         if intended.duration_since(self.start) >= self.plan.duration {
             return None;
@@ -125,8 +174,35 @@ impl Worker {
         Some((i, intended))
     }
 
+    /// A usable connection in `conn`: the one kept alive, the shared HTTP/2 one, or a new one.
+    async fn ensure(&self, conn: &mut Option<Conn>) -> Result<(), Kind> {
+        let p = &self.plan;
+        if conn
+            .as_ref()
+            .is_some_and(|c| p.keep_alive && !c.is_closed())
+        {
+            return Ok(());
+        }
+        *conn = None;
+        let Some(slots) = &self.shared else {
+            *conn = Some(connect(&self.target, p.timeout, false).await?);
+            return Ok(());
+        };
+        let mut slot = slots[self.index % slots.len()].lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            *conn = Some(Conn::H2(c.clone()));
+            return Ok(());
+        }
+        let c = connect(&self.target, p.timeout, true).await?;
+        if let Conn::H2(s) = &c {
+            *slot = Some(s.clone());
+        }
+        *conn = Some(c);
+        Ok(())
+    }
+
     async fn run(self, mut stats: Stats) -> Stats {
-        let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+        let mut conn: Option<Conn> = None;
         let p = self.plan.clone();
         while let Some((_, intended)) = self.claim() {
             if self.cancel.is_cancelled() {
@@ -142,17 +218,12 @@ impl Worker {
                 stats.late += 1;
             }
             let sent = Instant::now();
-            let result = match conn.as_mut() {
-                Some(c) if p.keep_alive && !c.is_closed() => {
-                    request(c, &self.target, p.keep_alive, p.timeout).await
-                }
-                _ => match connect(&self.target, p.timeout).await {
-                    Ok(c) => {
-                        let c = conn.insert(c);
-                        request(c, &self.target, p.keep_alive, p.timeout).await
-                    }
-                    Err(k) => Err(k),
+            let result = match self.ensure(&mut conn).await {
+                Ok(()) => match conn.as_mut() {
+                    Some(c) => request(c, &self.target, p.keep_alive, p.timeout).await,
+                    None => Err(Kind::Other),
                 },
+                Err(k) => Err(k),
             };
             let done = Instant::now();
             if result.is_err() || !p.keep_alive {
@@ -160,6 +231,9 @@ impl Worker {
             }
             let second = done.duration_since(self.start).as_secs();
             stats.record(second, result, done - intended, done - sent);
+            if let Some(d) = &p.progress {
+                d.fetch_add(1, Ordering::Relaxed);
+            }
         }
         stats
     }
@@ -180,14 +254,20 @@ pub(super) async fn run(plan: LoadPlan, url: &reqwest::Url, cancel: Cancellation
         tokio::time::sleep(d).await;
         s2.cancel();
     });
+    let shared: Option<Shared> = plan.http2.then(|| {
+        let n = plan.connections.clamp(1, plan.concurrency.max(1));
+        Arc::new((0..n).map(|_| tokio::sync::Mutex::new(None)).collect())
+    });
     let workers: Vec<_> = (0..plan.concurrency.max(1))
-        .map(|_| {
+        .map(|index| {
             let w = Worker {
+                index,
                 plan: plan.clone(),
                 target: t.clone(),
                 next: next.clone(),
                 start,
                 cancel: stop.clone(),
+                shared: shared.clone(),
             };
             tokio::spawn(w.run(Stats::new(plan.seconds())))
         })

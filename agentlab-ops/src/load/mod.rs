@@ -2,7 +2,9 @@
 //! latencies corrected for coordinated omission, statistics in bounded memory, and thresholds
 //! that fail a run (like k6's).
 
+pub mod baseline;
 mod engine;
+mod schedule;
 pub mod stats;
 mod threshold;
 
@@ -12,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+pub use schedule::{Schedule, Stage};
 pub use stats::{ErrorKind, Second, Stats};
 pub use threshold::{Threshold, ThresholdResult, judge};
 
 /// How requests are paced.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// Each connection sends its next request when the last one answered; at most `requests`
     /// in all (`ab -n`), none after the duration.
@@ -24,11 +27,9 @@ pub enum Mode {
         /// Total requests (`None`: until the duration ends).
         requests: Option<u64>,
     },
-    /// Requests start at `rate` per second, each at its intended time, whatever the server does.
-    Open {
-        /// Requests per second.
-        rate: f64,
-    },
+    /// Requests start on the schedule (a rate, ramps, steps), each at its intended time,
+    /// whatever the server does; the run lasts the schedule's duration.
+    Open(Schedule),
 }
 
 /// A load test to run.
@@ -38,7 +39,7 @@ pub struct LoadPlan {
     pub mode: Mode,
     /// Connections (`ab -c`).
     pub concurrency: usize,
-    /// The longest the run lasts.
+    /// The longest the run lasts (an open loop: its schedule's duration).
     pub duration: Duration,
     /// Per request (connect included).
     pub timeout: Duration,
@@ -46,23 +47,57 @@ pub struct LoadPlan {
     pub keep_alive: bool,
     /// An open-loop request sent later than this after its intended start counts as late.
     pub late_after: Duration,
+    /// HTTP/2 with prior knowledge (h2c): `concurrency` streams over `connections`.
+    pub http2: bool,
+    /// HTTP/2 connections the streams share (HTTP/1.1: one per worker, this is not used).
+    pub connections: usize,
+    /// Counts the requests done, for a progress line.
+    pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl LoadPlan {
+    /// `concurrency` HTTP/1.1 keep-alive connections, 5 s per request, for `duration`.
+    pub fn new(mode: Mode, concurrency: usize, duration: Duration) -> LoadPlan {
+        let duration = match &mode {
+            Mode::Open(s) => s.duration(),
+            Mode::Closed { .. } => duration,
+        };
+        LoadPlan {
+            mode,
+            concurrency,
+            duration,
+            timeout: Duration::from_secs(5),
+            keep_alive: true,
+            late_after: Duration::from_millis(10),
+            http2: false,
+            connections: 1,
+            progress: None,
+        }
+    }
 }
 
 impl LoadPlan {
     fn max_requests(&self) -> u64 {
         match self.mode {
             Mode::Closed { requests } => requests.unwrap_or(u64::MAX),
-            Mode::Open { rate } => (rate * self.duration.as_secs_f64()).ceil() as u64,
+            Mode::Open(ref s) => s.total(),
         }
     }
     fn seconds(&self) -> usize {
         self.duration.as_secs() as usize + 1
     }
-    /// Requests per second intended (open loop).
+    /// Requests per second intended (open loop), on average.
     pub fn intended_rate(&self) -> Option<f64> {
-        match self.mode {
-            Mode::Open { rate } => Some(rate),
+        match &self.mode {
+            Mode::Open(s) => Some(s.mean_rate()),
             Mode::Closed { .. } => None,
+        }
+    }
+    /// Requests planned (closed loop: the count given, if any).
+    pub fn planned(&self) -> Option<u64> {
+        match &self.mode {
+            Mode::Open(s) => Some(s.total()),
+            Mode::Closed { requests } => *requests,
         }
     }
 }
@@ -140,6 +175,18 @@ pub struct LoadSummary {
     pub cancelled: bool,
     /// One line per second.
     pub timeline: Vec<Second>,
+    /// The latency histograms, compressed: what a later run is compared with.
+    #[serde(default)]
+    pub histograms: Histograms,
+}
+
+/// A run's histograms as compressed HDR, base64 ([`baseline::encode`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Latency from the intended start (closed loop: from the send), µs.
+    pub corrected: String,
+    /// Latency from the send, µs.
+    pub raw: String,
 }
 
 /// Run `plan` against `url` (http only; the engine speaks HTTP/1.1 on plain TCP).
@@ -153,10 +200,16 @@ pub async fn run(plan: LoadPlan, url: &str, cancel: CancellationToken) -> Result
     if plan.concurrency == 0 {
         return Err(Error::config("concurrency: at least 1"));
     }
-    if let Mode::Open { rate } = plan.mode
-        && !(rate > 0.0 && rate.is_finite())
+    if plan.http2 && !plan.keep_alive {
+        return Err(Error::config(
+            "http2: its connections are kept alive (keep_alive = true)",
+        ));
+    }
+    if let Mode::Open(s) = &plan.mode
+        && s.duration() != plan.duration
     {
-        return Err(Error::config(format!("rate: {rate}: a positive number")));
+        let m = "duration: an open loop lasts its schedule's duration";
+        return Err(Error::config(m));
     }
     let intended_rate = plan.intended_rate();
     let s = engine::run(plan, &u, cancel).await;
@@ -187,5 +240,13 @@ pub async fn run(plan: LoadPlan, url: &str, cancel: CancellationToken) -> Result
         seconds: secs,
         cancelled: s.cancelled,
         timeline: s.timeline.clone(),
+        histograms: Histograms {
+            corrected: baseline::encode(if intended_rate.is_some() {
+                &s.corrected
+            } else {
+                &s.raw
+            }),
+            raw: baseline::encode(&s.raw),
+        },
     })
 }

@@ -7,23 +7,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use agentlab_ops::load::{ErrorKind, LoadPlan, Mode};
+use agentlab_ops::load::{ErrorKind, LoadPlan, Mode, Schedule};
 use agentlab_ops::runbook::load_test::{LoadOptions, LoadPayload, load_test};
 use agentlab_ops::{Environment, RunOptions, Verdict};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-/// `/fixed`: 20 ms; `/errors`: every 10th request a 500; `/stall`: every request that
-/// arrives between 0.5 s and 1.0 s after the first one waits until 1.0 s.
-async fn server() -> String {
+/// `/fixed`: 20 ms; `/slower`: 60 ms; `/errors`: every 10th request a 500; `/stall`: every
+/// request that arrives between 0.5 s and 1.0 s after the first one waits until 1.0 s;
+/// `/metrics`: how many `/fixed` and `/slower` answered, as a Prometheus counter.
+pub(crate) async fn server() -> String {
     let n = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(AtomicU64::new(0));
     let first = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let sleep = |ms: u64, served: Arc<AtomicU64>| {
+        get(move || async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            served.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        })
+    };
+    let count = served.clone();
     let app = axum::Router::new()
+        .route("/fixed", sleep(20, served.clone()))
+        .route("/slower", sleep(60, served))
         .route(
-            "/fixed",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                "ok"
+            "/metrics",
+            get(move || {
+                let v = count.load(Ordering::SeqCst);
+                async move { format!("# TYPE app_served_total counter\napp_served_total {v}\n") }
             }),
         )
         .route(
@@ -63,14 +75,11 @@ async fn server() -> String {
 }
 
 fn closed(n: u64, c: usize) -> LoadPlan {
-    LoadPlan {
-        mode: Mode::Closed { requests: Some(n) },
-        concurrency: c,
-        duration: Duration::from_secs(30),
-        timeout: Duration::from_secs(5),
-        keep_alive: true,
-        late_after: Duration::from_millis(10),
-    }
+    LoadPlan::new(
+        Mode::Closed { requests: Some(n) },
+        c,
+        Duration::from_secs(30),
+    )
 }
 
 #[tokio::test]
@@ -115,14 +124,8 @@ async fn a_fixed_latency_and_a_planted_error_rate_are_measured() {
 #[tokio::test]
 async fn the_open_loop_holds_its_rate_and_shows_the_stall_the_raw_latency_hides() {
     let base = server().await;
-    let plan = LoadPlan {
-        mode: Mode::Open { rate: 100.0 },
-        concurrency: 5,
-        duration: Duration::from_secs(2),
-        timeout: Duration::from_secs(5),
-        keep_alive: true,
-        late_after: Duration::from_millis(10),
-    };
+    let schedule = Schedule::constant(100.0, Duration::from_secs(2)).unwrap();
+    let plan = LoadPlan::new(Mode::Open(schedule), 5, Duration::ZERO);
     let s = agentlab_ops::load::run(plan, &format!("{base}/stall"), CancellationToken::new())
         .await
         .unwrap();

@@ -18,6 +18,7 @@ mod investigate;
 mod layers;
 mod lease;
 mod load;
+mod load_compare;
 mod logscan;
 mod logscan_ssh;
 mod maintenance;

@@ -25,7 +25,7 @@ mod triage;
 pub use isolate::{Isolated, IsolatedKind};
 pub use logs::HostLogs;
 pub use resolve::{Decision, DecisionKind};
-pub use triage::{AlertInfo, EventKind, MetricSample, TimelineEvent};
+pub use triage::{AlertInfo, EventKind, MetricSample, TimelineEvent, parse_metrics};
 
 /// Options of `alert_investigation`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

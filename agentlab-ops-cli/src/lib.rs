@@ -384,7 +384,7 @@ async fn with_progress<T, F: std::future::Future<Output = T>>(
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} {elapsed}")
+        ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} {per_sec} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_message(label.to_string());
@@ -393,9 +393,13 @@ async fn with_progress<T, F: std::future::Future<Output = T>>(
             if let Some(p) = &progress {
                 use std::sync::atomic::Ordering::Relaxed;
                 let total = p.total.load(Relaxed);
+                let done = p.done.load(Relaxed);
                 if total > 0 {
                     bar.set_length(total);
-                    bar.set_position(p.done.load(Relaxed).min(total));
+                    bar.set_position(done.min(total));
+                } else if done > 0 {
+                    // No total (a load test until its duration ends): the count so far.
+                    bar.set_message(format!("{label}: {done}"));
                 }
             }
             bar.tick();

@@ -71,6 +71,8 @@ const SHORT: &[(&str, &str, &str)] = &[
     ("load_test", "-c", "--concurrency"),
     ("load_test", "-t", "--duration"),
     ("load_test", "-s", "--timeout"),
+    ("load_test", "--threshold", "--thresholds"),
+    ("load_test", "--stage", "--stages"),
 ];
 const POSITIONAL: &[(&str, &str)] = &[("load_test", "--url")];
 
@@ -228,7 +230,7 @@ pub(crate) async fn run_named(
             }
         }
     };
-    let shown = (name == "backup_verify").then_some(progress);
+    let shown = matches!(name, "backup_verify" | "load_test").then_some(progress);
     let r = with_progress(&label, fut, shown).await;
     if let Some(s) = signals {
         s.abort();

@@ -21,7 +21,8 @@ fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(
         d.path().join("agentlab-ops.toml"),
-        "environment = \"cli-load\"\n[service]\nbase_url = \"http://127.0.0.1:9\"\n",
+        "environment = \"cli-load\"\n[service]\nbase_url = \"http://127.0.0.1:9\"\n\
+         [investigation]\nmetrics_path = \"\"\n[journal]\npath = \"journal.jsonl\"\n",
     )
     .unwrap();
     let url = format!("{}/health", server.uri());
@@ -39,11 +40,54 @@ fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
     assert_eq!(s["statuses"]["2xx"], 300);
     assert!(s["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
     let o = bin(d.path())
-        .args(["load", &url, "-n", "50", "--thresholds", "rate>100000000"])
+        .args([
+            "load",
+            &url,
+            "-n",
+            "50",
+            "--threshold",
+            "rate>100000000",
+            "--threshold",
+            "p99<10s",
+        ])
         .output()
         .unwrap();
     let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
     assert_eq!(o.status.code(), Some(1), "{all}");
     assert!(all.contains("rate>100000000"), "{all}");
+    assert!(!all.contains("p99<10s failed"), "{all}");
+    // A labelled run, then a rerun compared with it: `pass`, exit 0.
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--format",
+            "json",
+            "load",
+            url.as_str(),
+            "-n",
+            "2000",
+            "-c",
+            "10",
+        ];
+        args.extend(extra);
+        let o = bin(d.path()).args(&args).output().unwrap();
+        let out = text(&o.stdout);
+        (
+            o.status.code(),
+            serde_json::from_str::<serde_json::Value>(&out).unwrap_or_default(),
+            out,
+        )
+    };
+    let (code, first, out) = run(&["--label", "v1"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, again, out) = run(&["--baseline", "v1"]);
+    assert_eq!(code, Some(0), "{out}");
+    let c = &again["payload"]["comparison"];
+    assert_eq!(c["baseline_run"], first["run_id"], "{out}");
+    assert!(
+        matches!(c["verdict"].as_str(), Some("pass" | "inconclusive")),
+        "{out}"
+    );
+    let (code, _, out) = run(&["--baseline", "nope"]);
+    assert_eq!(code, Some(2), "{out}");
     drop(server);
 }

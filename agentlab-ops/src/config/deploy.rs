@@ -106,6 +106,10 @@ pub struct DeployConfig {
     /// Open alerts of these severities stop a deployment (`critical`, `high`, `medium`, `low`).
     #[serde(default = "d_blocking")]
     pub blocking_severities: Vec<String>,
+    /// Gate "Performance Test": a load test of the candidate (staging) compared with a stored
+    /// baseline must not be `regressed` (absent: no performance gate).
+    #[serde(default)]
+    pub performance: Option<PerformanceGate>,
     /// Gate: no deployment while this flag exists on a host (spec: `/app/MAINTENANCE_MODE`).
     #[serde(default = "d_maint_flag")]
     pub maintenance_flag: String,
@@ -241,6 +245,7 @@ impl DeployConfig {
             required_approvals: d_approvals(),
             security_scan: d_scan_sources(),
             blocking_severities: d_blocking(),
+            performance: None,
             maintenance_flag: d_maint_flag(),
             incident_flag: d_incident_flag(),
             maintenance_windows: Vec::new(),
@@ -253,6 +258,34 @@ impl DeployConfig {
             manual_rollback: d_manual_rollback(),
         }
     }
+}
+
+/// `[deploy.performance]`: the deployment checklist's "Performance Test: no performance
+/// regressions", as a load test of the candidate judged against a baseline run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PerformanceGate {
+    /// The candidate to load (staging): loopback or under `[load] targets`.
+    pub url: String,
+    /// The baseline run: a label (`release`), a run id, or `last`.
+    pub baseline: String,
+    /// Requests (closed loop, `ab -n`).
+    #[serde(default = "d_perf_requests")]
+    pub requests: u64,
+    /// Connections (`ab -c`).
+    #[serde(default = "d_perf_concurrency")]
+    pub concurrency: usize,
+    /// Thresholds the run must also hold (`p99<300ms`).
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+}
+
+fn d_perf_requests() -> u64 {
+    2000
+}
+fn d_perf_concurrency() -> usize {
+    20
 }
 
 /// Which router shifts traffic.

@@ -89,6 +89,25 @@ impl Config {
                 return bad(format!("deploy.blocking_severities[{i}]"), m);
             }
         }
+        if let Some(p) = &d.performance {
+            if !p.url.starts_with("http://") {
+                return bad(
+                    "deploy.performance.url",
+                    format!("{:?}: an http:// URL", p.url),
+                );
+            }
+            if p.requests == 0 || p.concurrency == 0 {
+                return bad(
+                    "deploy.performance.requests",
+                    "requests and concurrency: at least 1",
+                );
+            }
+            for (i, t) in p.thresholds.iter().enumerate() {
+                if let Err(m) = super::Threshold::parse(t) {
+                    return bad(format!("deploy.performance.thresholds[{i}]"), m);
+                }
+            }
+        }
         Ok(())
     }
 

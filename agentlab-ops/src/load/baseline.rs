@@ -173,15 +173,19 @@ fn quantile(
 }
 
 /// Lower is better: regressed when worse by more than `band` and the intervals are apart;
-/// pass when even the candidate's upper bound stays within the band of the baseline's.
+/// pass when worse by at most `band` and even the candidate's upper bound stays within the
+/// band of the baseline's; else the intervals cannot tell.
 fn judge_worse(b: f64, c: f64, bi: (f64, f64), ci: (f64, f64), band: f64) -> (Verdict, String) {
     if c - b > band && ci.0 > bi.1 {
         let why = format!("worse by {:.3} (band {band:.3}), intervals apart", c - b);
         (Verdict::Regressed, why)
-    } else if ci.1 <= bi.1 + band {
+    } else if c - b <= band && ci.1 <= bi.1 + band {
         (Verdict::Pass, format!("within the band {band:.3}"))
     } else {
-        let why = format!("the intervals cannot rule out a worsening over {band:.3}");
+        let why = format!(
+            "worse by {:.3}: the intervals cannot tell whether by more than {band:.3}",
+            c - b
+        );
         (Verdict::Inconclusive, why)
     }
 }

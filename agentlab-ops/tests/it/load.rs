@@ -13,7 +13,7 @@ use agentlab_ops::{Environment, RunOptions, Verdict};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-/// `/fixed`: 20 ms; `/slower`: 60 ms; `/errors`: every 10th request a 500; `/stall`: every
+/// `/fixed`: 20 ms; `/slower`: 80 ms; `/errors`: every 10th request a 500; `/stall`: every
 /// request that arrives between 0.5 s and 1.0 s after the first one waits until 1.0 s;
 /// `/metrics`: how many `/fixed` and `/slower` answered, as a Prometheus counter.
 pub(crate) async fn server() -> String {
@@ -30,7 +30,7 @@ pub(crate) async fn server() -> String {
     let count = served.clone();
     let app = axum::Router::new()
         .route("/fixed", sleep(20, served.clone()))
-        .route("/slower", sleep(60, served))
+        .route("/slower", sleep(80, served))
         .route(
             "/metrics",
             get(move || {
@@ -66,10 +66,21 @@ pub(crate) async fn server() -> String {
                 }
             }),
         );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // On a runtime and a thread of its own: the server's latencies are not the client's
+    // scheduling (a test runtime has one thread).
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            let _ = axum::serve(l, app).await;
+        });
     });
     format!("http://{addr}")
 }

@@ -31,8 +31,8 @@ fn env(base: &str, journal: &std::path::Path) -> Environment {
 fn opts(url: String, label: Option<&str>, baseline: Option<&str>) -> LoadOptions {
     LoadOptions {
         url: Some(url),
-        requests: Some(2000),
-        concurrency: 40,
+        requests: Some(5000),
+        concurrency: 50,
         label: label.map(str::to_string),
         baseline: baseline.map(str::to_string),
         ..LoadOptions::default()
@@ -58,7 +58,7 @@ async fn a_rerun_passes_a_slower_server_regresses_and_metrics_are_captured_aroun
         .unwrap();
     assert_eq!(
         served.after.unwrap() - served.before.unwrap(),
-        2000.0,
+        5000.0,
         "{:?}",
         p.metrics
     );
@@ -70,8 +70,11 @@ async fn a_rerun_passes_a_slower_server_regresses_and_metrics_are_captured_aroun
     assert_eq!(c.baseline_run, first.run_id);
     assert_eq!(again.verdict, Verdict::Healthy, "{}", again.to_text(false));
 
-    // The same label on a server three times slower: p50 and p99 regressed, escalated.
-    let slow = load_test(&env, &opts(format!("{base}/slower"), None, Some("v1")), &ro).await;
+    // The same label on a server four times slower: p50 and p99 regressed, escalated.
+    // 2000 requests are enough for p99's interval (20 beyond it).
+    let mut o = opts(format!("{base}/slower"), None, Some("v1"));
+    o.requests = Some(2000);
+    let slow = load_test(&env, &o, &ro).await;
     assert_eq!(slow.verdict, Verdict::Escalate, "{}", slow.to_text(false));
     let p: LoadPayload = slow.payload_as().unwrap();
     let c = p.comparison.unwrap();
@@ -82,7 +85,7 @@ async fn a_rerun_passes_a_slower_server_regresses_and_metrics_are_captured_aroun
         .filter(|m| m.verdict == Cmp::Regressed)
         .map(|m| m.metric.as_str())
         .collect();
-    assert_eq!(regressed, ["p50", "p99"]);
+    assert_eq!(regressed, ["p50", "p99"], "{c:#?}");
     assert!(
         slow.escalations
             .iter()

@@ -10,6 +10,7 @@ mod backups;
 mod cloud;
 mod conformance;
 mod deploy;
+mod deploy_perf;
 mod dry_run;
 mod example_config;
 mod github;

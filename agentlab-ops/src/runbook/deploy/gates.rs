@@ -76,6 +76,13 @@ pub(super) async fn evaluate_gates(
             gates.extend(record(run, "gate:security_scan", g, false).await);
         }
     }
+    match &cfg.performance {
+        Some(p) => {
+            let g = super::perf_gate::performance(env, run, p).await;
+            gates.extend(record(run, "gate:performance", g, false).await);
+        }
+        None => run.skip("gate:performance", Action::Read, "no [deploy.performance]"),
+    }
     let g = no_flags(env, cfg).await;
     gates.extend(record(run, "gate:no_incident_or_maintenance", g, false).await);
     if !env.hosts.is_empty() {

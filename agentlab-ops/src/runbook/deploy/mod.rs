@@ -28,6 +28,7 @@ pub use crate::config::MaintenanceWindow;
 pub mod args;
 mod blue_green;
 mod gates;
+mod perf_gate;
 mod review_gates;
 mod rollback;
 mod standard;

@@ -62,12 +62,14 @@ pub fn find_baseline(env: &Environment, which: &str, url: &str) -> Result<Baseli
 }
 
 /// Compare `cand` with the baseline: a `baseline` step (pass, warn when inconclusive, fail
-/// and an escalation per metric when regressed). `None` when a histogram cannot be read.
+/// and an escalation per metric when regressed — unless embedded, `prefix` naming the step).
+/// `None` when a histogram cannot be read.
 pub(super) fn judge(
     env: &Environment,
     run: &Run,
     base: &Baseline,
     cand: &LoadSummary,
+    prefix: &str,
 ) -> Option<Comparison> {
     let decoded = baseline::decode(&base.summary.histograms.corrected)
         .and_then(|b| Ok((b, baseline::decode(&cand.histograms.corrected)?)));
@@ -75,7 +77,7 @@ pub(super) fn judge(
         Ok(h) => h,
         Err(e) => {
             let m = format!("the histograms of run {} cannot be read: {e}", base.run_id);
-            run.finding(Severity::Warning, "baseline", m);
+            run.finding(Severity::Warning, format!("{prefix}baseline"), m);
             return None;
         }
     };
@@ -121,11 +123,17 @@ pub(super) fn judge(
         base.run_id,
         lines.join("; ")
     );
-    run.record("baseline", crate::report::Action::Read, outcome, summary);
+    run.record(
+        &format!("{prefix}baseline"),
+        crate::report::Action::Read,
+        outcome,
+        summary,
+    );
+    // Embedded (a deploy gate): the caller judges, no escalation of its own.
     for m in cmp
         .metrics
         .iter()
-        .filter(|m| m.verdict == Verdict::Regressed)
+        .filter(|m| m.verdict == Verdict::Regressed && prefix.is_empty())
     {
         let msg = format!(
             "{} regressed against run {}: {}",

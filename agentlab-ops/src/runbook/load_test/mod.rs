@@ -15,7 +15,7 @@ use crate::report::{Action, Outcome, Report};
 use crate::runbook::registry::{
     Definition, OptionDoc, Validate, check_args, defaults_of, parse_args,
 };
-use crate::runbook::run::{Checked, RunOptions};
+use crate::runbook::run::{Checked, Progress, Run, RunOptions};
 
 mod compare;
 mod plan;
@@ -155,55 +155,115 @@ pub struct MetricDelta {
 /// Run a load test.
 pub async fn load_test(env: &Environment, o: &LoadOptions, ro: &RunOptions) -> Report {
     env.execute("load_test", ro, |run| async move {
-        o.validate().map_err(Error::config)?;
-        let url = o.url.clone().unwrap_or_else(|| {
-            env.config.service.base_url.join(&env.config.service.health_path)
-        });
-        if !plan::allowed(env, &url) && !o.i_mean_production {
-            let m = format!("url: {} is neither loopback nor in [load] targets: pass i_mean_production to load it", crate::secret::redact_url(&url));
-            return Err(Error::config(m));
-        }
-        let mut plan = plan::plan(env, o)?;
-        let thresholds = plan::thresholds(env, o)?;
-        // Found before the run: a baseline that is not there fails fast.
-        let baseline = match &o.baseline {
-            Some(b) => Some(compare::find_baseline(env, b, &url)?),
-            None => None,
-        };
-        if run.is_dry_run() {
-            run.record("load", Action::Change, Outcome::Planned, plan::describe(&plan, &url));
-            return Ok(serde_json::Value::Null);
-        }
-        if let Some(p) = &ro.progress {
-            p.total.store(plan.planned().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
-            plan.progress = Some(p.done.clone());
-        }
-        let before = compare::scrape(env, &run, "metrics:before").await;
-        let summary = measure(&run, plan, &url).await?;
-        let after = compare::scrape(env, &run, "metrics:after").await;
-        let results: Vec<ThresholdResult> = thresholds.iter().map(|t| crate::load::judge(t, &summary)).collect();
-        for r in results.iter().filter(|r| !r.passed) {
-            run.escalate("load_threshold_failed", r.threshold.clone(), format!("{:.4}", r.observed), r.threshold.clone(), format!("threshold {} failed: observed {:.4}", r.threshold, r.observed));
-        }
-        let comparison = match baseline {
-            Some(b) => compare::judge(env, &run, &b, &summary),
-            None => None,
-        };
-        let payload = LoadPayload {
-            label: o.label.clone(),
-            summary,
-            thresholds: results,
-            comparison,
-            metrics: compare::deltas(before, after),
-        };
-        Ok(serde_json::to_value(payload).unwrap_or_default())
+        let p = body(env, &run, o, "", ro.progress.as_ref()).await?;
+        Ok(p.map(|p| serde_json::to_value(p).unwrap_or_default())
+            .unwrap_or_default())
     })
     .await
 }
 
-async fn measure(run: &crate::runbook::run::Run, plan: LoadPlan, url: &str) -> Result<LoadSummary> {
+/// A load test inside another runbook (a deploy gate, the post-scaling check): its steps are
+/// recorded into `run`, named with `prefix` (`gate:performance:`); neither escalation nor
+/// `/metrics` of its own — the caller judges the payload. `None` in a dry run.
+pub async fn embedded(
+    env: &Environment,
+    run: &Run,
+    o: &LoadOptions,
+    prefix: &str,
+) -> Result<Option<LoadPayload>> {
+    debug_assert!(!prefix.is_empty(), "an embedded load test names its steps");
+    body(env, run, o, prefix, None).await
+}
+
+/// The load test; `prefix` empty: the runbook itself (escalations, `/metrics`, progress).
+async fn body(
+    env: &Environment,
+    run: &Run,
+    o: &LoadOptions,
+    prefix: &str,
+    progress: Option<&Progress>,
+) -> Result<Option<LoadPayload>> {
+    let own = prefix.is_empty();
+    o.validate().map_err(Error::config)?;
+    let url = o.url.clone().unwrap_or_else(|| {
+        env.config
+            .service
+            .base_url
+            .join(&env.config.service.health_path)
+    });
+    if !plan::allowed(env, &url) && !o.i_mean_production {
+        let m = format!(
+            "url: {} is neither loopback nor in [load] targets: pass i_mean_production to load it",
+            crate::secret::redact_url(&url)
+        );
+        return Err(Error::config(m));
+    }
+    let mut plan = plan::plan(env, o)?;
+    let thresholds = plan::thresholds(env, o)?;
+    // Found before the run: a baseline that is not there fails fast.
+    let baseline = match &o.baseline {
+        Some(b) => Some(compare::find_baseline(env, b, &url)?),
+        None => None,
+    };
+    if run.is_dry_run() {
+        run.record(
+            &format!("{prefix}load"),
+            Action::Change,
+            Outcome::Planned,
+            plan::describe(&plan, &url),
+        );
+        return Ok(None);
+    }
+    if let Some(p) = progress {
+        p.total.store(
+            plan.planned().unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        plan.progress = Some(p.done.clone());
+    }
+    let before = if own {
+        compare::scrape(env, run, "metrics:before").await
+    } else {
+        None
+    };
+    let summary = measure(run, &format!("{prefix}load"), plan, &url).await?;
+    let after = if own {
+        compare::scrape(env, run, "metrics:after").await
+    } else {
+        None
+    };
+    let results: Vec<ThresholdResult> = thresholds
+        .iter()
+        .map(|t| crate::load::judge(t, &summary))
+        .collect();
+    for r in results.iter().filter(|r| !r.passed && own) {
+        run.escalate(
+            "load_threshold_failed",
+            r.threshold.clone(),
+            format!("{:.4}", r.observed),
+            r.threshold.clone(),
+            format!(
+                "threshold {} failed: observed {:.4}",
+                r.threshold, r.observed
+            ),
+        );
+    }
+    let comparison = match baseline {
+        Some(b) => compare::judge(env, run, &b, &summary, prefix),
+        None => None,
+    };
+    Ok(Some(LoadPayload {
+        label: o.label.clone(),
+        summary,
+        thresholds: results,
+        comparison,
+        metrics: compare::deltas(before, after),
+    }))
+}
+
+async fn measure(run: &Run, step: &str, plan: LoadPlan, url: &str) -> Result<LoadSummary> {
     let limit = plan.duration + plan.timeout * 2 + Duration::from_secs(5);
-    run.check("load", Some(limit), async {
+    run.check(step, Some(limit), async {
         let s = crate::load::run(plan, url, tokio_util::sync::CancellationToken::new()).await?;
         let line = format!(
             "{} requests, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {:.2}% failed",

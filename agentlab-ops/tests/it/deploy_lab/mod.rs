@@ -7,8 +7,8 @@ use std::time::Duration;
 use agentlab_ops::runbook::DeployPayload;
 use agentlab_ops::slo::SloSource;
 use agentlab_ops::{
-    Colors, Environment, ManualClock, MemoryDeployer, MemoryHost, MemoryProbe, MemoryRepo,
-    MemoryRouter, MemorySloSource,
+    Colors, Environment, EnvironmentBuilder, ManualClock, MemoryDeployer, MemoryHost, MemoryProbe,
+    MemoryRepo, MemoryRouter, MemorySloSource,
 };
 use serde_json::json;
 
@@ -62,6 +62,11 @@ pub fn lab() -> Lab {
 }
 
 pub fn env_with(l: &Lab, slo_source: impl SloSource + 'static) -> Environment {
+    builder_with(l, slo_source).build()
+}
+
+/// [`env_with`]'s builder, to add to.
+pub fn builder_with(l: &Lab, slo_source: impl SloSource + 'static) -> EnvironmentBuilder {
     Environment::builder("deploy")
         .probe(healthy_probe())
         .slo_source(slo_source)
@@ -78,7 +83,6 @@ pub fn env_with(l: &Lab, slo_source: impl SloSource + 'static) -> Environment {
             },
         )
         .clock(l.clock.clone())
-        .build()
 }
 
 pub fn payload(r: &agentlab_ops::Report) -> DeployPayload {

@@ -163,8 +163,7 @@ async fn the_scaling_runbooks_run_end_to_end_on_moto() {
 
     let o = VerticalOptions {
         instances: vec![id.clone()],
-        to: None,
-        down: false,
+        ..VerticalOptions::default()
     };
     let dry = scale_vertical(&env, &o, &ro.clone().dry_run(true)).await;
     assert!(dry.error.is_none(), "{}", dry.to_text(false));

@@ -28,6 +28,12 @@ struct Lab {
 
 /// web-1 = i-web1 (t3.medium) and web-2 = i-web2, both healthy behind a classic ELB.
 fn lab(kind: BalancerKind) -> Lab {
+    lab_with(kind, &[])
+}
+
+/// [`lab`] with `[load] thresholds`.
+fn lab_with(kind: BalancerKind, thresholds: &[&str]) -> Lab {
+    let thresholds: Vec<String> = thresholds.iter().map(|t| t.to_string()).collect();
     let clock = ManualClock::starting_now();
     let ec2 = MemoryCompute::new(Arc::new(clock.clone()));
     ec2.add("i-web1", "t3.medium", &["/dev/xvda", "/dev/xvdf"]);
@@ -43,6 +49,7 @@ fn lab(kind: BalancerKind) -> Lab {
         .host(MemoryHost::new("web-1").with_resources(0.5, 0.4, &[("/", 0.3)]))
         .compute(ec2.clone(), &[("web-1", "i-web1"), ("web-2", "i-web2")])
         .balancer(lb.clone())
+        .configure(move |c| c.load.thresholds = thresholds)
         .build();
     Lab {
         env,
@@ -57,12 +64,47 @@ fn vertical(names: &[&str], to: Option<&str>) -> VerticalOptions {
         instances: names.iter().map(|s| s.to_string()).collect(),
         to: to.map(str::to_string),
         down: false,
+        load_url: None,
     }
 }
 
 fn resize_payload(r: &agentlab_ops::Report) -> VerticalPayload {
     r.payload_as()
         .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)))
+}
+
+#[tokio::test]
+async fn the_post_scaling_load_test_runs_after_the_resizes_and_a_failed_threshold_escalates() {
+    let base = super::load::server().await;
+    let l = lab_with(BalancerKind::Classic, &["error_rate<1%", "p50<5ms"]);
+    let mut o = vertical(&["web-1"], None);
+    o.load_url = Some(format!("{base}/fixed"));
+    let r = scale_vertical(&l.env, &o, &RunOptions::default()).await;
+    let p = resize_payload(&r);
+    assert_eq!(p.instances[0].outcome, ResizeOutcome::Resized);
+    let load = p.load.expect("the post-scaling load test ran");
+    assert_eq!((load.summary.requests, load.summary.failed), (1000, 0));
+    // After the resize and its health check, never before.
+    let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+    let at = |n: &str| {
+        names
+            .iter()
+            .position(|x| x.starts_with(n))
+            .unwrap_or_else(|| panic!("{n}: {names:?}"))
+    };
+    assert!(at("post_scaling:load") > at("health:web-1"), "{names:?}");
+    // The 20 ms server fails p50<5ms: escalated, the resize stands.
+    assert_eq!(r.verdict, Verdict::Escalate, "{}", r.to_text(false));
+    let e: Vec<(&str, &str)> = r
+        .escalations
+        .iter()
+        .map(|e| (e.criterion.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(e, [("post_scaling_load", "p50<5ms")]);
+    assert_eq!(
+        l.ec2.describe("i-web1").await.unwrap().instance_type,
+        "t3.large"
+    );
 }
 
 #[tokio::test]

@@ -46,6 +46,7 @@ pub static SCALE_VERTICAL: Definition = Definition {
         "register + in service: back in its load balancers, healthy",
         "health + resources: the host's health endpoint and usage",
         "on failure after the stop: the old type back, started, re-registered",
+        "post_scaling:load: with load_url, ab -n 1000 -c 10 judged by [load] thresholds",
     ],
     options: &[
         OptionDoc {
@@ -62,6 +63,11 @@ pub static SCALE_VERTICAL: Definition = Definition {
             name: "down",
             kind: "bool",
             help: "one rung down the ladder",
+        },
+        OptionDoc {
+            name: "load_url",
+            kind: "http URL",
+            help: "after the resizes, 1000 requests on 10 connections there, judged by [load] thresholds",
         },
     ],
     defaults: defaults_of::<VerticalOptions>,

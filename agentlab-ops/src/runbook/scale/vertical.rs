@@ -30,6 +30,9 @@ pub struct VerticalOptions {
     pub to: Option<String>,
     /// One rung down the ladder instead of up.
     pub down: bool,
+    /// After every resize, the spec's `ab -n 1000 -c 10` against this URL (loopback or under
+    /// `[load] targets`), judged by `[load] thresholds`.
+    pub load_url: Option<String>,
 }
 
 impl Validate for VerticalOptions {
@@ -84,6 +87,9 @@ pub struct Resize {
 pub struct VerticalPayload {
     /// Every instance, in order.
     pub instances: Vec<Resize>,
+    /// The post-scaling load test (`load_url`).
+    #[serde(default)]
+    pub load: Option<crate::runbook::load_test::LoadPayload>,
 }
 
 /// The type one rung up (or down) the ladder from `from`.
@@ -181,9 +187,48 @@ pub async fn scale_vertical(env: &Environment, o: &VerticalOptions, ro: &RunOpti
             }
             out.instances.push(r);
         }
+        if let (None, Some(url)) = (&stop, &o.load_url) {
+            out.load = post_scaling_load(env, &run, url).await;
+        }
         Ok(serde_json::to_value(&out).unwrap_or_default())
     })
     .await
+}
+
+/// The spec's post-scaling check, `ab -n 1000 -c 10`: a failed threshold escalates
+/// (`post_scaling_load`); the resize stands — the instances are healthy and in service.
+async fn post_scaling_load(
+    env: &Environment,
+    run: &Run,
+    url: &str,
+) -> Option<crate::runbook::load_test::LoadPayload> {
+    let o = crate::runbook::load_test::LoadOptions {
+        url: Some(url.to_string()),
+        requests: Some(1000),
+        concurrency: 10,
+        ..Default::default()
+    };
+    let p = match crate::runbook::load_test::embedded(env, run, &o, "post_scaling:").await {
+        Ok(p) => p?,
+        Err(e) => {
+            run.finding(Severity::Warning, "post_scaling:load", e.to_string());
+            return None;
+        }
+    };
+    for t in p.thresholds.iter().filter(|t| !t.passed) {
+        let m = format!(
+            "after the resize, threshold {} failed: observed {:.4}",
+            t.threshold, t.observed
+        );
+        run.escalate(
+            "post_scaling_load",
+            t.threshold.clone(),
+            format!("{:.4}", t.observed),
+            t.threshold.clone(),
+            m,
+        );
+    }
+    Some(p)
 }
 
 fn list(v: &[String]) -> String {

@@ -566,3 +566,23 @@ async fn a_script_rotates_a_secret_and_sees_only_fingerprints() {
     assert_ne!(r.payload["new"], r.payload["old"]);
     assert!(!r.to_json().to_string().contains(now.trim()));
 }
+
+#[tokio::test]
+async fn a_load_test_and_its_baseline_from_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sb = Sandbox::start(Scenario::Healthy).await.unwrap();
+    sb.config_mut().journal.path = Some(dir.path().join("journal.jsonl"));
+    let env = Arc::new(sb.environment().await.unwrap());
+    let src = r#"
+        local a = ops.load_test{ requests = 1200, concurrency = 4, label = "lua-v1" }
+        local b = ops.run("load_test", { requests = 1200, concurrency = 4, baseline = "lua-v1" })
+        local c = b.payload.comparison
+        return { n = b.payload.summary.requests, base = c.baseline_run, first = a.run_id, verdict = c.verdict }
+    "#;
+    let r = lua(env, src).await;
+    assert_eq!(r.verdict, Verdict::Healthy, "{}", r.to_text(false));
+    assert_eq!(r.payload["n"], 1200);
+    assert_eq!(r.payload["base"], r.payload["first"]);
+    let v = r.payload["verdict"].as_str().unwrap_or_default();
+    assert!(matches!(v, "pass" | "inconclusive"), "{v}");
+}

@@ -40,3 +40,32 @@ def test_load_test_from_python() -> None:
         assert r.escalations[0].criterion == "load_threshold_failed"
     finally:
         server.shutdown()
+
+
+def test_a_baseline_from_the_journal_judges_the_next_run(tmp_path: Any) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        env = agentlab_ops.Environment.from_dict(
+            {
+                "environment": "py-load",
+                "service": {"base_url": base},
+                "investigation": {"metrics_path": ""},
+                "journal": {"path": str(tmp_path / "journal.jsonl")},
+            }
+        )
+        first = agentlab_ops.run("load_test", env, requests=300, concurrency=4, label="v1")
+        assert first.verdict == "healthy", str(first)
+        # Ramp to 200/s over a second, then compare with v1: both steps are in the report.
+        r = agentlab_ops.run("load_test", env, rate=0, stages=["1s:200"], baseline="v1")
+        assert r.payload["summary"]["requests"] == 100, str(r)
+        c = r.payload["comparison"]
+        assert c["baseline_run"] == first.run_id
+        assert c["verdict"] in ("pass", "inconclusive"), str(c)
+        assert [m["metric"] for m in c["metrics"]] == ["p50", "p99", "error_rate"]
+        missing = agentlab_ops.run("load_test", env, requests=10, baseline="nope")
+        assert missing.verdict == "failed" and missing.error is not None, str(missing)
+        assert "nope" in missing.error["message"] and missing.exit_code == 2
+    finally:
+        server.shutdown()

@@ -92,8 +92,9 @@ impl Validate for LoadOptions {
                 "duration and stages exclude each other (the stages' sum is the duration)".into(),
             );
         }
+        // With stages, the rate is where the first ramp starts: 0 is fine.
         if let Some(r) = self.rate
-            && !(r > 0.0 && r.is_finite())
+            && !(r.is_finite() && (r > 0.0 || (r == 0.0 && !self.stages.is_empty())))
         {
             return Err(format!(
                 "rate: {r}: a positive number of requests per second"

@@ -1,5 +1,5 @@
 //! `agentlab-ops load URL -n N -c C`, as `ab` takes it: a report with the percentiles, exit 0;
-//! a failed threshold exits 1 and names it.
+//! a failed threshold exits 1 and names it; a labelled run is the baseline of the next.
 
 use crate::common;
 use common::{bin, text};
@@ -7,8 +7,8 @@ use common::{bin, text};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[test]
-fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
+/// A server answering 200 to every GET, and a config directory whose journal is its own.
+fn setup() -> (tokio::runtime::Runtime, MockServer, tempfile::TempDir) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(async {
         let s = MockServer::start().await;
@@ -25,6 +25,12 @@ fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
          [investigation]\nmetrics_path = \"\"\n[journal]\npath = \"journal.jsonl\"\n",
     )
     .unwrap();
+    (rt, server, d)
+}
+
+#[test]
+fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
+    let (_rt, server, d) = setup();
     let url = format!("{}/health", server.uri());
     let o = bin(d.path())
         .args([
@@ -56,6 +62,13 @@ fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{all}");
     assert!(all.contains("rate>100000000"), "{all}");
     assert!(!all.contains("p99<10s failed"), "{all}");
+    drop(server);
+}
+
+#[test]
+fn a_labelled_run_is_the_baseline_of_the_next_and_a_missing_one_exits_2() {
+    let (rt, server, d) = setup();
+    let url = format!("{}/health", server.uri());
     // A labelled run, then a rerun compared with it: `pass`, exit 0.
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -90,4 +103,5 @@ fn ab_style_flags_run_the_load_test_and_a_failed_threshold_exits_1() {
     let (code, _, out) = run(&["--baseline", "nope"]);
     assert_eq!(code, Some(2), "{out}");
     drop(server);
+    drop(rt);
 }

@@ -68,6 +68,17 @@ pub enum Verdict {
     Regressed,
 }
 
+impl Verdict {
+    /// `pass`, `inconclusive`, `regressed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Regressed => "regressed",
+        }
+    }
+}
+
 /// One metric compared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricComparison {

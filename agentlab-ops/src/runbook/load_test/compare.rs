@@ -9,7 +9,7 @@ use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
 use crate::load::LoadSummary;
 use crate::load::baseline::{self, Comparison, Noise, Sample, Verdict};
-use crate::report::{Outcome, Severity};
+use crate::report::{Action, Outcome, Severity};
 use crate::runbook::investigate::{MetricSample, parse_metrics};
 use crate::runbook::run::{Checked, Run};
 
@@ -83,7 +83,7 @@ pub(super) fn judge(
     };
     if base.summary.intended_rate.is_some() != cand.intended_rate.is_some() {
         let m = "the baseline and this run pace requests differently (open and closed loop): their latencies are not measured alike";
-        run.finding(Severity::Warning, "baseline", m);
+        run.finding(Severity::Warning, format!("{prefix}baseline"), m);
     }
     let sample = |h, s: &LoadSummary| Sample {
         latency: h,
@@ -102,54 +102,44 @@ pub(super) fn judge(
         &sample(&ch, cand),
         noise,
     );
-    let line = |m: &baseline::MetricComparison| {
-        format!(
-            "{} {:.3} → {:.3} ({})",
-            m.metric, m.baseline, m.candidate, m.why
-        )
-    };
+    record(run, &cmp, prefix);
+    Some(cmp)
+}
+
+fn line(m: &baseline::MetricComparison) -> String {
+    let (b, c) = (m.baseline, m.candidate);
+    format!("{} {b:.3} → {c:.3} ({})", m.metric, m.why)
+}
+
+/// The comparison as the `baseline` step, and (not embedded) an escalation per regressed metric.
+fn record(run: &Run, cmp: &Comparison, prefix: &str) {
     let lines: Vec<String> = cmp.metrics.iter().map(line).collect();
     let outcome = match cmp.verdict {
         Verdict::Pass => Outcome::Pass,
         Verdict::Inconclusive => Outcome::Warn,
         Verdict::Regressed => Outcome::Fail,
     };
-    let verdict = serde_json::to_value(cmp.verdict)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let base = &cmp.baseline_run;
     let summary = format!(
-        "{verdict} against run {}: {}",
-        base.run_id,
+        "{} against run {base}: {}",
+        cmp.verdict.as_str(),
         lines.join("; ")
     );
-    run.record(
-        &format!("{prefix}baseline"),
-        crate::report::Action::Read,
-        outcome,
-        summary,
-    );
-    // Embedded (a deploy gate): the caller judges, no escalation of its own.
+    run.record(&format!("{prefix}baseline"), Action::Read, outcome, summary);
+    if !prefix.is_empty() {
+        // Embedded (a deploy gate): the caller judges, no escalation of its own.
+        return;
+    }
     for m in cmp
         .metrics
         .iter()
-        .filter(|m| m.verdict == Verdict::Regressed && prefix.is_empty())
+        .filter(|m| m.verdict == Verdict::Regressed)
     {
-        let msg = format!(
-            "{} regressed against run {}: {}",
-            m.metric,
-            base.run_id,
-            line(m)
-        );
-        run.escalate(
-            "load_regressed",
-            m.metric.clone(),
-            format!("{:.3}", m.candidate),
-            format!("{:.3} + {:.3}", m.baseline, m.band),
-            msg,
-        );
+        let msg = format!("{} regressed against run {base}: {}", m.metric, line(m));
+        let limit = format!("{:.3} + {:.3}", m.baseline, m.band);
+        let seen = format!("{:.3}", m.candidate);
+        run.escalate("load_regressed", m.metric.clone(), seen, limit, msg);
     }
-    Some(cmp)
 }
 
 /// The service's `/metrics` (`[investigation] metrics_path`); `None` when not configured.

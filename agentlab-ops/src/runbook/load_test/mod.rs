@@ -237,17 +237,8 @@ async fn body(
         .iter()
         .map(|t| crate::load::judge(t, &summary))
         .collect();
-    for r in results.iter().filter(|r| !r.passed && own) {
-        run.escalate(
-            "load_threshold_failed",
-            r.threshold.clone(),
-            format!("{:.4}", r.observed),
-            r.threshold.clone(),
-            format!(
-                "threshold {} failed: observed {:.4}",
-                r.threshold, r.observed
-            ),
-        );
+    if own {
+        escalate_thresholds(run, &results);
     }
     let comparison = match baseline {
         Some(b) => compare::judge(env, run, &b, &summary, prefix),
@@ -260,6 +251,15 @@ async fn body(
         comparison,
         metrics: compare::deltas(before, after),
     }))
+}
+
+fn escalate_thresholds(run: &Run, results: &[ThresholdResult]) {
+    for r in results.iter().filter(|r| !r.passed) {
+        let seen = format!("{:.4}", r.observed);
+        let m = format!("threshold {} failed: observed {seen}", r.threshold);
+        let t = r.threshold.clone();
+        run.escalate("load_threshold_failed", t.clone(), seen, t, m);
+    }
 }
 
 async fn measure(run: &Run, step: &str, plan: LoadPlan, url: &str) -> Result<LoadSummary> {

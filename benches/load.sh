@@ -83,8 +83,9 @@ S, P = 200.0, 3000.0
 truth = S * (1 - 0.01 * P / S)
 print(f"truth from the schedule: p99 ~{truth:.0f} ms (+ the server's own latency)")
 print(f"agentlab-ops open loop 2000/s: p99 {o['latency_ms']['p99']:.1f} ms corrected, {o['raw_latency_ms']['p99']:.1f} ms from the send; achieved {o['achieved_rate']:.0f}/s, late {o['late']}")
-print(f"agentlab-ops closed loop c=50: p99 {c['latency_ms']['p99']:.1f} ms")
-print(f"wrk -t1 -c50 (closed loop):     p99 {wp99:.1f} ms")
+print(f"agentlab-ops closed loop c=50: p99 {c['latency_ms']['p99']:.1f} ms, {c['achieved_rate']:.0f}/s")
+r = re.search(r"Requests/sec:\s+([\d.]+)", w)
+print(f"wrk -t1 -c50 (closed loop):     p99 {wp99:.1f} ms, {r.group(1) if r else '?'}/s")
 PY
 
 echo "== memory: peak RSS (KiB) of a keep-alive run, c=50"

@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::{http1, http2};
+use hyper::header::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_util::sync::CancellationToken;
 
@@ -21,11 +22,15 @@ use super::{LoadPlan, Mode};
 #[derive(Debug, Clone)]
 struct Target {
     addr: String,
-    authority: String,
-    path: String,
+    /// Parsed once, cloned per request (a reference count, no parsing on the hot path).
+    h1_uri: hyper::Uri,
     /// The absolute URI (HTTP/2 takes the authority from it).
-    uri: String,
+    h2_uri: hyper::Uri,
+    host: HeaderValue,
 }
+
+const UA: HeaderValue =
+    HeaderValue::from_static(concat!("agentlab-ops/", env!("CARGO_PKG_VERSION")));
 
 fn target(url: &reqwest::Url) -> Target {
     let host = url.host_str().unwrap_or("127.0.0.1");
@@ -40,11 +45,12 @@ fn target(url: &reqwest::Url) -> Target {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
+    let uri = format!("http://{authority}{path}");
     Target {
         addr: format!("{host}:{port}"),
-        uri: format!("http://{authority}{path}"),
-        authority,
-        path,
+        h1_uri: path.parse().unwrap_or_default(),
+        h2_uri: uri.parse().unwrap_or_default(),
+        host: HeaderValue::from_str(&authority).unwrap_or(HeaderValue::from_static("localhost")),
     }
 }
 
@@ -85,10 +91,10 @@ impl Conn {
 
 type Response = hyper::Response<hyper::body::Incoming>;
 
-async fn connect(t: &Target, timeout: Duration, h2: bool) -> Result<Conn, Kind> {
-    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&t.addr))
+/// A new connection (bounded by the request's timeout around it).
+async fn connect(t: &Target, h2: bool) -> Result<Conn, Kind> {
+    let tcp = tokio::net::TcpStream::connect(&t.addr)
         .await
-        .map_err(|_| Kind::Timeout)?
         .map_err(|_| Kind::Connect)?;
     let _ = tcp.set_nodelay(true);
     let io = TokioIo::new(tcp);
@@ -104,40 +110,34 @@ async fn connect(t: &Target, timeout: Duration, h2: bool) -> Result<Conn, Kind> 
             Ok(Conn::H1(send))
         }
     };
-    tokio::time::timeout(timeout, hand)
-        .await
-        .map_err(|_| Kind::Timeout)?
-        .map_err(|_| Kind::Connect)
+    hand.await.map_err(|_| Kind::Connect)
 }
 
-/// One request on `conn`: its status, or why there is none. The body is read to the end.
-async fn request(
-    conn: &mut Conn,
-    t: &Target,
-    keep_alive: bool,
-    timeout: Duration,
-) -> Result<u16, Kind> {
+/// One request on `conn`: its status, or why there is none. The body is read to the end
+/// and dropped frame by frame.
+async fn request(conn: &mut Conn, t: &Target, keep_alive: bool) -> Result<u16, Kind> {
     let h2 = matches!(conn, Conn::H2(_));
-    let mut b = hyper::Request::get(if h2 { t.uri.as_str() } else { t.path.as_str() }).header(
-        "user-agent",
-        concat!("agentlab-ops/", env!("CARGO_PKG_VERSION")),
-    );
+    let mut req = hyper::Request::new(Empty::new());
+    *req.uri_mut() = if h2 {
+        t.h2_uri.clone()
+    } else {
+        t.h1_uri.clone()
+    };
+    let h = req.headers_mut();
+    h.insert(hyper::header::USER_AGENT, UA);
     if !h2 {
-        b = b.header("host", t.authority.as_str());
+        h.insert(hyper::header::HOST, t.host.clone());
         if !keep_alive {
-            b = b.header("connection", "close");
+            h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
-    let req = b.body(Empty::new()).map_err(|_| Kind::Other)?;
-    let fut = async {
-        let resp = conn.send(req).await?;
-        let status = resp.status().as_u16();
-        resp.into_body().collect().await.map_err(|_| Kind::Reset)?;
-        Ok(status)
-    };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| Kind::Timeout)?
+    let resp = conn.send(req).await?;
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|_| Kind::Reset)?;
+    }
+    Ok(status)
 }
 
 /// HTTP/2 connections the workers share: worker `w` uses slot `w % len`, reconnected by
@@ -185,7 +185,7 @@ impl Worker {
         }
         *conn = None;
         let Some(slots) = &self.shared else {
-            *conn = Some(connect(&self.target, p.timeout, false).await?);
+            *conn = Some(connect(&self.target, false).await?);
             return Ok(());
         };
         let mut slot = slots[self.index % slots.len()].lock().await;
@@ -193,7 +193,7 @@ impl Worker {
             *conn = Some(Conn::H2(c.clone()));
             return Ok(());
         }
-        let c = connect(&self.target, p.timeout, true).await?;
+        let c = connect(&self.target, true).await?;
         if let Conn::H2(s) = &c {
             *slot = Some(s.clone());
         }
@@ -204,6 +204,10 @@ impl Worker {
     async fn run(self, mut stats: Stats) -> Stats {
         let mut conn: Option<Conn> = None;
         let p = self.plan.clone();
+        // One timer per worker, re-armed per request (not one allocated per request).
+        let timer = tokio::time::sleep(p.timeout);
+        tokio::pin!(timer);
+        let mut unreported = 0u64;
         while let Some((_, intended)) = self.claim() {
             if self.cancel.is_cancelled() {
                 break;
@@ -218,12 +222,18 @@ impl Worker {
                 stats.late += 1;
             }
             let sent = Instant::now();
-            let result = match self.ensure(&mut conn).await {
-                Ok(()) => match conn.as_mut() {
-                    Some(c) => request(c, &self.target, p.keep_alive, p.timeout).await,
+            timer.as_mut().reset((sent + p.timeout).into());
+            let attempt = async {
+                self.ensure(&mut conn).await?;
+                match conn.as_mut() {
+                    Some(c) => request(c, &self.target, p.keep_alive).await,
                     None => Err(Kind::Other),
-                },
-                Err(k) => Err(k),
+                }
+            };
+            let result = tokio::select! {
+                biased;
+                r = attempt => r,
+                _ = &mut timer => Err(Kind::Timeout),
             };
             let done = Instant::now();
             if result.is_err() || !p.keep_alive {
@@ -231,12 +241,56 @@ impl Worker {
             }
             let second = done.duration_since(self.start).as_secs();
             stats.record(second, result, done - intended, done - sent);
-            if let Some(d) = &p.progress {
-                d.fetch_add(1, Ordering::Relaxed);
+            unreported += 1;
+            if let Some(d) = p.progress.as_ref().filter(|_| unreported == 64) {
+                d.fetch_add(std::mem::take(&mut unreported), Ordering::Relaxed);
             }
+        }
+        if let Some(d) = &p.progress {
+            d.fetch_add(unreported, Ordering::Relaxed);
         }
         stats
     }
+}
+
+/// Run `workers` on a thread of their own with a single-threaded runtime (wrk's model: no
+/// work stealing, no cross-thread wake-ups on the hot path); their merged statistics arrive on
+/// the channel (closed without a value if the thread could not start).
+fn on_thread(
+    th: usize,
+    workers: Vec<Worker>,
+    seconds: usize,
+) -> tokio::sync::oneshot::Receiver<Stats> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("agentlab-load-{th}"))
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                tracing::warn!("load thread {th}: no runtime");
+                return;
+            };
+            let total = rt.block_on(async move {
+                let handles: Vec<_> = workers
+                    .into_iter()
+                    .map(|w| tokio::spawn(w.run(Stats::new(seconds))))
+                    .collect();
+                let mut total = Stats::new(seconds);
+                for h in handles {
+                    if let Ok(s) = h.await {
+                        total.merge(&s);
+                    }
+                }
+                total
+            });
+            let _ = tx.send(total);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("load thread {th} not started: {e}");
+    }
+    rx
 }
 
 /// Run `plan` to its end (or `cancel`): every worker's statistics merged.
@@ -258,9 +312,13 @@ pub(super) async fn run(plan: LoadPlan, url: &reqwest::Url, cancel: Cancellation
         let n = plan.connections.clamp(1, plan.concurrency.max(1));
         Arc::new((0..n).map(|_| tokio::sync::Mutex::new(None)).collect())
     });
-    let workers: Vec<_> = (0..plan.concurrency.max(1))
-        .map(|index| {
-            let w = Worker {
+    let n = plan.concurrency.max(1);
+    let threads = plan.threads.clamp(1, n);
+    let mut results = Vec::with_capacity(threads);
+    for th in 0..threads {
+        let workers: Vec<Worker> = (th..n)
+            .step_by(threads)
+            .map(|index| Worker {
                 index,
                 plan: plan.clone(),
                 target: t.clone(),
@@ -268,13 +326,13 @@ pub(super) async fn run(plan: LoadPlan, url: &reqwest::Url, cancel: Cancellation
                 start,
                 cancel: stop.clone(),
                 shared: shared.clone(),
-            };
-            tokio::spawn(w.run(Stats::new(plan.seconds())))
-        })
-        .collect();
+            })
+            .collect();
+        results.push(on_thread(th, workers, plan.seconds()));
+    }
     let mut total = Stats::new(plan.seconds());
-    for w in workers {
-        if let Ok(s) = w.await {
+    for r in results {
+        if let Ok(s) = r.await {
             total.merge(&s);
         }
     }
@@ -291,12 +349,17 @@ mod tests {
         let u = reqwest::Url::parse("http://ops:hunter22@web-1:8081/api?x=1").unwrap();
         let t = super::target(&u);
         assert_eq!(
-            (t.addr.as_str(), t.authority.as_str(), t.path.as_str()),
-            ("web-1:8081", "web-1:8081", "/api?x=1")
+            (
+                t.addr.as_str(),
+                t.host.to_str().unwrap(),
+                t.h1_uri.to_string()
+            ),
+            ("web-1:8081", "web-1:8081", "/api?x=1".to_string())
         );
+        assert_eq!(t.h2_uri.to_string(), "http://web-1:8081/api?x=1");
         let t = super::target(&reqwest::Url::parse("http://web-1/").unwrap());
         assert_eq!(
-            (t.addr.as_str(), t.authority.as_str()),
+            (t.addr.as_str(), t.host.to_str().unwrap()),
             ("web-1:80", "web-1")
         );
     }

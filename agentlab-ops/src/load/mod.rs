@@ -53,6 +53,9 @@ pub struct LoadPlan {
     pub connections: usize,
     /// Counts the requests done, for a progress line.
     pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// OS threads the connections are spread over, each with a single-threaded runtime
+    /// (`wrk -t`).
+    pub threads: usize,
 }
 
 impl LoadPlan {
@@ -72,6 +75,7 @@ impl LoadPlan {
             http2: false,
             connections: 1,
             progress: None,
+            threads: 1,
         }
     }
 }
@@ -226,7 +230,7 @@ pub async fn run(plan: LoadPlan, url: &str, cancel: CancellationToken) -> Result
         } else {
             s.failed() as f64 / requests as f64
         },
-        statuses: s.statuses.clone(),
+        statuses: s.statuses(),
         errors: s.errors.clone(),
         achieved_rate: requests as f64 / secs,
         intended_rate,

@@ -48,8 +48,8 @@ pub struct Stats {
     pub corrected: Histogram<u64>,
     /// Latency from the send, µs.
     pub raw: Histogram<u64>,
-    /// Responses by status class (`2xx`...).
-    pub statuses: BTreeMap<String, u64>,
+    /// Responses by status class: index 1 is `1xx` ... 5 is `5xx`, 0 anything else.
+    pub classes: [u64; 6],
     /// Requests without a response, by kind.
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Requests sent later than planned (the generator could not keep the rate).
@@ -68,7 +68,7 @@ impl Stats {
         Stats {
             corrected: histogram(),
             raw: histogram(),
-            statuses: BTreeMap::new(),
+            classes: [0; 6],
             errors: BTreeMap::new(),
             late: 0,
             timeline: vec![Second::default(); seconds.min(86_400)],
@@ -88,10 +88,9 @@ impl Stats {
         let us = |d: Duration| (d.as_micros() as u64).clamp(1, HIGHEST_US);
         let failed = match result {
             Ok(status) => {
-                *self
-                    .statuses
-                    .entry(format!("{}xx", status / 100))
-                    .or_default() += 1;
+                // No allocation per request: the class is an index.
+                let c = usize::from(status / 100);
+                self.classes[if c < 6 { c } else { 0 }] += 1;
                 self.corrected.saturating_record(us(corrected));
                 self.raw.saturating_record(us(raw));
                 status >= 500
@@ -120,8 +119,8 @@ impl Stats {
     pub fn merge(&mut self, o: &Stats) {
         let _ = self.corrected.add(&o.corrected);
         let _ = self.raw.add(&o.raw);
-        for (k, v) in &o.statuses {
-            *self.statuses.entry(k.clone()).or_default() += v;
+        for (a, b) in self.classes.iter_mut().zip(o.classes) {
+            *a += b;
         }
         for (k, v) in &o.errors {
             *self.errors.entry(*k).or_default() += v;
@@ -137,13 +136,27 @@ impl Stats {
         }
     }
 
+    /// Responses by status class (`2xx`...; `other` for a status outside 100–599).
+    pub fn statuses(&self) -> BTreeMap<String, u64> {
+        let name = |i: usize| {
+            if i == 0 {
+                "other".to_string()
+            } else {
+                format!("{i}xx")
+            }
+        };
+        (0..6)
+            .filter(|&i| self.classes[i] > 0)
+            .map(|i| (name(i), self.classes[i]))
+            .collect()
+    }
     /// Requests that got a response.
     pub fn answered(&self) -> u64 {
-        self.statuses.values().sum()
+        self.classes.iter().sum()
     }
     /// Requests with 5xx or no response.
     pub fn failed(&self) -> u64 {
-        self.statuses.get("5xx").copied().unwrap_or(0) + self.errors.values().sum::<u64>()
+        self.classes[5] + self.errors.values().sum::<u64>()
     }
     /// Every request made.
     pub fn total(&self) -> u64 {

@@ -46,6 +46,8 @@ pub struct LoadOptions {
     pub http2: bool,
     /// HTTP/2 connections the streams share.
     pub connections: usize,
+    /// OS threads the connections are spread over (`wrk -t`).
+    pub threads: usize,
     /// Thresholds beside `[load] thresholds` (`p99<300ms`).
     pub thresholds: Vec<String>,
     /// A name for this run, to compare later runs with (`baseline = "v1.4"`).
@@ -69,6 +71,7 @@ impl Default for LoadOptions {
             keep_alive: true,
             http2: false,
             connections: 1,
+            threads: 1,
             thresholds: Vec::new(),
             label: None,
             baseline: None,
@@ -108,6 +111,9 @@ impl Validate for LoadOptions {
                 "connections: {}: 1 to concurrency ({})",
                 self.connections, self.concurrency
             ));
+        }
+        if self.threads == 0 || self.threads > 256 {
+            return Err(format!("threads: {}: 1 to 256", self.threads));
         }
         if !self.stages.is_empty() {
             crate::load::Schedule::parse(self.rate.unwrap_or(0.0), &self.stages)?;
@@ -348,6 +354,11 @@ pub static LOAD_TEST: Definition = Definition {
             name: "connections",
             kind: "count",
             help: "HTTP/2 connections the streams share (default 1)",
+        },
+        OptionDoc {
+            name: "threads",
+            kind: "count",
+            help: "OS threads the connections are spread over, like wrk -t (default 1)",
         },
         OptionDoc {
             name: "thresholds",

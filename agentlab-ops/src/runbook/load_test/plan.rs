@@ -61,6 +61,7 @@ pub(super) fn plan(env: &Environment, o: &LoadOptions) -> Result<LoadPlan> {
     plan.keep_alive = o.keep_alive;
     plan.http2 = o.http2;
     plan.connections = o.connections;
+    plan.threads = o.threads;
     Ok(plan)
 }
 

@@ -4,11 +4,14 @@
 //! time and its latency is measured from that (wrk2's coordinated-omission correction):
 //! queueing behind a slow server counts.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::{Fuse, FusedFuture, FutureExt};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::{http1, http2};
 use hyper::header::HeaderValue;
@@ -54,39 +57,43 @@ fn target(url: &reqwest::Url) -> Target {
     }
 }
 
-/// A connection: HTTP/1.1 (one request at a time, its own worker's) or HTTP/2 (streams of
-/// many workers multiplexed on it).
+/// A connection: HTTP/1.1 (one request at a time, its own worker's, whose task also drives
+/// the connection — no task of its own, no cross-task wake-ups per request) or HTTP/2 (streams
+/// of many workers multiplexed on it, driven by a task).
 enum Conn {
-    H1(http1::SendRequest<Empty<Bytes>>),
+    H1 {
+        send: http1::SendRequest<Empty<Bytes>>,
+        /// The connection's I/O, polled alongside each request; fused: once ended, pending.
+        driver: Fuse<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    },
     H2(http2::SendRequest<Empty<Bytes>>),
+}
+
+fn kind(e: hyper::Error) -> Kind {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        Kind::Reset
+    } else {
+        Kind::Other
+    }
 }
 
 impl Conn {
     fn is_closed(&self) -> bool {
         match self {
-            Conn::H1(c) => c.is_closed(),
+            Conn::H1 { send, driver } => send.is_closed() || driver.is_terminated(),
             Conn::H2(c) => c.is_closed(),
         }
     }
-    async fn send(&mut self, req: hyper::Request<Empty<Bytes>>) -> Result<Response, Kind> {
-        let kind = |e: hyper::Error| {
-            if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-                Kind::Reset
-            } else {
-                Kind::Other
-            }
-        };
-        match self {
-            Conn::H1(c) => {
-                c.ready().await.map_err(|_| Kind::Reset)?;
-                c.send_request(req).await.map_err(kind)
-            }
-            Conn::H2(c) => {
-                c.ready().await.map_err(|_| Kind::Reset)?;
-                c.send_request(req).await.map_err(kind)
-            }
-        }
+}
+
+/// The status of a response, its body drained frame by frame.
+async fn drain(resp: Response) -> Result<u16, Kind> {
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|_| Kind::Reset)?;
     }
+    Ok(status)
 }
 
 type Response = hyper::Response<hyper::body::Incoming>;
@@ -106,8 +113,13 @@ async fn connect(t: &Target, h2: bool) -> Result<Conn, Kind> {
             Ok::<_, hyper::Error>(Conn::H2(send))
         } else {
             let (send, conn) = http1::handshake(io).await?;
-            tokio::spawn(conn);
-            Ok(Conn::H1(send))
+            let driver: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+                let _ = conn.await;
+            });
+            Ok(Conn::H1 {
+                send,
+                driver: driver.fuse(),
+            })
         }
     };
     hand.await.map_err(|_| Kind::Connect)
@@ -131,13 +143,25 @@ async fn request(conn: &mut Conn, t: &Target, keep_alive: bool) -> Result<u16, K
             h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
-    let resp = conn.send(req).await?;
-    let status = resp.status().as_u16();
-    let mut body = resp.into_body();
-    while let Some(frame) = body.frame().await {
-        frame.map_err(|_| Kind::Reset)?;
+    match conn {
+        Conn::H1 { send, driver } => {
+            let exchange = async {
+                send.ready().await.map_err(|_| Kind::Reset)?;
+                drain(send.send_request(req).await.map_err(kind)?).await
+            };
+            let mut exchange = std::pin::pin!(exchange);
+            tokio::select! {
+                biased;
+                r = &mut exchange => r,
+                // The connection ended (the server closed it): what it delivered is read.
+                _ = driver => exchange.await,
+            }
+        }
+        Conn::H2(send) => {
+            send.ready().await.map_err(|_| Kind::Reset)?;
+            drain(send.send_request(req).await.map_err(kind)?).await
+        }
     }
-    Ok(status)
 }
 
 /// HTTP/2 connections the workers share: worker `w` uses slot `w % len`, reconnected by
@@ -201,10 +225,44 @@ impl Worker {
         Ok(())
     }
 
+    /// One request within `deadline`. The timer is left armed at an earlier deadline (the
+    /// previous request's) and only moved when it fires early: no timer-wheel operation per
+    /// request, one per timeout period.
+    async fn attempt(
+        &self,
+        conn: &mut Option<Conn>,
+        mut timer: Pin<&mut tokio::time::Sleep>,
+        deadline: Instant,
+    ) -> Result<u16, Kind> {
+        if timer.is_elapsed() {
+            timer.as_mut().reset(deadline.into());
+        }
+        let attempt = async {
+            self.ensure(conn).await?;
+            match conn.as_mut() {
+                Some(c) => request(c, &self.target, self.plan.keep_alive).await,
+                None => Err(Kind::Other),
+            }
+        };
+        let mut attempt = std::pin::pin!(attempt);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut attempt => return r,
+                _ = &mut timer => {
+                    if Instant::now() >= deadline {
+                        return Err(Kind::Timeout);
+                    }
+                    timer.as_mut().reset(deadline.into());
+                }
+            }
+        }
+    }
+
     async fn run(self, mut stats: Stats) -> Stats {
         let mut conn: Option<Conn> = None;
         let p = self.plan.clone();
-        // One timer per worker, re-armed per request (not one allocated per request).
+        // One timer per worker, re-armed lazily (see `attempt`).
         let timer = tokio::time::sleep(p.timeout);
         tokio::pin!(timer);
         let mut unreported = 0u64;
@@ -222,19 +280,9 @@ impl Worker {
                 stats.late += 1;
             }
             let sent = Instant::now();
-            timer.as_mut().reset((sent + p.timeout).into());
-            let attempt = async {
-                self.ensure(&mut conn).await?;
-                match conn.as_mut() {
-                    Some(c) => request(c, &self.target, p.keep_alive).await,
-                    None => Err(Kind::Other),
-                }
-            };
-            let result = tokio::select! {
-                biased;
-                r = attempt => r,
-                _ = &mut timer => Err(Kind::Timeout),
-            };
+            let result = self
+                .attempt(&mut conn, timer.as_mut(), sent + p.timeout)
+                .await;
             let done = Instant::now();
             if result.is_err() || !p.keep_alive {
                 conn = None;

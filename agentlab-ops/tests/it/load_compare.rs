@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use agentlab_ops::load::baseline::Verdict as Cmp;
-use agentlab_ops::load::{LoadPlan, Mode, Schedule};
+use agentlab_ops::load::{ErrorKind, LoadPlan, Mode, Schedule};
 use agentlab_ops::runbook::load_test::{LoadOptions, LoadPayload, load_test};
 use agentlab_ops::{Environment, RunOptions, Verdict};
 use tokio_util::sync::CancellationToken;
@@ -210,4 +210,82 @@ async fn http2_streams_share_the_connections_asked_for_on_the_real_nginx() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("kept alive"), "{e}");
+}
+
+/// A raw server that reads each request and closes the connection without an answer.
+async fn closing_server() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[tokio::test]
+async fn timeouts_resets_and_a_server_that_stops_are_counted_by_kind_never_a_hang() {
+    let started = std::time::Instant::now();
+    // A server that never answers: every request times out after 300 ms.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", hang.local_addr().unwrap());
+    let mut plan = LoadPlan::new(
+        Mode::Closed { requests: Some(6) },
+        3,
+        Duration::from_secs(30),
+    );
+    plan.timeout = Duration::from_millis(300);
+    let s = agentlab_ops::load::run(plan, &url, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(s.errors.get(&ErrorKind::Timeout), Some(&6), "{s:?}");
+    drop(hang);
+    // Closed without an answer: resets.
+    let plan = LoadPlan::new(
+        Mode::Closed { requests: Some(20) },
+        2,
+        Duration::from_secs(30),
+    );
+    let s = agentlab_ops::load::run(plan, &closing_server().await, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(s.errors.get(&ErrorKind::Reset), Some(&20), "{s:?}");
+    // A server that stops mid-run: answers, then resets and refused connections, all counted.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let _ = axum::serve(l, app).await;
+    });
+    let schedule = Schedule::constant(200.0, Duration::from_secs(2)).unwrap();
+    let plan = LoadPlan::new(Mode::Open(schedule), 4, Duration::ZERO);
+    let run =
+        tokio::spawn(
+            async move { agentlab_ops::load::run(plan, &url, CancellationToken::new()).await },
+        );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.abort();
+    let s = run.await.unwrap().unwrap();
+    assert_eq!(
+        s.requests, 400,
+        "every planned request is accounted for: {s:?}"
+    );
+    let ok = s.statuses.get("2xx").copied().unwrap_or(0);
+    let errors: u64 = s.errors.values().sum();
+    assert!(
+        ok > 50 && errors > 100 && ok + errors == 400,
+        "{ok} ok, {:?}",
+        s.errors
+    );
+    assert!(s.errors.contains_key(&ErrorKind::Connect), "{:?}", s.errors);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }

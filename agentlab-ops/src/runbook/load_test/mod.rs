@@ -222,10 +222,12 @@ async fn body(
         return Ok(None);
     }
     if let Some(p) = progress {
-        p.total.store(
-            plan.planned().unwrap_or(0),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        // A closed loop bounded only by its duration has no known total: a count, not a bar.
+        let total = match o.requests {
+            None if o.rate.is_none() && o.stages.is_empty() => 0,
+            _ => plan.planned().unwrap_or(0),
+        };
+        p.total.store(total, std::sync::atomic::Ordering::Relaxed);
         plan.progress = Some(p.done.clone());
     }
     let before = if own {

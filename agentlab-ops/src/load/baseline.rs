@@ -163,12 +163,24 @@ fn quantile(
     let band = (b * noise.relative).max(noise.latency_floor_ms);
     let (bi, ci) = (quantile_interval(base, q), quantile_interval(cand, q));
     let tail = |h: &Histogram<u64>| h.len() as f64 * (1.0 - q);
-    let (verdict, why) = if tail(base) < MIN_TAIL || tail(cand) < MIN_TAIL {
+    let too_few = (tail(base) < MIN_TAIL || tail(cand) < MIN_TAIL).then(|| {
         let need = (MIN_TAIL / (1.0 - q)).ceil();
-        let m = format!("{name} needs at least {need} answered requests in each run");
-        (Verdict::Inconclusive, m)
-    } else {
-        judge_worse(b, c, bi, ci, band)
+        format!("{name} needs at least {need} answered requests in each run")
+    });
+    metric(name, (b, c), (bi, ci), band, too_few)
+}
+
+/// A metric's comparison: `inconclusive` for the reason given, else judged.
+fn metric(
+    name: &str,
+    (b, c): (f64, f64),
+    (bi, ci): ((f64, f64), (f64, f64)),
+    band: f64,
+    inconclusive: Option<String>,
+) -> MetricComparison {
+    let (verdict, why) = match inconclusive {
+        Some(m) => (Verdict::Inconclusive, m),
+        None => judge_worse(b, c, bi, ci, band),
     };
     MetricComparison {
         metric: name.to_string(),
@@ -227,23 +239,8 @@ fn error_rate(base: &Sample, cand: &Sample, noise: Noise) -> MetricComparison {
         wilson(base.failed, base.requests),
         wilson(cand.failed, cand.requests),
     );
-    let (verdict, why) = if base.requests == 0 || cand.requests == 0 {
-        let m = "a run without requests".to_string();
-        (Verdict::Inconclusive, m)
-    } else {
-        judge_worse(b, c, bi, ci, band)
-    };
-    MetricComparison {
-        metric: "error_rate".into(),
-        baseline: b,
-        candidate: c,
-        baseline_interval: bi,
-        candidate_interval: ci,
-        delta: c - b,
-        band,
-        verdict,
-        why,
-    }
+    let none = (base.requests == 0 || cand.requests == 0).then(|| "a run without requests".into());
+    metric("error_rate", (b, c), (bi, ci), band, none)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::config::PerformanceGate;
 use crate::environment::Environment;
 use crate::load::baseline::Verdict;
 use crate::report::Outcome;
-use crate::runbook::load_test::{LoadOptions, embedded};
+use crate::runbook::load_test::{LoadOptions, embedded, outcome_of};
 use crate::runbook::run::Run;
 
 use super::Gate;
@@ -49,30 +49,19 @@ pub(super) async fn performance(env: &Environment, run: &Run, p: &PerformanceGat
             Outcome::Fail,
             format!("thresholds failed: {}", failed.join(", ")),
         ),
-        Some(c) if c.verdict == Verdict::Regressed => {
-            let worse: Vec<&str> = c
-                .metrics
-                .iter()
-                .filter(|m| m.verdict == Verdict::Regressed)
-                .map(|m| m.metric.as_str())
-                .collect();
-            (
-                Outcome::Fail,
-                format!(
-                    "regressed against run {} ({})",
-                    c.baseline_run,
-                    worse.join(", ")
-                ),
-            )
+        Some(c) => {
+            let mut v = format!("{} against run {}", c.verdict.as_str(), c.baseline_run);
+            if c.verdict == Verdict::Regressed {
+                let worse: Vec<&str> = c
+                    .metrics
+                    .iter()
+                    .filter(|m| m.verdict == Verdict::Regressed)
+                    .map(|m| m.metric.as_str())
+                    .collect();
+                v = format!("{v} ({})", worse.join(", "));
+            }
+            (outcome_of(c.verdict), v)
         }
-        Some(c) if c.verdict == Verdict::Inconclusive => (
-            Outcome::Warn,
-            format!("inconclusive against run {}", c.baseline_run),
-        ),
-        Some(c) => (
-            Outcome::Pass,
-            format!("pass against run {}", c.baseline_run),
-        ),
         None => (
             Outcome::Warn,
             "not compared: the histograms could not be read".into(),

@@ -106,6 +106,15 @@ pub(super) fn judge(
     Some(cmp)
 }
 
+/// A comparison's verdict as a step's outcome: pass, warn (inconclusive), fail (regressed).
+pub fn outcome_of(v: Verdict) -> Outcome {
+    match v {
+        Verdict::Pass => Outcome::Pass,
+        Verdict::Inconclusive => Outcome::Warn,
+        Verdict::Regressed => Outcome::Fail,
+    }
+}
+
 fn line(m: &baseline::MetricComparison) -> String {
     let (b, c) = (m.baseline, m.candidate);
     format!("{} {b:.3} → {c:.3} ({})", m.metric, m.why)
@@ -114,11 +123,7 @@ fn line(m: &baseline::MetricComparison) -> String {
 /// The comparison as the `baseline` step, and (not embedded) an escalation per regressed metric.
 fn record(run: &Run, cmp: &Comparison, prefix: &str) {
     let lines: Vec<String> = cmp.metrics.iter().map(line).collect();
-    let outcome = match cmp.verdict {
-        Verdict::Pass => Outcome::Pass,
-        Verdict::Inconclusive => Outcome::Warn,
-        Verdict::Regressed => Outcome::Fail,
-    };
+    let outcome = outcome_of(cmp.verdict);
     let base = &cmp.baseline_run;
     let summary = format!(
         "{} against run {base}: {}",

@@ -20,7 +20,7 @@ use crate::runbook::run::{Checked, Progress, Run, RunOptions};
 mod compare;
 mod plan;
 
-pub use compare::find_baseline;
+pub use compare::{find_baseline, outcome_of};
 
 /// Options of `load_test`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

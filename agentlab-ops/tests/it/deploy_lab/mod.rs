@@ -85,6 +85,15 @@ pub fn builder_with(l: &Lab, slo_source: impl SloSource + 'static) -> Environmen
         .clock(l.clock.clone())
 }
 
+/// The deployer was only read (CI checks of the commit), never asked to deploy.
+pub fn deployer_only_read(l: &Lab) -> bool {
+    l.deployer
+        .calls
+        .all()
+        .iter()
+        .all(|c| matches!(c, agentlab_ops::deploy::DeployCall::Checks(_)))
+}
+
 pub fn payload(r: &agentlab_ops::Report) -> DeployPayload {
     r.payload_as().unwrap()
 }

@@ -73,6 +73,7 @@ const SHORT: &[(&str, &str, &str)] = &[
     ("load_test", "-s", "--timeout"),
     ("load_test", "--threshold", "--thresholds"),
     ("load_test", "--stage", "--stages"),
+    ("load_test", "--endpoint", "--endpoints"),
 ];
 const POSITIONAL: &[(&str, &str)] = &[("load_test", "--url")];
 

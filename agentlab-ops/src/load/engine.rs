@@ -4,8 +4,10 @@
 //! time and its latency is measured from that (wrk2's coordinated-omission correction):
 //! queueing behind a slow server counts.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -21,39 +23,57 @@ use tokio_util::sync::CancellationToken;
 use super::stats::{ErrorKind as Kind, Stats};
 use super::{LoadPlan, Mode};
 
-/// A request target, resolved once.
+/// The endpoints of a run (one origin), resolved once.
 #[derive(Debug, Clone)]
 struct Target {
     addr: String,
-    /// Parsed once, cloned per request (a reference count, no parsing on the hot path).
-    h1_uri: hyper::Uri,
-    /// The absolute URI (HTTP/2 takes the authority from it).
-    h2_uri: hyper::Uri,
     host: HeaderValue,
+    /// Request `i` goes to `paths[i % len]`.
+    paths: Arc<[Path]>,
+}
+
+/// One endpoint's URIs, parsed once, cloned per request (a reference count, no parsing on the
+/// hot path).
+#[derive(Debug)]
+struct Path {
+    h1: hyper::Uri,
+    /// The absolute URI (HTTP/2 takes the authority from it).
+    h2: hyper::Uri,
 }
 
 const UA: HeaderValue =
     HeaderValue::from_static(concat!("agentlab-ops/", env!("CARGO_PKG_VERSION")));
 
-fn target(url: &reqwest::Url) -> Target {
+/// The target of `urls` (one origin: the caller checked).
+fn target(urls: &[reqwest::Url]) -> Target {
+    let url = &urls[0];
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port_or_known_default().unwrap_or(80);
-    let mut path = url.path().to_string();
-    if let Some(q) = url.query() {
-        path.push('?');
-        path.push_str(q);
-    }
     // The Host header: host and an explicit port, never the URL's user info.
     let authority = match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
-    let uri = format!("http://{authority}{path}");
+    let paths = urls
+        .iter()
+        .map(|u| {
+            let mut path = u.path().to_string();
+            if let Some(q) = u.query() {
+                path.push('?');
+                path.push_str(q);
+            }
+            Path {
+                h2: format!("http://{authority}{path}")
+                    .parse()
+                    .unwrap_or_default(),
+                h1: path.parse().unwrap_or_default(),
+            }
+        })
+        .collect();
     Target {
         addr: format!("{host}:{port}"),
-        h1_uri: path.parse().unwrap_or_default(),
-        h2_uri: uri.parse().unwrap_or_default(),
         host: HeaderValue::from_str(&authority).unwrap_or(HeaderValue::from_static("localhost")),
+        paths,
     }
 }
 
@@ -125,16 +145,12 @@ async fn connect(t: &Target, h2: bool) -> Result<Conn, Kind> {
     hand.await.map_err(|_| Kind::Connect)
 }
 
-/// One request on `conn`: its status, or why there is none. The body is read to the end
-/// and dropped frame by frame.
-async fn request(conn: &mut Conn, t: &Target, keep_alive: bool) -> Result<u16, Kind> {
+/// One request to `path` on `conn`: its status, or why there is none. The body is read to
+/// the end and dropped frame by frame.
+async fn request(conn: &mut Conn, t: &Target, path: &Path, keep_alive: bool) -> Result<u16, Kind> {
     let h2 = matches!(conn, Conn::H2(_));
     let mut req = hyper::Request::new(Empty::new());
-    *req.uri_mut() = if h2 {
-        t.h2_uri.clone()
-    } else {
-        t.h1_uri.clone()
-    };
+    *req.uri_mut() = if h2 { path.h2.clone() } else { path.h1.clone() };
     let h = req.headers_mut();
     h.insert(hyper::header::USER_AGENT, UA);
     if !h2 {
@@ -232,6 +248,7 @@ impl Worker {
         &self,
         conn: &mut Option<Conn>,
         mut timer: Pin<&mut tokio::time::Sleep>,
+        path: &Path,
         deadline: Instant,
     ) -> Result<u16, Kind> {
         if timer.is_elapsed() {
@@ -240,7 +257,7 @@ impl Worker {
         let attempt = async {
             self.ensure(conn).await?;
             match conn.as_mut() {
-                Some(c) => request(c, &self.target, self.plan.keep_alive).await,
+                Some(c) => request(c, &self.target, path, self.plan.keep_alive).await,
                 None => Err(Kind::Other),
             }
         };
@@ -259,14 +276,17 @@ impl Worker {
         }
     }
 
-    async fn run(self, mut stats: Stats) -> Stats {
+    /// Requests until the plan or the deadline ends, recorded into its thread's `stats`
+    /// (borrowed only between awaits).
+    async fn run(self, stats: Rc<RefCell<Stats>>) {
         let mut conn: Option<Conn> = None;
         let p = self.plan.clone();
         // One timer per worker, re-armed lazily (see `attempt`).
         let timer = tokio::time::sleep(p.timeout);
         tokio::pin!(timer);
         let mut unreported = 0u64;
-        while let Some((_, intended)) = self.claim() {
+        let paths = self.target.paths.clone();
+        while let Some((i, intended)) = self.claim() {
             if self.cancel.is_cancelled() {
                 break;
             }
@@ -277,18 +297,23 @@ impl Worker {
                     _ = self.cancel.cancelled() => break,
                 }
             } else if now.duration_since(intended) > p.late_after {
-                stats.late += 1;
+                stats.borrow_mut().late += 1;
             }
+            let endpoint = (i % paths.len() as u64) as usize;
             let sent = Instant::now();
+            let path = &paths[endpoint];
             let result = self
-                .attempt(&mut conn, timer.as_mut(), sent + p.timeout)
+                .attempt(&mut conn, timer.as_mut(), path, sent + p.timeout)
                 .await;
             let done = Instant::now();
             if result.is_err() || !p.keep_alive {
                 conn = None;
             }
             let second = done.duration_since(self.start).as_secs();
-            stats.record(second, result, done - intended, done - sent);
+            let (corrected, raw) = (done - intended, done - sent);
+            stats
+                .borrow_mut()
+                .record(second, endpoint, result, corrected, raw);
             unreported += 1;
             if let Some(d) = p.progress.as_ref().filter(|_| unreported == 64) {
                 d.fetch_add(std::mem::take(&mut unreported), Ordering::Relaxed);
@@ -297,17 +322,17 @@ impl Worker {
         if let Some(d) = &p.progress {
             d.fetch_add(unreported, Ordering::Relaxed);
         }
-        stats
     }
 }
 
 /// Run `workers` on a thread of their own with a single-threaded runtime (wrk's model: no
-/// work stealing, no cross-thread wake-ups on the hot path); their merged statistics arrive on
-/// the channel (closed without a value if the thread could not start).
+/// work stealing, no cross-thread wake-ups on the hot path), recording into the thread's one
+/// `Stats` (bounded memory per thread, not per connection); it arrives on the channel
+/// (closed without a value if the thread could not start).
 fn on_thread(
     th: usize,
     workers: Vec<Worker>,
-    seconds: usize,
+    empty: Stats,
 ) -> tokio::sync::oneshot::Receiver<Stats> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
@@ -320,20 +345,19 @@ fn on_thread(
                 tracing::warn!("load thread {th}: no runtime");
                 return;
             };
-            let total = rt.block_on(async move {
+            let stats = Rc::new(RefCell::new(empty));
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async {
                 let handles: Vec<_> = workers
                     .into_iter()
-                    .map(|w| tokio::spawn(w.run(Stats::new(seconds))))
+                    .map(|w| tokio::task::spawn_local(w.run(stats.clone())))
                     .collect();
-                let mut total = Stats::new(seconds);
                 for h in handles {
-                    if let Ok(s) = h.await {
-                        total.merge(&s);
-                    }
+                    let _ = h.await;
                 }
-                total
             });
-            let _ = tx.send(total);
+            drop(local);
+            let _ = tx.send(stats.replace(Stats::new(0)));
         });
     if let Err(e) = spawned {
         tracing::warn!("load thread {th} not started: {e}");
@@ -342,9 +366,10 @@ fn on_thread(
 }
 
 /// Run `plan` to its end (or `cancel`): every worker's statistics merged.
-pub(super) async fn run(plan: LoadPlan, url: &reqwest::Url, cancel: CancellationToken) -> Stats {
+pub(super) async fn run(plan: LoadPlan, urls: &[reqwest::Url], cancel: CancellationToken) -> Stats {
     let plan = Arc::new(plan);
-    let t = target(url);
+    let t = target(urls);
+    let empty = || Stats::with_endpoints(plan.seconds(), urls.len());
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     // The deadline: the plan's duration plus one timeout for the requests in flight.
@@ -376,9 +401,9 @@ pub(super) async fn run(plan: LoadPlan, url: &reqwest::Url, cancel: Cancellation
                 shared: shared.clone(),
             })
             .collect();
-        results.push(on_thread(th, workers, plan.seconds()));
+        results.push(on_thread(th, workers, empty()));
     }
-    let mut total = Stats::new(plan.seconds());
+    let mut total = empty();
     for r in results {
         if let Ok(s) = r.await {
             total.merge(&s);
@@ -395,17 +420,19 @@ mod tests {
     #[test]
     fn the_host_header_never_carries_the_user_info() {
         let u = reqwest::Url::parse("http://ops:hunter22@web-1:8081/api?x=1").unwrap();
-        let t = super::target(&u);
+        let v = reqwest::Url::parse("http://web-1:8081/health").unwrap();
+        let t = super::target(&[u, v]);
         assert_eq!(
             (
                 t.addr.as_str(),
                 t.host.to_str().unwrap(),
-                t.h1_uri.to_string()
+                t.paths[0].h1.to_string()
             ),
             ("web-1:8081", "web-1:8081", "/api?x=1".to_string())
         );
-        assert_eq!(t.h2_uri.to_string(), "http://web-1:8081/api?x=1");
-        let t = super::target(&reqwest::Url::parse("http://web-1/").unwrap());
+        assert_eq!(t.paths[0].h2.to_string(), "http://web-1:8081/api?x=1");
+        assert_eq!(t.paths[1].h1.to_string(), "/health");
+        let t = super::target(&[reqwest::Url::parse("http://web-1/").unwrap()]);
         assert_eq!(
             (t.addr.as_str(), t.host.to_str().unwrap()),
             ("web-1:80", "web-1")

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 pub use schedule::{Schedule, Stage};
-pub use stats::{ErrorKind, Second, Stats};
+pub use stats::{EndpointStats, ErrorKind, Second, Stats};
 pub use threshold::{Threshold, ThresholdResult, judge};
 
 /// How requests are paced.
@@ -182,6 +182,59 @@ pub struct LoadSummary {
     /// The latency histograms, compressed: what a later run is compared with.
     #[serde(default)]
     pub histograms: Histograms,
+    /// Latency (corrected) of the responses of each status class (`2xx`, `5xx`...).
+    #[serde(default)]
+    pub latency_by_status: std::collections::BTreeMap<String, Percentiles>,
+    /// Each endpoint's own figures (one entry for a run of one URL).
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSummary>,
+}
+
+/// One endpoint of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSummary {
+    /// Its URL (query and user info removed).
+    pub url: String,
+    /// Requests made to it.
+    pub requests: u64,
+    /// Of them, 5xx or no answer.
+    pub failed: u64,
+    /// `failed / requests`.
+    pub error_rate: f64,
+    /// Responses by status class.
+    pub statuses: std::collections::BTreeMap<String, u64>,
+    /// Requests without an answer, by kind.
+    pub errors: std::collections::BTreeMap<ErrorKind, u64>,
+    /// Latency of its answered requests (corrected, as the run's `latency_ms`).
+    pub latency_ms: Percentiles,
+}
+
+impl EndpointSummary {
+    fn of(
+        url: &str,
+        h: &hdrhistogram::Histogram<u64>,
+        classes: &[u64; 6],
+        errors: &Errors,
+    ) -> Self {
+        let errs: u64 = errors.values().sum();
+        let requests = classes.iter().sum::<u64>() + errs;
+        let failed = classes[5] + errs;
+        EndpointSummary {
+            url: crate::secret::redact_url(url),
+            requests,
+            failed,
+            error_rate: ratio(failed, requests),
+            statuses: stats::statuses(classes),
+            errors: errors.clone(),
+            latency_ms: Percentiles::of(h),
+        }
+    }
+}
+
+type Errors = std::collections::BTreeMap<ErrorKind, u64>;
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 /// A run's histograms as compressed HDR, base64 ([`baseline::encode`]).
@@ -193,14 +246,50 @@ pub struct Histograms {
     pub raw: String,
 }
 
-/// Run `plan` against `url` (http only; the engine speaks HTTP/1.1 on plain TCP).
+/// Run `plan` against `url` (http only; the engine speaks HTTP/1.1 or h2c on plain TCP).
 pub async fn run(plan: LoadPlan, url: &str, cancel: CancellationToken) -> Result<LoadSummary> {
-    let u = reqwest::Url::parse(url).map_err(|e| Error::config(format!("url: {url:?}: {e}")))?;
-    if u.scheme() != "http" {
-        return Err(Error::config(format!(
-            "url: {url:?}: only http:// targets (put the load generator beside the TLS terminator)"
-        )));
+    run_endpoints(plan, &[url.to_string()], cancel).await
+}
+
+/// The URLs of a run: http, one origin (the connections are shared), at most 256.
+fn endpoints(urls: &[String]) -> Result<Vec<reqwest::Url>> {
+    if urls.is_empty() || urls.len() > 256 {
+        let m = format!("endpoints: {}: 1 to 256 URLs", urls.len());
+        return Err(Error::config(m));
     }
+    let origin = |u: &reqwest::Url| (u.host_str().map(str::to_string), u.port_or_known_default());
+    let mut parsed: Vec<reqwest::Url> = Vec::with_capacity(urls.len());
+    for url in urls {
+        let shown = crate::secret::redact_url(url);
+        let u =
+            reqwest::Url::parse(url).map_err(|e| Error::config(format!("url: {shown:?}: {e}")))?;
+        if u.scheme() != "http" {
+            return Err(Error::config(format!(
+                "url: {shown:?}: only http:// targets (put the load generator beside the TLS terminator)"
+            )));
+        }
+        if let Some(first) = parsed.first()
+            && origin(first) != origin(&u)
+        {
+            let m = format!(
+                "url: {shown:?}: not on the first endpoint's host and port ({}): one run loads one origin",
+                crate::secret::redact_url(first.as_str())
+            );
+            return Err(Error::config(m));
+        }
+        parsed.push(u);
+    }
+    Ok(parsed)
+}
+
+/// Run `plan` over several endpoints of one origin, request `i` to `urls[i % len]`, each
+/// endpoint with its own figures in [`LoadSummary::endpoints`].
+pub async fn run_endpoints(
+    plan: LoadPlan,
+    urls: &[String],
+    cancel: CancellationToken,
+) -> Result<LoadSummary> {
+    let parsed = endpoints(urls)?;
     if plan.concurrency == 0 {
         return Err(Error::config("concurrency: at least 1"));
     }
@@ -216,20 +305,43 @@ pub async fn run(plan: LoadPlan, url: &str, cancel: CancellationToken) -> Result
         return Err(Error::config(m));
     }
     let intended_rate = plan.intended_rate();
-    let s = engine::run(plan, &u, cancel).await;
+    let s = engine::run(plan, &parsed, cancel).await;
+    Ok(summarise(&s, urls, intended_rate))
+}
+
+fn summarise(s: &Stats, urls: &[String], intended_rate: Option<f64>) -> LoadSummary {
+    let url = &urls[0];
     let requests = s.total();
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let raw = Percentiles::of(&s.raw);
     let corrected = Percentiles::of(&s.corrected);
-    Ok(LoadSummary {
+    // Closed loop: no intended starts, the raw latency is the one reported.
+    let corrected_h = if intended_rate.is_some() {
+        &s.corrected
+    } else {
+        &s.raw
+    };
+    let endpoints = if s.endpoints.is_empty() {
+        vec![EndpointSummary::of(url, corrected_h, &s.classes, &s.errors)]
+    } else {
+        urls.iter()
+            .zip(&s.endpoints)
+            .map(|(u, e)| EndpointSummary::of(u, &e.latency, &e.classes, &e.errors))
+            .collect()
+    };
+    let latency_by_status = (0..6)
+        .filter_map(|i| {
+            Some((
+                stats::class_name(i),
+                Percentiles::of(s.by_class[i].as_deref()?),
+            ))
+        })
+        .collect();
+    LoadSummary {
         url: crate::secret::redact_url(url),
         requests,
         failed: s.failed(),
-        error_rate: if requests == 0 {
-            0.0
-        } else {
-            s.failed() as f64 / requests as f64
-        },
+        error_rate: ratio(s.failed(), requests),
         statuses: s.statuses(),
         errors: s.errors.clone(),
         achieved_rate: requests as f64 / secs,
@@ -245,12 +357,10 @@ pub async fn run(plan: LoadPlan, url: &str, cancel: CancellationToken) -> Result
         cancelled: s.cancelled,
         timeline: s.timeline.clone(),
         histograms: Histograms {
-            corrected: baseline::encode(if intended_rate.is_some() {
-                &s.corrected
-            } else {
-                &s.raw
-            }),
+            corrected: baseline::encode(corrected_h),
             raw: baseline::encode(&s.raw),
         },
-    })
+        latency_by_status,
+        endpoints,
+    }
 }

@@ -229,3 +229,53 @@ async fn the_runbook_judges_thresholds_and_guards_production() {
     let r = load_test(&env(), &o, &RunOptions::default()).await;
     assert!(r.error.unwrap().message.contains("exclude each other"));
 }
+
+#[tokio::test]
+async fn each_endpoint_and_each_status_class_has_its_own_latency() {
+    let base = server().await;
+    let o = LoadOptions {
+        url: Some(format!("{base}/fixed")),
+        endpoints: vec!["/slower".into(), format!("{base}/errors")],
+        requests: Some(600),
+        concurrency: 12,
+        ..LoadOptions::default()
+    };
+    let r = load_test(&env(), &o, &RunOptions::default()).await;
+    let p: LoadPayload = r.payload_as().expect("a payload");
+    let s = &p.summary;
+    let by: Vec<(&str, u64)> = s
+        .endpoints
+        .iter()
+        .map(|e| (e.url.rsplit('/').next().unwrap(), e.requests))
+        .collect();
+    assert_eq!(by, [("fixed", 200), ("slower", 200), ("errors", 200)]);
+    let (fixed, slower, errors) = (&s.endpoints[0], &s.endpoints[1], &s.endpoints[2]);
+    assert!((19.0..40.0).contains(&fixed.latency_ms.p50), "{fixed:?}");
+    assert!((79.0..110.0).contains(&slower.latency_ms.p50), "{slower:?}");
+    assert_eq!((fixed.failed, slower.failed, errors.failed), (0, 0, 20));
+    assert_eq!(errors.statuses["5xx"], 20);
+    assert!((errors.error_rate - 0.1).abs() < 1e-9);
+    // The 500s answer at once; the 2xx include the slow endpoints.
+    let (ok, err) = (&s.latency_by_status["2xx"], &s.latency_by_status["5xx"]);
+    assert!(err.p99 < 15.0 && ok.p90 > 70.0, "2xx {ok:?}, 5xx {err:?}");
+    let step = r.checks.iter().find(|s| s.name == "load").unwrap();
+    assert!(
+        step.summary.contains("3 endpoints, slowest"),
+        "{}",
+        step.summary
+    );
+    assert!(step.summary.contains("/slower"), "{}", step.summary);
+    // One origin per run: the connections are shared.
+    let o = LoadOptions {
+        url: Some(format!("{base}/fixed")),
+        endpoints: vec!["http://localhost:1/other".into()],
+        requests: Some(10),
+        ..LoadOptions::default()
+    };
+    let r = load_test(&env(), &o, &RunOptions::default()).await;
+    let m = r.error.map(|e| e.message).unwrap_or_default();
+    assert!(
+        m.contains("localhost:1/other") && m.contains("one origin"),
+        "{m}"
+    );
+}

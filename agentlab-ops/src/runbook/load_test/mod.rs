@@ -28,6 +28,9 @@ pub use compare::{find_baseline, outcome_of};
 pub struct LoadOptions {
     /// The target (default: the service's health URL).
     pub url: Option<String>,
+    /// More endpoints on the same origin (`/api/sessions`, or full URLs), requests spread
+    /// over `url` and these in turn, each with its own figures.
+    pub endpoints: Vec<String>,
     /// Total requests, closed loop (`ab -n`).
     pub requests: Option<u64>,
     /// Connections (`ab -c`); with HTTP/2, concurrent streams.
@@ -62,6 +65,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             url: None,
+            endpoints: Vec::new(),
             requests: None,
             concurrency: 10,
             rate: None,
@@ -198,10 +202,13 @@ async fn body(
             .base_url
             .join(&env.config.service.health_path)
     });
-    if !plan::allowed(env, &url) && !o.i_mean_production {
+    let urls = plan::endpoints(&url, &o.endpoints)?;
+    if let Some(u) = urls.iter().find(|u| !plan::allowed(env, u))
+        && !o.i_mean_production
+    {
         let m = format!(
             "url: {} is neither loopback nor in [load] targets: pass i_mean_production to load it",
-            crate::secret::redact_url(&url)
+            crate::secret::redact_url(u)
         );
         return Err(Error::config(m));
     }
@@ -217,7 +224,7 @@ async fn body(
             &format!("{prefix}load"),
             Action::Change,
             Outcome::Planned,
-            plan::describe(&plan, &url),
+            plan::describe(&plan, &urls),
         );
         return Ok(None);
     }
@@ -235,7 +242,7 @@ async fn body(
     } else {
         None
     };
-    let summary = measure(run, &format!("{prefix}load"), plan, &url).await?;
+    let summary = measure(run, &format!("{prefix}load"), plan, &urls).await?;
     let after = if own {
         compare::scrape(env, run, "metrics:after").await
     } else {
@@ -270,11 +277,12 @@ fn escalate_thresholds(run: &Run, results: &[ThresholdResult]) {
     }
 }
 
-async fn measure(run: &Run, step: &str, plan: LoadPlan, url: &str) -> Result<LoadSummary> {
+async fn measure(run: &Run, step: &str, plan: LoadPlan, urls: &[String]) -> Result<LoadSummary> {
     let limit = plan.duration + plan.timeout * 2 + Duration::from_secs(5);
     run.check(step, Some(limit), async {
-        let s = crate::load::run(plan, url, tokio_util::sync::CancellationToken::new()).await?;
-        let line = format!(
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let s = crate::load::run_endpoints(plan, urls, cancel).await?;
+        let mut line = format!(
             "{} requests, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {:.2}% failed",
             s.requests,
             s.achieved_rate,
@@ -282,6 +290,19 @@ async fn measure(run: &Run, step: &str, plan: LoadPlan, url: &str) -> Result<Loa
             s.latency_ms.p99,
             s.error_rate * 100.0
         );
+        if let Some(slow) = s
+            .endpoints
+            .iter()
+            .filter(|_| s.endpoints.len() > 1)
+            .max_by(|a, b| a.latency_ms.p99.total_cmp(&b.latency_ms.p99))
+        {
+            let n = s.endpoints.len();
+            let p = slow.latency_ms.p99;
+            line.push_str(&format!(
+                "; {n} endpoints, slowest {} (p99 {p:.1} ms)",
+                slow.url
+            ));
+        }
         let o = if s.requests == 0 {
             Outcome::Fail
         } else {
@@ -311,6 +332,11 @@ pub static LOAD_TEST: Definition = Definition {
             name: "url",
             kind: "http URL",
             help: "the target (default: the service's health URL)",
+        },
+        OptionDoc {
+            name: "endpoints",
+            kind: "list",
+            help: "more paths (/api/sessions) or URLs of the same origin: requests go to each in turn, each with its own percentiles",
         },
         OptionDoc {
             name: "requests",

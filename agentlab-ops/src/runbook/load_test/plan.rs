@@ -65,6 +65,24 @@ pub(super) fn plan(env: &Environment, o: &LoadOptions) -> Result<LoadPlan> {
     Ok(plan)
 }
 
+/// `url` and the extra endpoints, each a path (joined to `url`'s origin) or a URL.
+pub(super) fn endpoints(url: &str, extra: &[String]) -> Result<Vec<String>> {
+    let mut urls = vec![url.to_string()];
+    let base = reqwest::Url::parse(url)
+        .map_err(|e| Error::config(format!("url: {:?}: {e}", crate::secret::redact_url(url))))?;
+    for e in extra {
+        let u = if e.starts_with('/') {
+            base.join(e)
+                .map_err(|x| Error::config(format!("endpoints: {e:?}: {x}")))?
+                .to_string()
+        } else {
+            e.clone()
+        };
+        urls.push(u);
+    }
+    Ok(urls)
+}
+
 /// `[load] thresholds` and the run's own.
 pub(super) fn thresholds(env: &Environment, o: &LoadOptions) -> Result<Vec<Threshold>> {
     env.config
@@ -77,7 +95,7 @@ pub(super) fn thresholds(env: &Environment, o: &LoadOptions) -> Result<Vec<Thres
 }
 
 /// The plan in one line (what a dry run prints).
-pub(super) fn describe(plan: &LoadPlan, url: &str) -> String {
+pub(super) fn describe(plan: &LoadPlan, urls: &[String]) -> String {
     let what = match &plan.mode {
         Mode::Open(s) if s.stages().len() > 1 => format!(
             "{} requests in {} stages over {}",
@@ -96,5 +114,14 @@ pub(super) fn describe(plan: &LoadPlan, url: &str) -> String {
     } else {
         format!("{} connections", plan.concurrency)
     };
-    format!("{what} on {on} to {}", crate::secret::redact_url(url))
+    let to = match urls {
+        [one] => crate::secret::redact_url(one),
+        [first, rest @ ..] => format!(
+            "{} and {} more endpoints",
+            crate::secret::redact_url(first),
+            rest.len()
+        ),
+        [] => String::new(),
+    };
+    format!("{what} on {on} to {to}")
 }

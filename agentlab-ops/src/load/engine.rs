@@ -1,11 +1,10 @@
-//! The load engine: a fixed set of HTTP/1.1 connections on hyper's client connections (no pool
-//! on the hot path), closed loop (each connection sends its next request when the last one
+//! The load engine: a fixed set of HTTP/1.1 connections (our own, [`super::h1`]: one write and
+//! parsing in place per request) or HTTP/2 streams on hyper's client connections, closed loop (each connection sends its next request when the last one
 //! answered, like `ab -c`) or open loop at a rate, where every request has an intended start
 //! time and its latency is measured from that (wrk2's coordinated-omission correction):
 //! queueing behind a slow server counts.
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -13,9 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::future::{Fuse, FusedFuture, FutureExt};
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper::header::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio_util::sync::CancellationToken;
@@ -27,16 +25,15 @@ use super::{LoadPlan, Mode};
 #[derive(Debug, Clone)]
 struct Target {
     addr: String,
-    host: HeaderValue,
     /// Request `i` goes to `paths[i % len]`.
     paths: Arc<[Path]>,
 }
 
-/// One endpoint's URIs, parsed once, cloned per request (a reference count, no parsing on the
-/// hot path).
+/// One endpoint: its HTTP/1.1 request, serialised once, and its URI for HTTP/2, parsed once,
+/// cloned per request (a reference count, no parsing on the hot path).
 #[derive(Debug)]
 struct Path {
-    h1: hyper::Uri,
+    h1: Bytes,
     /// The absolute URI (HTTP/2 takes the authority from it).
     h2: hyper::Uri,
 }
@@ -45,7 +42,7 @@ const UA: HeaderValue =
     HeaderValue::from_static(concat!("agentlab-ops/", env!("CARGO_PKG_VERSION")));
 
 /// The target of `urls` (one origin: the caller checked).
-fn target(urls: &[reqwest::Url]) -> Target {
+fn target(urls: &[reqwest::Url], keep_alive: bool) -> Target {
     let url = &urls[0];
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port_or_known_default().unwrap_or(80);
@@ -66,26 +63,21 @@ fn target(urls: &[reqwest::Url]) -> Target {
                 h2: format!("http://{authority}{path}")
                     .parse()
                     .unwrap_or_default(),
-                h1: path.parse().unwrap_or_default(),
+                h1: super::h1::get(&path, &authority, UA.to_str().unwrap_or(""), keep_alive),
             }
         })
         .collect();
     Target {
         addr: format!("{host}:{port}"),
-        host: HeaderValue::from_str(&authority).unwrap_or(HeaderValue::from_static("localhost")),
         paths,
     }
 }
 
-/// A connection: HTTP/1.1 (one request at a time, its own worker's, whose task also drives
-/// the connection — no task of its own, no cross-task wake-ups per request) or HTTP/2 (streams
+/// A connection: HTTP/1.1 (one request at a time, its own worker's, read and written by the
+/// worker's task — no task of its own, no cross-task wake-ups per request) or HTTP/2 (streams
 /// of many workers multiplexed on it, driven by a task).
 enum Conn {
-    H1 {
-        send: http1::SendRequest<Empty<Bytes>>,
-        /// The connection's I/O, polled alongside each request; fused: once ended, pending.
-        driver: Fuse<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    },
+    H1(super::h1::H1),
     H2(http2::SendRequest<Empty<Bytes>>),
 }
 
@@ -100,7 +92,7 @@ fn kind(e: hyper::Error) -> Kind {
 impl Conn {
     fn is_closed(&self) -> bool {
         match self {
-            Conn::H1 { send, driver } => send.is_closed() || driver.is_terminated(),
+            Conn::H1(c) => c.is_closed(),
             Conn::H2(c) => c.is_closed(),
         }
     }
@@ -124,56 +116,26 @@ async fn connect(t: &Target, h2: bool) -> Result<Conn, Kind> {
         .await
         .map_err(|_| Kind::Connect)?;
     let _ = tcp.set_nodelay(true);
-    let io = TokioIo::new(tcp);
-    let hand = async {
-        if h2 {
-            // Prior knowledge (h2c): the target speaks HTTP/2 on plain TCP.
-            let (send, conn) = http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(conn);
-            Ok::<_, hyper::Error>(Conn::H2(send))
-        } else {
-            let (send, conn) = http1::handshake(io).await?;
-            let driver: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
-                let _ = conn.await;
-            });
-            Ok(Conn::H1 {
-                send,
-                driver: driver.fuse(),
-            })
-        }
-    };
-    hand.await.map_err(|_| Kind::Connect)
+    if !h2 {
+        return Ok(Conn::H1(super::h1::H1::new(tcp)));
+    }
+    // Prior knowledge (h2c): the target speaks HTTP/2 on plain TCP.
+    let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .map_err(|_| Kind::Connect)?;
+    tokio::spawn(conn);
+    Ok(Conn::H2(send))
 }
 
 /// One request to `path` on `conn`: its status, or why there is none. The body is read to
-/// the end and dropped frame by frame.
-async fn request(conn: &mut Conn, t: &Target, path: &Path, keep_alive: bool) -> Result<u16, Kind> {
-    let h2 = matches!(conn, Conn::H2(_));
-    let mut req = hyper::Request::new(Empty::new());
-    *req.uri_mut() = if h2 { path.h2.clone() } else { path.h1.clone() };
-    let h = req.headers_mut();
-    h.insert(hyper::header::USER_AGENT, UA);
-    if !h2 {
-        h.insert(hyper::header::HOST, t.host.clone());
-        if !keep_alive {
-            h.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-        }
-    }
+/// the end and dropped.
+async fn request(conn: &mut Conn, path: &Path) -> Result<u16, Kind> {
     match conn {
-        Conn::H1 { send, driver } => {
-            let exchange = async {
-                send.ready().await.map_err(|_| Kind::Reset)?;
-                drain(send.send_request(req).await.map_err(kind)?).await
-            };
-            let mut exchange = std::pin::pin!(exchange);
-            tokio::select! {
-                biased;
-                r = &mut exchange => r,
-                // The connection ended (the server closed it): what it delivered is read.
-                _ = driver => exchange.await,
-            }
-        }
+        Conn::H1(c) => c.request(&path.h1).await,
         Conn::H2(send) => {
+            let mut req = hyper::Request::new(Empty::new());
+            *req.uri_mut() = path.h2.clone();
+            req.headers_mut().insert(hyper::header::USER_AGENT, UA);
             send.ready().await.map_err(|_| Kind::Reset)?;
             drain(send.send_request(req).await.map_err(kind)?).await
         }
@@ -257,7 +219,7 @@ impl Worker {
         let attempt = async {
             self.ensure(conn).await?;
             match conn.as_mut() {
-                Some(c) => request(c, &self.target, path, self.plan.keep_alive).await,
+                Some(c) => request(c, path).await,
                 None => Err(Kind::Other),
             }
         };
@@ -368,7 +330,7 @@ fn on_thread(
 /// Run `plan` to its end (or `cancel`): every worker's statistics merged.
 pub(super) async fn run(plan: LoadPlan, urls: &[reqwest::Url], cancel: CancellationToken) -> Stats {
     let plan = Arc::new(plan);
-    let t = target(urls);
+    let t = target(urls, plan.keep_alive);
     let empty = || Stats::with_endpoints(plan.seconds(), urls.len());
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -421,21 +383,28 @@ mod tests {
     fn the_host_header_never_carries_the_user_info() {
         let u = reqwest::Url::parse("http://ops:hunter22@web-1:8081/api?x=1").unwrap();
         let v = reqwest::Url::parse("http://web-1:8081/health").unwrap();
-        let t = super::target(&[u, v]);
+        let t = super::target(&[u, v], true);
+        let head = |b: &bytes::Bytes| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        assert_eq!(t.addr, "web-1:8081");
         assert_eq!(
-            (
-                t.addr.as_str(),
-                t.host.to_str().unwrap(),
-                t.paths[0].h1.to_string()
-            ),
-            ("web-1:8081", "web-1:8081", "/api?x=1".to_string())
+            head(&t.paths[0].h1),
+            "GET /api?x=1 HTTP/1.1|Host: web-1:8081"
         );
+        assert!(!String::from_utf8_lossy(&t.paths[0].h1).contains("hunter22"));
         assert_eq!(t.paths[0].h2.to_string(), "http://web-1:8081/api?x=1");
-        assert_eq!(t.paths[1].h1.to_string(), "/health");
-        let t = super::target(&[reqwest::Url::parse("http://web-1/").unwrap()]);
         assert_eq!(
-            (t.addr.as_str(), t.host.to_str().unwrap()),
-            ("web-1:80", "web-1")
+            head(&t.paths[1].h1),
+            "GET /health HTTP/1.1|Host: web-1:8081"
         );
+        let t = super::target(&[reqwest::Url::parse("http://web-1/").unwrap()], false);
+        assert_eq!(t.addr, "web-1:80");
+        assert_eq!(head(&t.paths[0].h1), "GET / HTTP/1.1|Host: web-1");
+        assert!(String::from_utf8_lossy(&t.paths[0].h1).contains("Connection: close\r\n"));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 mod engine;
+mod h1;
 mod schedule;
 pub mod stats;
 mod threshold;

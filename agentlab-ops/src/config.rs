@@ -6,6 +6,7 @@
 //! `${ENV_VAR}` references ([`SecretRef`]) and are resolved when the environment is built.
 
 mod backups;
+mod chaos;
 mod cloud;
 mod deploy;
 mod hosts;
@@ -20,6 +21,7 @@ mod threshold;
 mod validate;
 mod values;
 pub use backups::*;
+pub use chaos::ChaosConfig;
 pub use cloud::*;
 pub use deploy::*;
 pub use hosts::*;
@@ -137,6 +139,9 @@ pub struct Config {
     /// Load tests: allowed targets, bounds, thresholds.
     #[serde(default)]
     pub load: LoadConfig,
+    /// Chaos experiments: their folder, the hosts' lease folder.
+    #[serde(default)]
+    pub chaos: ChaosConfig,
     /// Credentials `rotate_secret` rotates.
     #[serde(default)]
     pub secrets: Vec<SecretRotation>,
@@ -372,6 +377,7 @@ impl Config {
             access: AccessConfig::default(),
             secrets: Vec::new(),
             load: LoadConfig::default(),
+            chaos: ChaosConfig::default(),
         }
     }
 
@@ -461,7 +467,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn toml_error(origin: &str, text: &str, path: &str, e: &toml::de::Error) -> Error {
+pub(crate) fn toml_error(origin: &str, text: &str, path: &str, e: &toml::de::Error) -> Error {
     let loc = match e.span() {
         Some(span) => {
             let (l, c) = line_col(text, span.start);

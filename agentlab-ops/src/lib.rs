@@ -38,6 +38,7 @@
 
 pub mod alerts;
 pub mod backup;
+pub mod chaos;
 pub mod clock;
 pub mod compute;
 pub mod config;

@@ -34,6 +34,9 @@ pub struct HostConfig {
     /// the host's port, its app directory...
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Tags a chaos experiment selects hosts by (`["web", "eu"]`).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl HostConfig {
@@ -49,6 +52,7 @@ impl HostConfig {
             known_hosts: None,
             max_concurrent: None,
             vars: BTreeMap::new(),
+            tags: Vec::new(),
         }
     }
 }

@@ -75,7 +75,11 @@ const SHORT: &[(&str, &str, &str)] = &[
     ("load_test", "--stage", "--stages"),
     ("load_test", "--endpoint", "--endpoints"),
 ];
-const POSITIONAL: &[(&str, &str)] = &[("load_test", "--url")];
+const POSITIONAL: &[(&str, &str)] = &[
+    ("load_test", "--url"),
+    ("chaos_run", "--experiment"),
+    ("chaos_plan", "--experiment"),
+];
 
 fn ab_style(name: &str, rest: &[String]) -> Vec<String> {
     let mut out = Vec::new();

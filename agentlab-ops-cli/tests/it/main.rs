@@ -6,6 +6,7 @@ mod common;
 mod mocks;
 
 mod catalogue;
+mod chaos_kill;
 mod cli;
 mod investigate;
 mod load;

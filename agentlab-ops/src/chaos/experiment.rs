@@ -222,7 +222,7 @@ pub enum Fault {
         name: Option<String>,
         /// Where clients connect (`127.0.0.1:15432`).
         listen: String,
-        /// The dependency (`127.0.0.1:5432`).
+        /// The dependency (`127.0.0.1:5432`, `openrouter.ai:443`).
         upstream: String,
         /// Added before each chunk of data from the upstream.
         #[serde(default)]
@@ -263,6 +263,10 @@ pub enum Fault {
         /// `sch_netem`, and tests.
         #[serde(default)]
         qdisc: Vec<String>,
+        /// The network namespace of the device (`ip netns exec NS`: a container's), if not
+        /// the host's own.
+        #[serde(default)]
+        namespace: Option<String>,
         /// How long.
         duration: Dur,
     },
@@ -339,12 +343,20 @@ impl Experiment {
             .map_err(|e| crate::config::toml_error(origin, text, "", &e))?;
         let x: Experiment = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            crate::config::toml_error(origin, text, &path, e.inner())
+            let at = e.inner().span().map(|s| s.start);
+            match at.and_then(|at| super::fields::culprit(text, &path, at)) {
+                Some((field, line)) => {
+                    let msg = e.inner().message().trim().replace('\n', " ");
+                    Error::config(format!("{origin}:{line}: {field}: {msg}"))
+                }
+                None => crate::config::toml_error(origin, text, &path, e.inner()),
+            }
         })?;
         x.validated(origin)
     }
 
-    fn validated(self, origin: &str) -> Result<Experiment> {
+    /// Checked as a whole (durations, faults, the lease); errors start with `origin`.
+    pub fn validated(self, origin: &str) -> Result<Experiment> {
         let bad = |m: String| Err(Error::config(format!("{origin}: {m}")));
         if self.method.is_empty() {
             return bad("method: at least one fault".into());
@@ -388,9 +400,13 @@ fn check_fault(f: &Fault) -> std::result::Result<(), String> {
             timeout,
             ..
         } => {
-            for (field, a) in [("listen", listen), ("upstream", upstream)] {
-                a.parse::<std::net::SocketAddr>()
-                    .map_err(|e| format!("{field}: {a:?}: {e} (ip:port)"))?;
+            listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("listen: {listen:?}: {e} (ip:port)"))?;
+            // The upstream may be a name (resolved at each connection): `openrouter.ai:443`.
+            let port = upstream.rsplit_once(':').filter(|(h, _)| !h.is_empty());
+            if port.is_none_or(|(_, p)| p.parse::<u16>().is_err()) {
+                return Err(format!("upstream: {upstream:?}: host:port"));
             }
             if latency.is_none() && bandwidth_kib.is_none() && !reset && !timeout {
                 return Err("nothing to inject: latency, bandwidth_kib, reset or timeout".into());

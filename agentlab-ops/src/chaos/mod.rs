@@ -3,6 +3,7 @@
 //! ownership checks. The runbook (`runbook::chaos`) injects and removes the faults.
 
 pub mod experiment;
+mod fields;
 pub mod netem;
 pub mod proxy;
 

@@ -12,6 +12,8 @@ pub struct ChaosConfig {
     pub dir: PathBuf,
     /// The folder on each host for the leases of its faults' watchdogs.
     pub lease_dir: String,
+    /// Put before the commands that need root on a host (`tc`): `["sudo", "-n"]`.
+    pub privileged: Vec<String>,
 }
 
 impl Default for ChaosConfig {
@@ -19,6 +21,7 @@ impl Default for ChaosConfig {
         ChaosConfig {
             dir: PathBuf::from("chaos"),
             lease_dir: "/tmp".into(),
+            privileged: Vec::new(),
         }
     }
 }

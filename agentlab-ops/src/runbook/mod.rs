@@ -2,6 +2,7 @@
 
 pub mod alert_review;
 pub mod backup;
+pub mod chaos;
 pub mod cost;
 pub mod deploy;
 pub mod handover;

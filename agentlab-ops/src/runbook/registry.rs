@@ -133,6 +133,9 @@ static CATALOGUE: &[&Definition] = &[
     &super::security::REVOKE_ACCESS,
     &super::load_test::LOAD_TEST,
     &super::security::INCIDENT_EVIDENCE,
+    &super::chaos::RUN,
+    &super::chaos::PLAN,
+    &super::chaos::LIST,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

@@ -147,6 +147,15 @@ impl ServiceManager for MemoryServiceManager {
         })
     }
 
+    /// What a memory host records for a watchdog's start (there is no real host to run it).
+    fn start_argv(&self) -> Option<Vec<String>> {
+        Some(vec![
+            "memory-service".into(),
+            "start".into(),
+            self.name.clone(),
+        ])
+    }
+
     async fn start(&self) -> Result<()> {
         self.enter(ServiceCall::Start, "service.start").await?;
         let mut st = self.st();

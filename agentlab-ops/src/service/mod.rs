@@ -84,6 +84,11 @@ pub trait ServiceManager: Send + Sync + Debug {
     async fn kill(&self, signal: Signal) -> Result<()>;
     /// Pids of its processes still alive.
     async fn processes(&self) -> Result<Vec<u32>>;
+    /// A command line the host itself can run to start it when it is down (a dead-man's
+    /// switch leaves it on the host before a stop); `None`: the manager has none.
+    fn start_argv(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// The service on one host: how it is run, and its health on that host.

@@ -36,6 +36,13 @@ const START: &str = r#"cd "$1" || exit 1; log=$2; pidf=$3; shift 3
 setsid "$@" </dev/null >>"$log" 2>&1 &
 echo $! > "$pidf""#;
 
+/// [`START`] unless the process in the pid file is alive (a watchdog's start, run by the host).
+const START_IF_DOWN: &str = r#"pidf=$3; pid=$(cat "$pidf" 2>/dev/null)
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then exit 0; fi
+cd "$1" || exit 1; log=$2; shift 3
+setsid "$@" </dev/null >>"$log" 2>&1 &
+echo $! > "$pidf""#;
+
 impl ProcessManager {
     /// From `[service_manager]`, with the host's placeholders filled.
     pub fn from_config(h: &HostEntry, sm: &ServiceManagerConfig) -> Result<Self> {
@@ -148,6 +155,17 @@ impl ServiceManager for ProcessManager {
             .into(),
             main_pid: from_file.or(pids.first().copied()),
         })
+    }
+
+    fn start_argv(&self) -> Option<Vec<String>> {
+        let mut a: Vec<String> = ["sh", "-c", START_IF_DOWN, "sh"].map(String::from).to_vec();
+        a.extend([
+            self.workdir.clone(),
+            self.log_file.clone(),
+            self.pid_file.clone(),
+        ]);
+        a.extend(self.start.iter().cloned());
+        Some(a)
     }
 
     async fn start(&self) -> Result<()> {

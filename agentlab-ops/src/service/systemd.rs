@@ -130,6 +130,10 @@ impl ServiceManager for Systemd {
         self.expect_ok("start").await
     }
 
+    fn start_argv(&self) -> Option<Vec<String>> {
+        Some(vec!["systemctl".into(), "start".into(), self.unit.clone()])
+    }
+
     async fn stop(&self) -> Result<()> {
         self.expect_ok("stop").await
     }

@@ -7,6 +7,7 @@ mod deploy_lab;
 
 mod alertmanager;
 mod backups;
+mod chaos;
 mod cloud;
 mod conformance;
 mod deploy;

@@ -57,3 +57,24 @@ pub use shutdown::{
 };
 pub use slo_response::{SloResponseOptions, SloResponsePayload, slo_response};
 pub use wave::{Analysis, WaveControl, WaveOutcome, WaveStep, run_wave};
+
+/// A host lease's events as journal lines (`{"event":"lease", ...}`) of `run`: what the
+/// dead-man's switches of the maintenance flag and of chaos faults write.
+pub(crate) fn lease_journal(
+    env: &crate::environment::Environment,
+    run: &run::Run,
+) -> Option<crate::host::lease::LeaseLog> {
+    let journal = env.journal.clone()?;
+    let run_id = run.run_id().to_string();
+    Some(std::sync::Arc::new(
+        move |e: &crate::host::lease::LeaseEvent| {
+            let _ = journal.event(
+                "lease",
+                serde_json::json!({
+                    "run_id": run_id, "action": e.action, "host": e.host,
+                    "path": e.path, "detail": e.detail,
+                }),
+            );
+        },
+    ))
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::chaos::{Fault, FaultProxy, Toxics, netem};
 use crate::environment::Environment;
 use crate::error::{Error, ErrorKind, Result};
-use crate::host::lease::{Lease, LeaseEvent, LeaseLog};
+use crate::host::lease::Lease;
 use crate::host::{Cmd, HostEntry};
 use crate::runbook::run::{Run, Undo};
 use crate::units::format_duration;
@@ -68,20 +68,6 @@ pub(super) struct Injected {
     pub verify: Verify,
 }
 
-fn journal_log(c: &Ctx<'_>) -> Option<LeaseLog> {
-    let journal = c.env.journal.clone()?;
-    let run_id = c.run.run_id().to_string();
-    Some(Arc::new(move |e: &LeaseEvent| {
-        let _ = journal.event(
-            "lease",
-            serde_json::json!({
-                "run_id": run_id, "action": e.action, "host": e.host,
-                "path": e.path, "detail": e.detail,
-            }),
-        );
-    }))
-}
-
 fn cmd(argv: &[String], timeout: Duration) -> Cmd {
     Cmd::new(&argv[0])
         .args(argv[1..].iter().cloned())
@@ -130,7 +116,7 @@ async fn guarded(
         &format!("{base}.lease"),
         c.lease,
         &watchdog,
-        journal_log(c),
+        crate::runbook::lease_journal(c.env, c.run),
     )
     .await?;
     let slot = Arc::new(Mutex::new(Some(lease)));

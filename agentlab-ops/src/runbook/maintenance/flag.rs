@@ -6,25 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
 use crate::host::Cmd;
-use crate::host::lease::{Lease, LeaseEvent, LeaseLog};
+use crate::host::lease::Lease;
 use crate::runbook::run::Undo;
 
 use super::Ctx;
-
-/// Lease events as journal lines (`{"event":"lease", ...}`).
-fn journal_log(c: &Ctx<'_>) -> Option<LeaseLog> {
-    let journal = c.env.journal.clone()?;
-    let run_id = c.run.run_id().to_string();
-    Some(Arc::new(move |e: &LeaseEvent| {
-        let _ = journal.event(
-            "lease",
-            serde_json::json!({
-                "run_id": run_id, "action": e.action, "host": e.host,
-                "path": e.path, "detail": e.detail,
-            }),
-        );
-    }))
-}
 
 /// Arm the lease, then set the flag. The flag's undo (always run: it removes the flag and
 /// disarms the lease) is registered before the flag is written; its name is returned to settle
@@ -49,7 +34,7 @@ pub(super) async fn set(c: &Ctx<'_>) -> std::result::Result<Option<String>, (Str
         &lease_path,
         ttl,
         &undo_argv,
-        journal_log(c),
+        crate::runbook::lease_journal(c.env, c.run),
     )
     .await
     .map_err(|e| ("flag".to_string(), e))?;

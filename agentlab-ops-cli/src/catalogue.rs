@@ -100,3 +100,17 @@ pub(crate) fn example_args(d: &registry::Definition) -> Option<Vec<String>> {
     }
     Some(out)
 }
+
+/// `drill [RUNBOOK...]`: the table (or JSON); exit 0 when every pair passed, 1 when one did
+/// not, 2 for an unknown runbook.
+pub(crate) async fn drill(only: &[String], format: Format) -> i32 {
+    if let Some(bad) = only.iter().find(|n| registry::find(n).is_none()) {
+        return crate::fail(registry::get(bad).err().map_or_else(String::new, |e| e.to_string()));
+    }
+    let r = agentlab_ops::drill::run(only).await;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
+        _ => print!("{}", r.to_text()),
+    }
+    if r.passed { 0 } else { 1 }
+}

@@ -102,6 +102,12 @@ pub enum Command {
     },
     /// Every runbook of the catalogue: name, whether it changes things, summary.
     List,
+    /// Run every runbook (or those named) against the sandbox scenarios it should catch; a
+    /// pass/fail table per runbook and scenario.
+    Drill {
+        /// Runbooks to drill (default: all).
+        runbooks: Vec<String>,
+    },
     /// A runbook's options (with defaults) and the steps it takes.
     Describe {
         /// Its name (`backup_verify`), an alias, or its command (`"backup verify"`).
@@ -474,6 +480,7 @@ async fn run(cli: Cli) -> i32 {
         }
         Command::Logs { which } => logs::run(g, which).await,
         Command::List => catalogue::list(g.format),
+        Command::Drill { runbooks } => catalogue::drill(runbooks, g.format).await,
         Command::Describe { name } => catalogue::describe(name, g.format),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -14,6 +14,7 @@ mod investigation;
 mod load;
 mod observability;
 mod response;
+mod review;
 mod secrets;
 mod security;
 mod services;
@@ -29,6 +30,7 @@ pub use investigation::*;
 pub use load::LoadConfig;
 pub use observability::*;
 pub use response::*;
+pub use review::ReviewConfig;
 pub use secrets::{Hook, SecretRotation};
 pub use security::*;
 pub use services::*;
@@ -145,6 +147,9 @@ pub struct Config {
     /// Credentials `rotate_secret` rotates.
     #[serde(default)]
     pub secrets: Vec<SecretRotation>,
+    /// The monthly review and its disaster-recovery drill.
+    #[serde(default)]
+    pub review: ReviewConfig,
 }
 
 fn default_env_name() -> String {
@@ -378,6 +383,7 @@ impl Config {
             secrets: Vec::new(),
             load: LoadConfig::default(),
             chaos: ChaosConfig::default(),
+            review: ReviewConfig::default(),
         }
     }
 

@@ -137,6 +137,15 @@ impl Environment {
         &self.config.environment
     }
 
+    /// The first 12 hex digits of the SHA-256 of the config as JSON, secrets redacted (a
+    /// `Secret` serialises as a placeholder): what the journal records with every run.
+    pub fn config_hash(&self) -> String {
+        let text = serde_json::to_string(&self.config).unwrap_or_default();
+        let mut h = crate::backup::manifest::sha256_hex(text.as_bytes());
+        h.truncate(12);
+        h
+    }
+
     /// The SLO evaluator for the configured objectives.
     pub fn slo_evaluator(&self) -> SloEvaluator {
         SloEvaluator::new(self.config.slos.iter().map(SloSpec::from).collect())

@@ -57,6 +57,7 @@ pub mod probe;
 pub mod report;
 pub mod retry;
 pub mod runbook;
+pub mod drill;
 pub mod sandbox;
 pub mod secret;
 pub mod security;

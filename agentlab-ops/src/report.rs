@@ -175,6 +175,13 @@ pub struct Report {
     /// Runbook-specific data.
     #[serde(default)]
     pub payload: serde_json::Value,
+    /// The version of agentlab-ops that ran it (set when journaled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_version: Option<String>,
+    /// A hash of the environment's config it ran with (secrets redacted before hashing): a
+    /// change in it is a change in how the runbook runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
 }
 
 /// Output formats.
@@ -435,6 +442,8 @@ mod tests {
                 message: "health endpoint failing".into(),
             }],
             payload: serde_json::json!({"x": 1}),
+            tool_version: None,
+            config_hash: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! A simulated Agent Lab on 127.0.0.1, so every runbook runs with no cloud account.
 //!
 //! [`Sandbox::start`] serves `/health`, `/health/detailed`, `/metrics/slo` and
-//! `/metrics/history` on a random loopback port, lays out a backup tree for the last 8 days
+//! `/metrics/history` on a random loopback port, lays out a backup tree for the last 35 days
 //! in a temporary directory (filesystem store), and defines two local hosts (`web-1`, `web-2`)
 //! whose `uptime`, `free`, `df` and `nproc` are small scripts printing the scenario's numbers.
 //! Each [`Scenario`] exercises its own escalation path. Everything is removed on drop.
@@ -9,6 +9,7 @@
 mod alerting;
 mod cloud;
 mod files;
+mod history;
 mod incident;
 use files::*;
 #[cfg(unix)]
@@ -271,7 +272,12 @@ async fn slo(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
     Json(slo_body(*s))
 }
 
-async fn history(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
+/// `GET /metrics/history[?days=N]`: the service's last 30 days (what the scaling assessment
+/// reads), each host's last N days (default 30, at most 400) and the slowest endpoints.
+async fn history(
+    State(sim): State<Arc<Sim>>,
+    axum::extract::Query(q): axum::extract::Query<BTreeMap<String, String>>,
+) -> impl IntoResponse {
     let s = &sim.scenario;
     let today = chrono::Utc::now().date_naive();
     let days: Vec<_> = (0..30)
@@ -281,7 +287,16 @@ async fn history(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
             json!({"date": d.format("%Y-%m-%d").to_string(), "cpu": 0.35, "memory": 0.55, "disk": disk})
         })
         .collect();
-    Json(json!({"resources": {"last_30_days": days}}))
+    let n = q
+        .get("days")
+        .and_then(|d| d.parse::<i64>().ok())
+        .unwrap_or(30)
+        .clamp(1, 400);
+    let hosts = json!({"web-1": history::host_days(*s, 0, n), "web-2": history::host_days(*s, 1, n)});
+    Json(json!({
+        "resources": {"last_30_days": days, "hosts": hosts},
+        "endpoints": history::endpoints(*s),
+    }))
 }
 
 impl Sandbox {
@@ -378,6 +393,7 @@ impl Sandbox {
         // Deployments: a command deployer (scripts that succeed), the nginx router writing the
         // upstream file green reads (check and reload are no-ops), short waits.
         let live = dir.path().join("live");
+        std::fs::create_dir_all(&live)?;
         let mut d = crate::config::DeployConfig::new(crate::config::DeployProvider::Command);
         let script = |name: &str| {
             vec![
@@ -433,6 +449,17 @@ impl Sandbox {
             attempts: 1,
         });
         incident::install(dir.path(), &mut cfg, &format!("http://{addr}"), &sim)?;
+        // The past the monthly review reads: a journal of its own (the user's journal is
+        // left alone), a sparse three-month log per host.
+        cfg.review.journals = vec![history::journal(dir.path(), &cfg.environment, scenario)?];
+        let names: Vec<String> = cfg.hosts.iter().map(|h| h.name.clone()).collect();
+        cfg.review.log_file = Some(history::month_logs(dir.path(), &names)?);
+        cfg.review.scratch_dir = Some(dir.path().join("scratch"));
+        cfg.secrets = vec![secret(dir.path())?];
+        // The command deployer has no workflows to pause: the SLO response freezes by its flag.
+        cfg.slo_response.workflows.clear();
+        cfg.slo_response.red_workflows.clear();
+        cfg.slo_response.freeze_flag = live.join("DEPLOY_FREEZE").display().to_string();
         cfg.handover.primary = Some("Sandbox Primary +1-555-0100".into());
         cfg.handover.backup = Some("Sandbox Backup +1-555-0101".into());
         Ok(Sandbox {

@@ -175,7 +175,7 @@ pub async fn cost_report(env: &Environment, o: &CostOptions, ro: &RunOptions) ->
     .await
 }
 
-fn summarise(cur: &CostPeriod, prev: Option<&CostPeriod>, top: usize) -> CostPayload {
+pub(crate) fn summarise(cur: &CostPeriod, prev: Option<&CostPeriod>, top: usize) -> CostPayload {
     let mut services: Vec<(String, f64)> = cur
         .by_service
         .iter()

@@ -136,6 +136,7 @@ static CATALOGUE: &[&Definition] = &[
     &super::chaos::RUN,
     &super::chaos::PLAN,
     &super::chaos::LIST,
+    &super::review::MONTHLY_REVIEW,
 ];
 
 /// The runbook of that name: its name, an alias, or its command path (`backup verify`).

@@ -129,6 +129,17 @@ pub async fn emergency_shutdown(
         };
         for (mut s, flag_set) in stops.into_iter().zip(flags) {
             s.flag_set = flag_set;
+            if !flag_set && !run.is_dry_run() {
+                // The stop goes on without it (an emergency), but the service may start
+                // again unflagged: say so.
+                run.escalate(
+                    "flag_not_set",
+                    s.host.clone(),
+                    format!("flag:{} failed", s.host),
+                    "the flag present on every host".to_string(),
+                    format!("{}: the emergency flag could not be set (see its step)", s.host),
+                );
+            }
             if s.outcome == StopOutcome::Failed {
                 run.escalate(
                     "shutdown_incomplete",

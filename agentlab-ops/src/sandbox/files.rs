@@ -1,4 +1,4 @@
-//! The sandbox's files: the hosts' canned `uptime`/`free`/`df` outputs and scripts, a week of
+//! The sandbox's files: the hosts' canned `uptime`/`free`/`df` outputs and scripts, a month of
 //! backups per scenario, the live data a recovery restores.
 
 use super::*;
@@ -116,7 +116,12 @@ pub(super) fn write_day(
             manifest_version: 1,
             dataset: dataset.to_string(),
             date: day.format("%Y%m%d").to_string(),
-            created_at: chrono::Utc::now(),
+            // The nightly job finishes at 02:00 (now, for a backup taken before that today).
+            created_at: day
+                .and_hms_opt(2, 0, 0)
+                .map(|t| t.and_utc())
+                .unwrap_or_default()
+                .min(chrono::Utc::now()),
             source: format!("web-1:/app/data/{dataset}"),
             count: entries.len() as u64,
             bytes: entries.iter().map(|e| e.size).sum(),
@@ -129,11 +134,14 @@ pub(super) fn write_day(
     Ok(())
 }
 
+/// Nights of backups laid out (a month and a few days: the review's drill and trends).
+pub(super) const BACKUP_DAYS: i64 = 35;
+
 pub(super) fn backups(dir: &Path, s: Scenario) -> Result<PathBuf> {
     let root = dir.join("backups");
     std::fs::create_dir_all(&root)?;
     let today = chrono::Utc::now().date_naive();
-    for back in 0..8 {
+    for back in 0..BACKUP_DAYS {
         let d = today - chrono::Duration::days(back);
         let day = d.format("%Y%m%d").to_string();
         let tonight = back == 0;
@@ -207,4 +215,25 @@ pub(super) fn live_data(dir: &Path) -> Result<PathBuf> {
     }
     write(&data.join("runs.csv"), &csv)?;
     Ok(data)
+}
+
+/// A credential the sandbox can rotate with `rotate_secret`: an "issuer" that is a folder of
+/// valid keys, the value in use in a file — all inside the sandbox.
+pub(super) fn secret(dir: &Path) -> Result<crate::config::SecretRotation> {
+    let store = dir.join("secrets").join("valid");
+    std::fs::create_dir_all(&store)?;
+    let initial = "sk-sandbox-initial-0001";
+    std::fs::write(store.join(initial), "")?;
+    let current = dir.join("secrets").join("llm_api_key");
+    std::fs::write(&current, initial)?;
+    let s = store.display();
+    serde_json::from_value(json!({
+        "name": "llm_api_key",
+        "current_file": current,
+        "issue": {"command": ["sh", "-c", format!("k=sk-sandbox-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \\n'); touch {s}/$k; echo \"$k\"")]},
+        "verify": {"command": ["sh", "-c", format!("test -e \"{s}/$AGENTLAB_SECRET\"")]},
+        "revoke": {"command": ["sh", "-c", format!("rm -f \"{s}/$AGENTLAB_SECRET\"")]},
+        "output": current,
+    }))
+    .map_err(|e| Error::config(format!("sandbox secret: {e}")))
 }

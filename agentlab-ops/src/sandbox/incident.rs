@@ -81,6 +81,8 @@ fn seed_journal(path: &Path, environment: &str, incident: DateTime<Utc>) -> Resu
         findings: Vec::new(),
         escalations: Vec::new(),
         payload: json!({"version": "1.5.0", "tag": "v1.5.0", "previous": "1.4.2", "deployed": true}),
+        tool_version: None,
+        config_hash: None,
     };
     crate::journal::Journal::new(path).append(&r)
 }

@@ -13,7 +13,7 @@ mod recorded;
 pub mod rules;
 mod source;
 
-pub use prometheus::{PrometheusSloSource, windows_of};
+pub use prometheus::{PrometheusSloSource, Series as PromSeries, windows_of};
 pub use source::{
     CombinedSloSource, HttpSloSource, MemorySloSource, SloSource, from_config, parse_slo_json,
 };

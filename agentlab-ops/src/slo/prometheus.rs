@@ -202,7 +202,7 @@ impl PrometheusSloSource {
     }
 
     /// Every series of an instant query.
-    pub(super) async fn vector(&self, query: &str, at: DateTime<Utc>) -> Result<Vec<Series>> {
+    pub async fn vector(&self, query: &str, at: DateTime<Utc>) -> Result<Vec<Series>> {
         series_of(&self.query(query, at).await?, query)
     }
 

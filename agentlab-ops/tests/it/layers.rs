@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("environment", &["environment", "journal", "report"]),
-    ("runbooks", &["runbook", "sandbox", "testing"]),
+    ("runbooks", &["runbook", "sandbox", "testing", "drill"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -128,6 +128,8 @@ impl crate::environment::Environment {
         Fut: Future<Output = Result<serde_json::Value>>,
     {
         let mut report = execute(runbook, self.name(), opts, body).await;
+        report.tool_version = Some(env!("CARGO_PKG_VERSION").to_string());
+        report.config_hash = Some(self.config_hash());
         if let (Some(j), false) = (&self.journal, opts.no_journal) {
             if let Err(e) = j.append(&report) {
                 report.findings.push(crate::report::Finding {

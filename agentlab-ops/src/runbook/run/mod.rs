@@ -498,6 +498,8 @@ impl Run {
             findings: std::mem::take(&mut st.findings),
             escalations: std::mem::take(&mut st.escalations),
             payload,
+            tool_version: None,
+            config_hash: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 #   - Debian's logrotate (the weekly maintenance rotates real logs) and openssl (a TLS listener
 #     with a test certificate for the certificate check)
 #   - Debian's lynis (the access review is compared with its AUTH-92xx and SSH-7408 tests)
+#   - Debian's chromium (the monthly review's HTML is opened in a real headless browser)
 #   - a virtualenv (.venv-test) with moto's S3-compatible server and boto3, and maturin,
 #     pytest and mypy for the Python extension
 set -euo pipefail
@@ -16,8 +17,9 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-ke
     ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/sbin/logrotate ] || ! command -v openssl >/dev/null ||
     ! [ -x /usr/bin/prometheus ] || ! [ -x /usr/bin/promtool ] || ! [ -x /usr/bin/prometheus-alertmanager ] ||
     ! command -v lynis >/dev/null || ! command -v unshare >/dev/null || ! command -v ss >/dev/null ||
-    ! command -v ps >/dev/null || ! command -v stress-ng >/dev/null || ! command -v tc >/dev/null; then
-    echo "== installing openssh-server, nginx, logrotate, openssl, prometheus, alertmanager, lynis and stress-ng (apt)"
+    ! command -v ps >/dev/null || ! command -v stress-ng >/dev/null || ! command -v tc >/dev/null ||
+    ! command -v chromium >/dev/null; then
+    echo "== installing openssh-server, nginx, logrotate, openssl, prometheus, alertmanager, lynis, stress-ng and chromium (apt)"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
@@ -29,7 +31,7 @@ if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-ke
         $SUDO chmod +x /usr/sbin/policy-rc.d
         made_policy=1
     fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light logrotate openssl prometheus prometheus-alertmanager lynis util-linux iproute2 procps stress-ng >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server openssh-client nginx-light logrotate openssl prometheus prometheus-alertmanager lynis util-linux iproute2 procps stress-ng chromium >/dev/null
     [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 

@@ -105,7 +105,11 @@ pub(crate) fn example_args(d: &registry::Definition) -> Option<Vec<String>> {
 /// not, 2 for an unknown runbook.
 pub(crate) async fn drill(only: &[String], format: Format) -> i32 {
     if let Some(bad) = only.iter().find(|n| registry::find(n).is_none()) {
-        return crate::fail(registry::get(bad).err().map_or_else(String::new, |e| e.to_string()));
+        return crate::fail(
+            registry::get(bad)
+                .err()
+                .map_or_else(String::new, |e| e.to_string()),
+        );
     }
     let r = agentlab_ops::drill::run(only).await;
     match format {

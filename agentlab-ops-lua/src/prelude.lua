@@ -51,6 +51,8 @@ function ops.run(name, opts)
   return call(native.runbook, name, o, env_of(opts))
 end
 function ops.runbooks() return native.runbooks() end
+-- The drill: every runbook (or those named) against its sandbox scenarios.
+function ops.drill(names) return call(native.drill, names or {}) end
 for _, d in ipairs(native.runbooks()) do
   local names = { d.name }
   for _, a in ipairs(d.aliases) do names[#names + 1] = a end

@@ -586,3 +586,24 @@ async fn a_load_test_and_its_baseline_from_a_script() {
     let v = r.payload["verdict"].as_str().unwrap_or_default();
     assert!(matches!(v, "pass" | "inconclusive"), "{v}");
 }
+
+#[tokio::test]
+async fn the_monthly_review_and_the_drill_from_lua() {
+    let (_sb, env) = sandbox(Scenario::CorruptObject).await;
+    let r = lua(
+        env,
+        r#"
+local rev = ops.monthly_review{}
+local d = ops.drill{"cost_report"}
+local ok, err = pcall(ops.drill, {"no_such_runbook"})
+return { verdict = rev.verdict, dr = rev.payload.dr.status, drill = d.passed,
+         pairs = #d.cases, bad = err.kind }
+"#,
+    )
+    .await;
+    assert!(r.error.is_none(), "{}", r.to_text(false));
+    assert_eq!(
+        r.payload,
+        json!({"verdict": "escalate", "dr": "failed", "drill": true, "pairs": 1, "bad": "not_found"})
+    );
+}

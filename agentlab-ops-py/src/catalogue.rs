@@ -102,7 +102,22 @@ fn runbooks(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     py.import("json")?.call_method1("loads", (text,))
 }
 
+/// The drill: every runbook (or those named) against the sandbox scenarios it should catch;
+/// `{"cases": [...], "uncovered": [...], "passed": bool}`.
+#[pyfunction]
+#[pyo3(signature = (*runbooks))]
+fn drill(py: Python<'_>, runbooks: Vec<String>) -> PyResult<Bound<'_, PyAny>> {
+    for n in &runbooks {
+        registry::get(n).map_err(crate::errors::to_py)?;
+    }
+    let fut = crate::spawn_run(move || async move { agentlab_ops::drill::run(&runbooks).await });
+    let r = crate::block_on(py, None, fut)??;
+    let text = serde_json::to_string(&r).unwrap_or_default();
+    py.import("json")?.call_method1("loads", (text,))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(drill, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(aio_run, m)?)?;
     m.add_function(wrap_pyfunction!(runbooks, m)?)?;

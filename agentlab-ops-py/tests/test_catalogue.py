@@ -55,3 +55,17 @@ def test_defaults_are_the_cores(healthy: agentlab_ops.Environment) -> None:
 def test_aio_run(healthy: agentlab_ops.Environment) -> None:
     r = asyncio.run(agentlab_ops.aio.run("check morning", healthy))
     assert r.runbook == "morning_check"
+
+
+def test_monthly_review_and_drill_from_python(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "review.html"
+    with agentlab_ops.sandbox("corrupt-object") as env:
+        r = agentlab_ops.run("monthly_review", env, out=str(out))
+    assert r.verdict == "escalate"
+    assert any(e.criterion == "dr_drill_failed" for e in r.escalations)
+    assert out.exists() and out.with_suffix(".md").exists() and out.with_suffix(".json").exists()
+    d = agentlab_ops.drill("backup_verify")
+    assert d["passed"] and not d["uncovered"]
+    assert {c["scenario"] for c in d["cases"]} >= {"healthy", "corrupt-object", "size-drop"}
+    with pytest.raises(agentlab_ops.NotFoundError):
+        agentlab_ops.drill("no_such_runbook")

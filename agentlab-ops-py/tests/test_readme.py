@@ -32,7 +32,7 @@ def test_cron_example_runs(tmp_path):
         script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python", "verify_and_notify.py")
         env = dict(os.environ, AGENTLAB_OPS_CONFIG=str(cfg))
         p = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=60)
-    # Backups dated yesterday exist in the sandbox (8 days of them); none is damaged but today's.
+    # Backups dated yesterday exist in the sandbox (35 days of them); none is damaged but today's.
     assert p.returncode == 0, p.stdout + p.stderr
     assert "could not post to Slack" in p.stderr and "no notifier configured" in p.stderr
     assert "verdict: HEALTHY" in p.stdout

@@ -68,15 +68,39 @@ pub struct Case {
 }
 
 const fn case(runbook: &'static str, scenario: Scenario, expect: Expect) -> Case {
-    Case { runbook, scenario, before: &[], options: "", dry_run: false, expect, after: After::Nothing }
+    Case {
+        runbook,
+        scenario,
+        before: &[],
+        options: "",
+        dry_run: false,
+        expect,
+        after: After::Nothing,
+    }
 }
 
 const fn changes(runbook: &'static str, scenario: Scenario, expect: Expect, after: After) -> Case {
-    Case { runbook, scenario, before: &[], options: "", dry_run: false, expect, after }
+    Case {
+        runbook,
+        scenario,
+        before: &[],
+        options: "",
+        dry_run: false,
+        expect,
+        after,
+    }
 }
 
 const fn plan(runbook: &'static str) -> Case {
-    Case { runbook, scenario: Scenario::Healthy, before: &[], options: "", dry_run: true, expect: Expect::Planned, after: After::NoFlags }
+    Case {
+        runbook,
+        scenario: Scenario::Healthy,
+        before: &[],
+        options: "",
+        dry_run: true,
+        expect: Expect::Planned,
+        after: After::NoFlags,
+    }
 }
 
 use Scenario as S;
@@ -85,47 +109,182 @@ const VERSION: &str = r#"{"version": "1.5.0"}"#;
 
 /// Every pair the drill runs.
 pub static CASES: &[Case] = &[
-    case("morning_check", S::Healthy, Expect::Verdict(Verdict::Healthy)),
-    case("morning_check", S::Degraded, Expect::Escalates("error_budget_low")),
-    case("morning_check", S::BackupsMissing, Expect::Escalates("backup_missing")),
-    case("morning_check", S::MissingManifest, Expect::Escalates("backup_incomplete")),
-    case("morning_check", S::DiskFull, Expect::Escalates("resource_high")),
+    case(
+        "morning_check",
+        S::Healthy,
+        Expect::Verdict(Verdict::Healthy),
+    ),
+    case(
+        "morning_check",
+        S::Degraded,
+        Expect::Escalates("error_budget_low"),
+    ),
+    case(
+        "morning_check",
+        S::BackupsMissing,
+        Expect::Escalates("backup_missing"),
+    ),
+    case(
+        "morning_check",
+        S::MissingManifest,
+        Expect::Escalates("backup_incomplete"),
+    ),
+    case(
+        "morning_check",
+        S::DiskFull,
+        Expect::Escalates("resource_high"),
+    ),
     case("handover", S::Healthy, Expect::Completes),
-    case("backup_verify", S::Healthy, Expect::Verdict(Verdict::Healthy)),
-    case("backup_verify", S::CorruptObject, Expect::Escalates("backup_corrupt")),
-    case("backup_verify", S::SizeDrop, Expect::Escalates("backup_size_trend")),
-    case("backup_verify", S::MissingManifest, Expect::Escalates("backup_incomplete")),
+    case(
+        "backup_verify",
+        S::Healthy,
+        Expect::Verdict(Verdict::Healthy),
+    ),
+    case(
+        "backup_verify",
+        S::CorruptObject,
+        Expect::Escalates("backup_corrupt"),
+    ),
+    case(
+        "backup_verify",
+        S::SizeDrop,
+        Expect::Escalates("backup_size_trend"),
+    ),
+    case(
+        "backup_verify",
+        S::MissingManifest,
+        Expect::Escalates("backup_incomplete"),
+    ),
     changes("backup_take", S::Healthy, Expect::Completes, After::NoFlags),
-    changes("backup_recover", S::Healthy, Expect::Completes, After::NoFlags),
-    Case { options: VERSION, ..changes("deploy_standard", S::Healthy, Expect::Verdict(Verdict::Healthy), After::NoFlags) },
-    Case { options: VERSION, ..changes("deploy_blue_green", S::GreenHealthy, Expect::Verdict(Verdict::Healthy), After::GreenOnly) },
-    Case { options: VERSION, ..changes("deploy_blue_green", S::GreenFailsAt50, Expect::Escalates("rollout_aborted"), After::BlueOnly) },
-    changes("deploy_rollback", S::Healthy, Expect::Completes, After::NoFlags),
-    changes("restart", S::Healthy, Expect::Verdict(Verdict::Healthy), After::Running),
-    changes("emergency_shutdown", S::Healthy, Expect::Completes, After::EmergencyFlag),
-    Case { before: &[("emergency_shutdown", "")], ..changes("emergency_recover", S::Healthy, Expect::Completes, After::NoFlags) },
+    changes(
+        "backup_recover",
+        S::Healthy,
+        Expect::Completes,
+        After::NoFlags,
+    ),
+    Case {
+        options: VERSION,
+        ..changes(
+            "deploy_standard",
+            S::Healthy,
+            Expect::Verdict(Verdict::Healthy),
+            After::NoFlags,
+        )
+    },
+    Case {
+        options: VERSION,
+        ..changes(
+            "deploy_blue_green",
+            S::GreenHealthy,
+            Expect::Verdict(Verdict::Healthy),
+            After::GreenOnly,
+        )
+    },
+    Case {
+        options: VERSION,
+        ..changes(
+            "deploy_blue_green",
+            S::GreenFailsAt50,
+            Expect::Escalates("rollout_aborted"),
+            After::BlueOnly,
+        )
+    },
+    changes(
+        "deploy_rollback",
+        S::Healthy,
+        Expect::Completes,
+        After::NoFlags,
+    ),
+    changes(
+        "restart",
+        S::Healthy,
+        Expect::Verdict(Verdict::Healthy),
+        After::Running,
+    ),
+    changes(
+        "emergency_shutdown",
+        S::Healthy,
+        Expect::Completes,
+        After::EmergencyFlag,
+    ),
+    Case {
+        before: &[("emergency_shutdown", "")],
+        ..changes(
+            "emergency_recover",
+            S::Healthy,
+            Expect::Completes,
+            After::NoFlags,
+        )
+    },
     plan("weekly_maintenance"),
-    changes("slo_response", S::BudgetExhausted, Expect::Escalates("slo_red"), After::Frozen),
-    changes("alert_investigation", S::Incident, Expect::Escalates("known_issue"), After::Nothing),
+    changes(
+        "slo_response",
+        S::BudgetExhausted,
+        Expect::Escalates("slo_red"),
+        After::Frozen,
+    ),
+    changes(
+        "alert_investigation",
+        S::Incident,
+        Expect::Escalates("known_issue"),
+        After::Nothing,
+    ),
     case("scale_assess", S::DiskFull, Expect::Completes),
-    changes("scale_vertical", S::Healthy, Expect::Completes, After::Nothing),
-    changes("scale_horizontal", S::Healthy, Expect::Completes, After::Nothing),
+    changes(
+        "scale_vertical",
+        S::Healthy,
+        Expect::Completes,
+        After::Nothing,
+    ),
+    changes(
+        "scale_horizontal",
+        S::Healthy,
+        Expect::Completes,
+        After::Nothing,
+    ),
     changes("snapshot", S::Healthy, Expect::Completes, After::Nothing),
     case("cost_report", S::Healthy, Expect::Completes),
     case("access_review", S::Healthy, Expect::Completes),
     case("auth_timeline", S::Healthy, Expect::Completes),
     // The sandbox's hosts are reached with no key: each keeps the one it has, and says so.
-    Case { dry_run: true, ..case("rotate_ssh_key", S::Healthy, Expect::Escalates("rotation_failed")) },
-    changes("rotate_secret", S::Healthy, Expect::Verdict(Verdict::Healthy), After::Nothing),
+    Case {
+        dry_run: true,
+        ..case(
+            "rotate_ssh_key",
+            S::Healthy,
+            Expect::Escalates("rotation_failed"),
+        )
+    },
+    changes(
+        "rotate_secret",
+        S::Healthy,
+        Expect::Verdict(Verdict::Healthy),
+        After::Nothing,
+    ),
     plan("grant_access"),
-    Case { dry_run: true, ..case("revoke_access", S::Healthy, Expect::Says("nothing to revoke")) },
+    Case {
+        dry_run: true,
+        ..case(
+            "revoke_access",
+            S::Healthy,
+            Expect::Says("nothing to revoke"),
+        )
+    },
     case("incident_evidence", S::Incident, Expect::Completes),
     plan("load_test"),
     plan("chaos_run"),
     case("chaos_plan", S::Healthy, Expect::Completes),
     case("chaos_list", S::Healthy, Expect::Completes),
-    case("monthly_review", S::Healthy, Expect::Verdict(Verdict::Healthy)),
-    case("monthly_review", S::CorruptObject, Expect::Escalates("dr_drill_failed")),
+    case(
+        "monthly_review",
+        S::Healthy,
+        Expect::Verdict(Verdict::Healthy),
+    ),
+    case(
+        "monthly_review",
+        S::CorruptObject,
+        Expect::Escalates("dr_drill_failed"),
+    ),
 ];
 
 /// One pair's result.
@@ -172,10 +331,16 @@ impl DrillReport {
             ));
         }
         for u in &self.uncovered {
-            s.push_str(&format!("FAIL  {u:<20} {:<18}          no drill covers this runbook\n", "-"));
+            s.push_str(&format!(
+                "FAIL  {u:<20} {:<18}          no drill covers this runbook\n",
+                "-"
+            ));
         }
         let failed = self.cases.iter().filter(|c| !c.passed).count() + self.uncovered.len();
-        s.push_str(&format!("drill: {} pairs, {failed} failed\n", self.cases.len()));
+        s.push_str(&format!(
+            "drill: {} pairs, {failed} failed\n",
+            self.cases.len()
+        ));
         s
     }
 }
@@ -189,22 +354,45 @@ fn options_of(d: &Definition, c: &Case) -> serde_json::Value {
 
 fn judge(c: &Case, r: &Report) -> Result<String, String> {
     let got = format!("{:?}", r.verdict).to_lowercase();
-    let why = || r.error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default();
+    let why = || {
+        r.error
+            .as_ref()
+            .map(|e| format!(": {}", e.message))
+            .unwrap_or_default()
+    };
     match c.expect {
         Expect::Verdict(v) if r.verdict == v => Ok(format!("{got} as expected")),
         Expect::Verdict(v) => Err(format!("expected {v:?}, got {got}{}", why()).to_lowercase()),
-        Expect::Escalates(k) if r.escalations.iter().any(|e| e.criterion == k) => Ok(format!("escalated {k}")),
+        Expect::Escalates(k) if r.escalations.iter().any(|e| e.criterion == k) => {
+            Ok(format!("escalated {k}"))
+        }
         Expect::Escalates(k) => {
             let seen: Vec<&str> = r.escalations.iter().map(|e| e.criterion.as_str()).collect();
-            Err(format!("expected the escalation {k}, got {got} with [{}]{}", seen.join(", "), why()))
+            Err(format!(
+                "expected the escalation {k}, got {got} with [{}]{}",
+                seen.join(", "),
+                why()
+            ))
         }
         Expect::Planned if r.verdict == Verdict::Failed => Err(format!("the plan failed{}", why())),
         Expect::Planned => {
-            let n = r.checks.iter().filter(|s| s.outcome == Outcome::Planned).count();
-            if n > 0 { Ok(format!("{n} changes planned, none made")) } else { Err("a dry run that plans no change".into()) }
+            let n = r
+                .checks
+                .iter()
+                .filter(|s| s.outcome == Outcome::Planned)
+                .count();
+            if n > 0 {
+                Ok(format!("{n} changes planned, none made"))
+            } else {
+                Err("a dry run that plans no change".into())
+            }
         }
-        Expect::Says(_) | Expect::Completes if r.verdict == Verdict::Failed => Err(format!("failed{}", why())),
-        Expect::Says(t) if r.checks.iter().any(|c| c.summary.contains(t)) => Ok(format!("said {t:?}")),
+        Expect::Says(_) | Expect::Completes if r.verdict == Verdict::Failed => {
+            Err(format!("failed{}", why()))
+        }
+        Expect::Says(t) if r.checks.iter().any(|c| c.summary.contains(t)) => {
+            Ok(format!("said {t:?}"))
+        }
         Expect::Says(t) => Err(format!("no step says {t:?}")),
         Expect::Completes => Ok(format!("completed ({got})")),
     }
@@ -213,7 +401,11 @@ fn judge(c: &Case, r: &Report) -> Result<String, String> {
 async fn check_after(env: &crate::environment::Environment, a: After) -> Result<(), String> {
     let exists = |p: &str| !p.is_empty() && std::path::Path::new(p).exists();
     let c = &env.config;
-    let flags = [c.maintenance.flag.as_str(), c.emergency.flag.as_str(), c.deploy.as_ref().map_or("", |d| d.incident_flag.as_str())];
+    let flags = [
+        c.maintenance.flag.as_str(),
+        c.emergency.flag.as_str(),
+        c.deploy.as_ref().map_or("", |d| d.incident_flag.as_str()),
+    ];
     match a {
         After::Nothing => Ok(()),
         After::NoFlags => match flags.iter().find(|f| exists(f)) {
@@ -230,11 +422,19 @@ async fn check_after(env: &crate::environment::Environment, a: After) -> Result<
                 Some(r) => r.green().await.map_err(|e| e.to_string())?,
                 None => return Err("no router".into()),
             };
-            if got == want { Ok(()) } else { Err(format!("green has {got}% of traffic, expected {want}%")) }
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("green has {got}% of traffic, expected {want}%"))
+            }
         }
         After::Running => {
             for (name, s) in &env.services {
-                let st = s.manager.status().await.map_err(|e| format!("{name}: {e}"))?;
+                let st = s
+                    .manager
+                    .status()
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
                 if !st.active {
                     return Err(format!("the service is not running on {name}"));
                 }
@@ -249,18 +449,30 @@ pub async fn run_case(c: &Case, find: fn(&str) -> Option<&'static Definition>) -
     let started = Instant::now();
     let outcome = async {
         let def = find(c.runbook).ok_or_else(|| format!("no runbook {}", c.runbook))?;
-        let sb = Sandbox::start(c.scenario).await.map_err(|e| e.to_string())?;
+        let sb = Sandbox::start(c.scenario)
+            .await
+            .map_err(|e| e.to_string())?;
         let env = sb.environment().await.map_err(|e| e.to_string())?;
         let ro = || RunOptions::default().without_journal();
         for (name, opts) in c.before {
             let d = find(name).ok_or_else(|| format!("no runbook {name}"))?;
-            let v = if opts.is_empty() { d.example_options() } else { serde_json::from_str(opts).unwrap_or_default() };
-            let r = d.run(&env, v, ro()).await.map_err(|e| format!("{name}: {e}"))?;
+            let v = if opts.is_empty() {
+                d.example_options()
+            } else {
+                serde_json::from_str(opts).unwrap_or_default()
+            };
+            let r = d
+                .run(&env, v, ro())
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
             if r.verdict == Verdict::Failed {
                 return Err(format!("{name} (before) failed"));
             }
         }
-        let r = def.run(&env, options_of(def, c), ro().dry_run(c.dry_run)).await.map_err(|e| e.to_string())?;
+        let r = def
+            .run(&env, options_of(def, c), ro().dry_run(c.dry_run))
+            .await
+            .map_err(|e| e.to_string())?;
         let ok = judge(c, &r)?;
         check_after(&env, c.after).await?;
         env.close().await;
@@ -289,8 +501,9 @@ pub async fn run_with(
     catalogue: &[&'static Definition],
 ) -> DrillReport {
     use futures::stream::{self, StreamExt};
-    let results: Vec<CaseResult> = stream::iter(cases.iter())
-        .map(|c| run_case(c, find))
+    // Owned cases: a future borrowing from the stream would not be `Send` for every lifetime.
+    let results: Vec<CaseResult> = stream::iter(cases.to_vec())
+        .map(move |c| async move { run_case(&c, find).await })
         .buffered(4)
         .collect()
         .await;
@@ -300,20 +513,34 @@ pub async fn run_with(
         .map(|d| d.name.to_string())
         .collect();
     let passed = uncovered.is_empty() && results.iter().all(|c| c.passed);
-    DrillReport { cases: results, uncovered, passed }
+    DrillReport {
+        cases: results,
+        uncovered,
+        passed,
+    }
 }
 
 /// The drill over the whole catalogue, optionally only the runbooks named.
 pub async fn run(only: &[String]) -> DrillReport {
     let cases: Vec<Case> = CASES
         .iter()
-        .filter(|c| only.is_empty() || only.iter().any(|o| registry::find(o).is_some_and(|d| d.name == c.runbook)))
+        .filter(|c| {
+            only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| registry::find(o).is_some_and(|d| d.name == c.runbook))
+        })
         .copied()
         .collect();
     let catalogue: Vec<&'static Definition> = registry::all()
         .iter()
         .copied()
-        .filter(|d| only.is_empty() || only.iter().any(|o| registry::find(o).is_some_and(|x| x.name == d.name)))
+        .filter(|d| {
+            only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| registry::find(o).is_some_and(|x| x.name == d.name))
+        })
         .collect();
     run_with(&cases, registry::find, &catalogue).await
 }

@@ -292,7 +292,8 @@ async fn history(
         .and_then(|d| d.parse::<i64>().ok())
         .unwrap_or(30)
         .clamp(1, 400);
-    let hosts = json!({"web-1": history::host_days(*s, 0, n), "web-2": history::host_days(*s, 1, n)});
+    let hosts =
+        json!({"web-1": history::host_days(*s, 0, n), "web-2": history::host_days(*s, 1, n)});
     Json(json!({
         "resources": {"last_30_days": days, "hosts": hosts},
         "endpoints": history::endpoints(*s),
@@ -449,17 +450,7 @@ impl Sandbox {
             attempts: 1,
         });
         incident::install(dir.path(), &mut cfg, &format!("http://{addr}"), &sim)?;
-        // The past the monthly review reads: a journal of its own (the user's journal is
-        // left alone), a sparse three-month log per host.
-        cfg.review.journals = vec![history::journal(dir.path(), &cfg.environment, scenario)?];
-        let names: Vec<String> = cfg.hosts.iter().map(|h| h.name.clone()).collect();
-        cfg.review.log_file = Some(history::month_logs(dir.path(), &names)?);
-        cfg.review.scratch_dir = Some(dir.path().join("scratch"));
-        cfg.secrets = vec![secret(dir.path())?];
-        // The command deployer has no workflows to pause: the SLO response freezes by its flag.
-        cfg.slo_response.workflows.clear();
-        cfg.slo_response.red_workflows.clear();
-        cfg.slo_response.freeze_flag = live.join("DEPLOY_FREEZE").display().to_string();
+        history::install(dir.path(), &live, scenario, &mut cfg)?;
         cfg.handover.primary = Some("Sandbox Primary +1-555-0100".into());
         cfg.handover.backup = Some("Sandbox Backup +1-555-0101".into());
         Ok(Sandbox {

@@ -49,6 +49,8 @@ pub(crate) fn register(lua: &Lua, n: &Table) -> mlua::Result<()> {
         })?,
     )?;
 
+    register_drill(lua, n)?;
+
     n.set(
         "probe",
         lua.create_async_function(|lua, (env, path): (usize, String)| async move {
@@ -115,4 +117,25 @@ async fn sandbox(lua: Lua, scenario: String) -> mlua::Result<(bool, Value)> {
     .await;
     let r = r.and_then(|(id, name)| to_lua(&lua, &serde_json::json!({"id": id, "name": name})));
     reply(&lua, r)
+}
+
+/// `native.drill(names)`: the drill's report as a table.
+fn register_drill(lua: &Lua, n: &Table) -> mlua::Result<()> {
+    n.set(
+        "drill",
+        lua.create_async_function(|lua, names: Vec<String>| async move {
+            let r = async {
+                for n in &names {
+                    agentlab_ops::runbook::registry::get(n)?;
+                }
+                let d = agentlab_ops::drill::run(&names).await;
+                serde_json::to_value(&d)
+                    .map_err(|e| Error::new(agentlab_ops::ErrorKind::Unexpected, e.to_string()))
+            }
+            .await;
+            let r = r.and_then(|v: serde_json::Value| to_lua(&lua, &v));
+            reply(&lua, r)
+        })?,
+    )?;
+    Ok(())
 }

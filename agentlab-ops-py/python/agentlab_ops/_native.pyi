@@ -45,6 +45,7 @@ __all__ = [
     "aio_take_backup",
     "aio_verify_backups",
     "blue_green_deploy",
+    "drill",
     "environment",
     "evaluate_slo",
     "handover",
@@ -277,6 +278,7 @@ def aio_run(
     name: str, config: _ConfigArg = None, *, dry_run: bool = False, cancel: Optional[CancelToken] = None, **options: Any
 ) -> Awaitable[Report]: ...
 def runbooks() -> list[dict[str, Any]]: ...
+def drill(*runbooks: str) -> dict[str, Any]: ...
 def aio_morning_check(
     config: _ConfigArg = None, *, date: _DateArg = None, dry_run: bool = False, cancel: Optional[CancelToken] = None
 ) -> Awaitable[Report]: ...

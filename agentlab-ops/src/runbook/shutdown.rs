@@ -137,7 +137,10 @@ pub async fn emergency_shutdown(
                     s.host.clone(),
                     format!("flag:{} failed", s.host),
                     "the flag present on every host".to_string(),
-                    format!("{}: the emergency flag could not be set (see its step)", s.host),
+                    format!(
+                        "{}: the emergency flag could not be set (see its step)",
+                        s.host
+                    ),
                 );
             }
             if s.outcome == StopOutcome::Failed {

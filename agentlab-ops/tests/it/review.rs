@@ -19,7 +19,10 @@ fn checksums(dir: &Path) -> BTreeMap<String, String> {
                 stack.push(p);
             } else {
                 let data = std::fs::read(&p).unwrap();
-                out.insert(p.display().to_string(), agentlab_ops::backup::manifest::sha256_hex(&data));
+                out.insert(
+                    p.display().to_string(),
+                    agentlab_ops::backup::manifest::sha256_hex(&data),
+                );
             }
         }
     }
@@ -27,9 +30,14 @@ fn checksums(dir: &Path) -> BTreeMap<String, String> {
 }
 
 async fn review(env: &Environment, out: Option<&Path>) -> (agentlab_ops::Report, ReviewPayload) {
-    let o = ReviewOptions { out: out.map(|p| p.display().to_string()), ..Default::default() };
+    let o = ReviewOptions {
+        out: out.map(|p| p.display().to_string()),
+        ..Default::default()
+    };
     let r = monthly_review(env, &o, &RunOptions::default().without_journal()).await;
-    let p: ReviewPayload = r.payload_as().unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)));
+    let p: ReviewPayload = r
+        .payload_as()
+        .unwrap_or_else(|e| panic!("{e}: {}", r.to_text(false)));
     (r, p)
 }
 
@@ -43,47 +51,20 @@ async fn on_the_sandbox_every_section_is_filled_and_the_files_written() {
     let out = tempfile::tempdir().unwrap();
     let (r, p) = review(&env, Some(&out.path().join("report.html"))).await;
     let text = r.to_text(false);
-    for (name, st) in [("capacity", p.capacity.status), ("cost", p.cost.status), ("slo", p.slo.status), ("performance", p.performance.status), ("security", p.security.status), ("backups", p.backups.status), ("dr", p.dr.status), ("usage", p.usage.status)] {
+    for (name, st) in [
+        ("capacity", p.capacity.status),
+        ("cost", p.cost.status),
+        ("slo", p.slo.status),
+        ("performance", p.performance.status),
+        ("security", p.security.status),
+        ("backups", p.backups.status),
+        ("dr", p.dr.status),
+        ("usage", p.usage.status),
+    ] {
         assert_eq!(st, SectionStatus::Ok, "{name}: {text}");
     }
     assert_eq!(r.verdict, Verdict::Healthy, "{text}");
-    // Capacity: both hosts, all three resources, every day of the month.
-    let c = p.capacity.data.as_ref().unwrap();
-    assert_eq!(c.series.len(), 6, "{:?}", c.series.iter().map(|s| (&s.subject, &s.resource)).collect::<Vec<_>>());
-    assert!(c.series.iter().all(|s| s.points.len() as i64 == p.period.days()), "{}", p.capacity.note);
-    // Cost: the sandbox's month before last against last month.
-    let cost = p.cost.data.as_ref().unwrap();
-    assert!((cost.total - 254.8).abs() < 0.01, "{}", p.cost.note);
-    // SLOs from the morning checks: one record per day, the zones add up to the days.
-    let slo = p.slo.data.as_ref().unwrap();
-    let a = slo.slos.iter().find(|s| s.name == "availability").unwrap();
-    assert_eq!(a.zones.values().sum::<u32>() as i64, p.period.days(), "{:?}", a.zones);
-    assert!(a.consumed.unwrap() > 0.5, "{}", p.slo.note);
-    // Performance: the endpoints of /metrics/history and the month log's three templates.
-    let perf = p.performance.data.as_ref().unwrap();
-    assert_eq!(perf.endpoints.as_ref().unwrap()[0].path, "/api/run");
-    let errors = perf.errors.as_ref().unwrap();
-    assert!(errors[0].template.contains("upstream timeout"), "{errors:?}");
-    assert_eq!(errors[0].hosts.len(), 2);
-    // Security: the two monthly reviews differ by one finding each way.
-    let s = p.security.data.as_ref().unwrap();
-    assert_eq!((s.new.len(), s.resolved.len()), (1, 1), "{}", p.security.note);
-    // Backups: a night per day, the planted failures among them.
-    let b = p.backups.data.as_ref().unwrap();
-    assert_eq!(b.nights.len() as i64, p.period.days());
-    assert_eq!(b.verified as usize + b.failures.len(), b.nights.len());
-    // DR: both datasets restored and valid, under the targets; the scratch folder removed.
-    let d = p.dr.data.as_ref().unwrap();
-    assert!(d.passed, "{:?}", d.problems);
-    assert_eq!(d.datasets.len(), 2);
-    assert!(d.datasets.iter().any(|x| x.json_ok == 5) && d.datasets.iter().any(|x| x.csv_rows == 40));
-    assert!(d.rpo_s < 26 * 3600);
-    assert!(!Path::new(&d.scratch).exists(), "scratch {} left behind", d.scratch);
-    // Usage: the journal's runbooks, time saved, the mid-month config change.
-    let u = p.usage.data.as_ref().unwrap();
-    assert_eq!(u.runbooks[0].runbook, "backup_verify");
-    assert!(u.hours_saved > 10.0, "{}", p.usage.note);
-    assert_eq!(u.revisions.len(), 2, "{:?}", u.revisions);
+    assert_sections(&p);
     // Files, and the live data untouched.
     for f in ["report.html", "report.md", "report.json"] {
         assert!(out.path().join(f).metadata().unwrap().len() > 500, "{f}");
@@ -92,8 +73,14 @@ async fn on_the_sandbox_every_section_is_filled_and_the_files_written() {
     for remote in ["<script", "<link", "src=\"http", "href=\"http", "@import"] {
         assert!(!html.contains(remote), "not self-contained: {remote}");
     }
-    assert_eq!(html.matches("<svg").count(), 7, "3 capacity, cost, budget, backups, usage");
-    let json: ReviewPayload = serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        html.matches("<svg").count(),
+        7,
+        "3 capacity, cost, budget, backups, usage"
+    );
+    let json: ReviewPayload =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
     assert_eq!(json.cost, p.cost);
     assert_eq!(checksums(&live), before, "the drill touched the live data");
 }
@@ -106,10 +93,24 @@ async fn a_corrupt_object_fails_the_drill_naming_it() {
     assert_eq!(p.dr.status, SectionStatus::Failed, "{}", p.dr.note);
     let d = p.dr.data.as_ref().unwrap();
     assert!(!d.passed);
-    assert!(d.problems.iter().any(|m| m.contains("session-002.json") && m.contains("corrupt")), "{:?}", d.problems);
+    assert!(
+        d.problems
+            .iter()
+            .any(|m| m.contains("session-002.json") && m.contains("corrupt")),
+        "{:?}",
+        d.problems
+    );
     assert_eq!(r.verdict, Verdict::Escalate);
-    assert!(r.escalations.iter().any(|e| e.criterion == "dr_drill_failed"));
-    assert!(p.recommendations.iter().any(|m| m.contains("session-002.json")));
+    assert!(
+        r.escalations
+            .iter()
+            .any(|e| e.criterion == "dr_drill_failed")
+    );
+    assert!(
+        p.recommendations
+            .iter()
+            .any(|m| m.contains("session-002.json"))
+    );
 }
 
 #[tokio::test]
@@ -122,7 +123,12 @@ async fn with_sources_missing_the_sections_say_so_and_the_rest_renders() {
     env.journal = None;
     let out = tempfile::tempdir().unwrap();
     let (r, p) = review(&env, Some(&out.path().join("r.html"))).await;
-    assert_eq!(p.cost.status, SectionStatus::NotConfigured, "{}", p.cost.note);
+    assert_eq!(
+        p.cost.status,
+        SectionStatus::NotConfigured,
+        "{}",
+        p.cost.note
+    );
     assert_eq!(p.dr.status, SectionStatus::NotConfigured);
     assert_eq!(p.usage.status, SectionStatus::NoData, "{}", p.usage.note);
     assert_eq!(p.capacity.status, SectionStatus::Ok);
@@ -140,6 +146,88 @@ async fn garbage_history_is_a_failed_section_not_a_panic() {
     let env = sb.environment().await.unwrap();
     let (_, p) = review(&env, None).await;
     assert_eq!(p.capacity.status, SectionStatus::Failed);
-    assert!(p.capacity.note.contains("/metrics/history"), "{}", p.capacity.note);
-    assert_eq!(p.cost.status, SectionStatus::Ok, "one failing section hides no other");
+    assert!(
+        p.capacity.note.contains("/metrics/history"),
+        "{}",
+        p.capacity.note
+    );
+    assert_eq!(
+        p.cost.status,
+        SectionStatus::Ok,
+        "one failing section hides no other"
+    );
+}
+
+/// Every section's data is what the sandbox's history holds.
+fn assert_sections(p: &ReviewPayload) {
+    // Capacity: both hosts, all three resources, every day of the month.
+    let c = p.capacity.data.as_ref().unwrap();
+    assert_eq!(
+        c.series.len(),
+        6,
+        "{:?}",
+        c.series
+            .iter()
+            .map(|s| (&s.subject, &s.resource))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        c.series
+            .iter()
+            .all(|s| s.points.len() as i64 == p.period.days()),
+        "{}",
+        p.capacity.note
+    );
+    // Cost: the sandbox's month before last against last month.
+    let cost = p.cost.data.as_ref().unwrap();
+    assert!((cost.total - 254.8).abs() < 0.01, "{}", p.cost.note);
+    // SLOs from the morning checks: one record per day, the zones add up to the days.
+    let slo = p.slo.data.as_ref().unwrap();
+    let a = slo.slos.iter().find(|s| s.name == "availability").unwrap();
+    assert_eq!(
+        a.zones.values().sum::<u32>() as i64,
+        p.period.days(),
+        "{:?}",
+        a.zones
+    );
+    assert!(a.consumed.unwrap() > 0.5, "{}", p.slo.note);
+    // Performance: the endpoints of /metrics/history and the month log's three templates.
+    let perf = p.performance.data.as_ref().unwrap();
+    assert_eq!(perf.endpoints.as_ref().unwrap()[0].path, "/api/run");
+    let errors = perf.errors.as_ref().unwrap();
+    assert!(
+        errors[0].template.contains("upstream timeout"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[0].hosts.len(), 2);
+    // Security: the two monthly reviews differ by one finding each way.
+    let s = p.security.data.as_ref().unwrap();
+    assert_eq!(
+        (s.new.len(), s.resolved.len()),
+        (1, 1),
+        "{}",
+        p.security.note
+    );
+    // Backups: a night per day, the planted failures among them.
+    let b = p.backups.data.as_ref().unwrap();
+    assert_eq!(b.nights.len() as i64, p.period.days());
+    assert_eq!(b.verified as usize + b.failures.len(), b.nights.len());
+    // DR: both datasets restored and valid, under the targets; the scratch folder removed.
+    let d = p.dr.data.as_ref().unwrap();
+    assert!(d.passed, "{:?}", d.problems);
+    assert_eq!(d.datasets.len(), 2);
+    assert!(
+        d.datasets.iter().any(|x| x.json_ok == 5) && d.datasets.iter().any(|x| x.csv_rows == 40)
+    );
+    assert!(d.rpo_s < 26 * 3600);
+    assert!(
+        !Path::new(&d.scratch).exists(),
+        "scratch {} left behind",
+        d.scratch
+    );
+    // Usage: the journal's runbooks, time saved, the mid-month config change.
+    let u = p.usage.data.as_ref().unwrap();
+    assert_eq!(u.runbooks[0].runbook, "backup_verify");
+    assert!(u.hours_saved > 10.0, "{}", p.usage.note);
+    assert_eq!(u.revisions.len(), 2, "{:?}", u.revisions);
 }

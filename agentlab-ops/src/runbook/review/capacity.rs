@@ -103,13 +103,12 @@ fn bad(m: String) -> Error {
     Error::new(ErrorKind::InvalidResponse, format!("/metrics/history: {m}"))
 }
 
+/// One share per day.
+pub type Days = Vec<(NaiveDate, f64)>;
+
 /// The days of one array of `/metrics/history` inside the period, per resource.
-fn days_of(
-    days: &[serde_json::Value],
-    p: &Period,
-    at: &str,
-) -> Result<Vec<(String, Vec<(NaiveDate, f64)>)>> {
-    let mut out: Vec<(String, Vec<(NaiveDate, f64)>)> = RESOURCES
+fn days_of(days: &[serde_json::Value], p: &Period, at: &str) -> Result<Vec<(String, Days)>> {
+    let mut out: Vec<(String, Days)> = RESOURCES
         .iter()
         .map(|r| (r.to_string(), Vec::new()))
         .collect();
@@ -144,7 +143,11 @@ pub fn parse_history(body: &str, p: &Period, th: f64) -> Result<Vec<ResourceSeri
     let mut arrays: Vec<(String, &Vec<serde_json::Value>)> = Vec::new();
     // Per host when the service has it, else the whole service's.
     let hosts = res.get("hosts").and_then(|h| h.as_object());
-    if let Some(a) = res.get("last_30_days").and_then(|a| a.as_array()).filter(|_| hosts.is_none()) {
+    if let Some(a) = res
+        .get("last_30_days")
+        .and_then(|a| a.as_array())
+        .filter(|_| hosts.is_none())
+    {
         arrays.push(("service".into(), a));
     }
     if let Some(hosts) = hosts {
@@ -205,18 +208,44 @@ fn with_series(
     let days = series.iter().map(|s| s.points.len()).max().unwrap_or(0);
     let worst: Vec<String> = series
         .iter()
-        .filter_map(|s| match (s.over, s.crosses_on.filter(|d| (*d - p.end).num_days() <= 365)) {
-            (true, _) => Some(format!("{} {} over {:.0}%", s.subject, s.resource, th * 100.0)),
-            (false, Some(d)) => Some(format!("{} {} reaches {:.0}% on {d}", s.subject, s.resource, th * 100.0)),
-            _ => None,
+        .filter_map(|s| {
+            match (
+                s.over,
+                s.crosses_on.filter(|d| (*d - p.end).num_days() <= 365),
+            ) {
+                (true, _) => Some(format!(
+                    "{} {} over {:.0}%",
+                    s.subject,
+                    s.resource,
+                    th * 100.0
+                )),
+                (false, Some(d)) => Some(format!(
+                    "{} {} reaches {:.0}% on {d}",
+                    s.subject,
+                    s.resource,
+                    th * 100.0
+                )),
+                _ => None,
+            }
         })
         .collect();
     let note = if worst.is_empty() {
-        format!("{days} of {} days; no resource reaches {:.0}% within a year at its trend", p.days(), th * 100.0)
+        format!(
+            "{days} of {} days; no resource reaches {:.0}% within a year at its trend",
+            p.days(),
+            th * 100.0
+        )
     } else {
         format!("{days} of {} days; {}", p.days(), worst.join("; "))
     };
-    Section::ok(note, Capacity { source, threshold: th, series })
+    Section::ok(
+        note,
+        Capacity {
+            source,
+            threshold: th,
+            series,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -235,7 +264,12 @@ mod tests {
         // 0.89 on Nov 30, +0.01 a day: 0.95 six days later.
         assert_eq!(s.crosses_on, NaiveDate::from_ymd_opt(2026, 12, 6));
         assert!(!s.over);
-        let flat = series("web-1", "cpu", vec![(d0, 0.3), (d0 + chrono::Duration::days(1), 0.3)], 0.9);
+        let flat = series(
+            "web-1",
+            "cpu",
+            vec![(d0, 0.3), (d0 + chrono::Duration::days(1), 0.3)],
+            0.9,
+        );
         assert_eq!(flat.crosses_on, None);
     }
 

@@ -58,22 +58,44 @@ pub fn lines(
         c.configure_mesh()
             .x_labels(8)
             .y_labels(6)
-            .x_label_formatter(&|x| (start + chrono::Duration::days(*x as i64)).format("%m-%d").to_string())
-            .y_label_formatter(&|y| if percent { format!("{:.0}%", y * 100.0) } else { format!("{y:.0}") })
+            .x_label_formatter(&|x| {
+                (start + chrono::Duration::days(*x as i64))
+                    .format("%m-%d")
+                    .to_string()
+            })
+            .y_label_formatter(&|y| {
+                if percent {
+                    format!("{:.0}%", y * 100.0)
+                } else {
+                    format!("{y:.0}")
+                }
+            })
             .draw()?;
         for (i, (name, pts)) in series.iter().enumerate() {
             let col = PALETTE[i % PALETTE.len()];
-            c.draw_series(LineSeries::new(pts.iter().map(|(d, v)| (day_x(p, *d), *v)), col.stroke_width(2)))?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2)));
+            c.draw_series(LineSeries::new(
+                pts.iter().map(|(d, v)| (day_x(p, *d), *v)),
+                col.stroke_width(2),
+            ))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2)));
         }
         if let Some((v, label)) = limit {
             let red = RGBColor(214, 39, 40);
-            c.draw_series(DashedLineSeries::new(vec![(0.0, v), (days, v)], 6, 4, red.stroke_width(1)))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], red));
+            c.draw_series(DashedLineSeries::new(
+                vec![(0.0, v), (days, v)],
+                6,
+                4,
+                red.stroke_width(1),
+            ))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], red));
         }
-        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::UpperLeft).draw()?;
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()?;
         root.present()?;
         Ok(())
     })();
@@ -87,7 +109,12 @@ pub fn bars(title: &str, groups: &[(String, Vec<f64>)], series: &[&str]) -> Char
     let r: Res = (|| {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE)?;
-        let max = groups.iter().flat_map(|g| g.1.iter().copied()).fold(0.0f64, f64::max).max(1e-9) * 1.15;
+        let max = groups
+            .iter()
+            .flat_map(|g| g.1.iter().copied())
+            .fold(0.0f64, f64::max)
+            .max(1e-9)
+            * 1.15;
         let n = groups.len().max(1) as f64;
         let mut c = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
@@ -101,7 +128,11 @@ pub fn bars(title: &str, groups: &[(String, Vec<f64>)], series: &[&str]) -> Char
             .x_labels(groups.len().max(1) * 2 + 1)
             .x_label_formatter(&|x| {
                 let i = x.floor() as usize;
-                if (x - x.floor() - 0.5).abs() < 0.01 { names.get(i).cloned().unwrap_or_default() } else { String::new() }
+                if (x - x.floor() - 0.5).abs() < 0.01 {
+                    names.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
@@ -118,7 +149,10 @@ pub fn bars(title: &str, groups: &[(String, Vec<f64>)], series: &[&str]) -> Char
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], col.filled()));
         }
         if series.len() > 1 {
-            c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+            c.configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
         }
         root.present()?;
         Ok(())
@@ -140,7 +174,10 @@ fn finish(svg: String, points: usize, r: Res) -> Chart {
     match r {
         Ok(()) => Chart { svg, points },
         Err(e) => Chart {
-            svg: format!("<p class=\"chart-error\">chart not drawn: {}</p>", super::html::escape(&e.to_string())),
+            svg: format!(
+                "<p class=\"chart-error\">chart not drawn: {}</p>",
+                super::html::escape(&e.to_string())
+            ),
             points: 0,
         },
     }

@@ -62,7 +62,11 @@ pub struct DrDrill {
 }
 
 /// The latest day with a manifest (a complete backup), looking back from `today`.
-async fn latest_complete(store: &dyn BackupStore, dataset: &str, today: NaiveDate) -> Option<NaiveDate> {
+async fn latest_complete(
+    store: &dyn BackupStore,
+    dataset: &str,
+    today: NaiveDate,
+) -> Option<NaiveDate> {
     for back in 0..LOOKBACK_DAYS {
         let d = today - chrono::Duration::days(back);
         if store.head(&manifest_key(dataset, d)).await.is_ok() {
@@ -80,8 +84,14 @@ fn inside(inner: &Path, outer: &Path) -> bool {
 
 /// A fresh scratch folder, refused when it is (or is under) the live data path.
 fn scratch(env: &Environment) -> Result<tempfile::TempDir> {
-    let base = env.config.review.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base).map_err(|e| Error::from(e).with_context("path", base.display().to_string()))?;
+    let base = env
+        .config
+        .review
+        .scratch_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Error::from(e).with_context("path", base.display().to_string()))?;
     if let Some(b) = env.config.backups.as_ref() {
         let live = PathBuf::from(&b.data_dir);
         if !b.data_dir.is_empty() && inside(&base, &live) {
@@ -92,13 +102,18 @@ fn scratch(env: &Environment) -> Result<tempfile::TempDir> {
             )));
         }
     }
-    Ok(tempfile::Builder::new().prefix("agentlab-dr-").tempdir_in(&base)?)
+    Ok(tempfile::Builder::new()
+        .prefix("agentlab-dr-")
+        .tempdir_in(&base)?)
 }
 
 /// Check one restored object's content by its kind.
 fn validate(e: &ManifestEntry, data: &[u8], d: &mut DrDataset) {
     if e.size != data.len() as u64 || e.sha256 != sha256_hex(data) {
-        d.problems.push(format!("{}: size or SHA-256 differs from the manifest (corrupt)", e.key));
+        d.problems.push(format!(
+            "{}: size or SHA-256 differs from the manifest (corrupt)",
+            e.key
+        ));
         return;
     }
     if e.key.ends_with(".json") {
@@ -113,7 +128,11 @@ fn validate(e: &ManifestEntry, data: &[u8], d: &mut DrDataset) {
         for (i, l) in lines.enumerate() {
             let n = l.split(',').count();
             if n != cols {
-                d.problems.push(format!("{}: row {} has {n} columns, the header {cols}", e.key, i + 2));
+                d.problems.push(format!(
+                    "{}: row {} has {n} columns, the header {cols}",
+                    e.key,
+                    i + 2
+                ));
                 return;
             }
             d.csv_rows += 1;
@@ -122,7 +141,12 @@ fn validate(e: &ManifestEntry, data: &[u8], d: &mut DrDataset) {
 }
 
 /// Restore one dataset's backup of `date` into `dir` and validate it.
-async fn restore_one(store: &dyn BackupStore, dataset: &str, date: NaiveDate, dir: &Path) -> Result<DrDataset> {
+async fn restore_one(
+    store: &dyn BackupStore,
+    dataset: &str,
+    date: NaiveDate,
+    dir: &Path,
+) -> Result<DrDataset> {
     let (header, entries) = open(store, &manifest_key(dataset, date)).await?;
     let entries: Vec<ManifestEntry> = entries.try_collect().await?;
     let mut d = DrDataset {
@@ -180,7 +204,9 @@ pub async fn drill(env: &Environment) -> Result<DrDrill> {
     let mut problems = Vec::new();
     for ds in &datasets {
         match latest_complete(store.as_ref(), ds, now.date_naive()).await {
-            None => problems.push(format!("{ds}: no complete backup in the last {LOOKBACK_DAYS} days")),
+            None => problems.push(format!(
+                "{ds}: no complete backup in the last {LOOKBACK_DAYS} days"
+            )),
             Some(date) => match restore_one(store.as_ref(), ds, date, dir.path()).await {
                 Ok(d) => {
                     problems.extend(d.problems.iter().cloned());
@@ -198,10 +224,18 @@ pub async fn drill(env: &Environment) -> Result<DrDrill> {
         .max()
         .unwrap_or(Duration::MAX);
     if rto > c.rto_target.0 {
-        problems.push(format!("RTO {} over the target {}", crate::config::format_duration(rto), crate::config::format_duration(c.rto_target.0)));
+        problems.push(format!(
+            "RTO {} over the target {}",
+            crate::config::format_duration(rto),
+            crate::config::format_duration(c.rto_target.0)
+        ));
     }
     if out.len() == datasets.len() && rpo > c.rpo_target.0 {
-        problems.push(format!("RPO {} over the target {}", crate::config::format_duration(rpo), crate::config::format_duration(c.rpo_target.0)));
+        problems.push(format!(
+            "RPO {} over the target {}",
+            crate::config::format_duration(rpo),
+            crate::config::format_duration(c.rpo_target.0)
+        ));
     }
     Ok(DrDrill {
         scratch: dir.path().display().to_string(),

@@ -30,7 +30,11 @@ pub fn reports(
         })?;
     }
     out.sort_by_key(|r| r.started_at);
-    Ok((out, bad, paths.iter().map(|p| p.display().to_string()).collect()))
+    Ok((
+        out,
+        bad,
+        paths.iter().map(|p| p.display().to_string()).collect(),
+    ))
 }
 
 /// The spec's duration of each runbook done by hand, in minutes (the middle of a range).
@@ -102,7 +106,8 @@ pub struct UsageSection {
 }
 
 fn in_period<'a>(rs: &'a [Report], p: &'a Period) -> impl Iterator<Item = &'a Report> + 'a {
-    rs.iter().filter(move |r| !r.dry_run && p.contains(r.started_at))
+    rs.iter()
+        .filter(move |r| !r.dry_run && p.contains(r.started_at))
 }
 
 /// Runbook usage and time saved.
@@ -120,9 +125,17 @@ pub fn usage(rs: &[Report], p: &Period, manual: &BTreeMap<String, f64>) -> Secti
             r.tool_version.clone().unwrap_or_else(|| "unknown".into()),
             r.config_hash.clone().unwrap_or_else(|| "unknown".into()),
         );
-        match revisions.iter_mut().find(|x| x.tool_version == v && x.config_hash == h) {
+        match revisions
+            .iter_mut()
+            .find(|x| x.tool_version == v && x.config_hash == h)
+        {
             Some(x) => x.runs += 1,
-            None => revisions.push(Revision { tool_version: v, config_hash: h, first: r.started_at, runs: 1 }),
+            None => revisions.push(Revision {
+                tool_version: v,
+                config_hash: h,
+                first: r.started_at,
+                runs: 1,
+            }),
         }
     }
     if by.is_empty() {
@@ -153,7 +166,14 @@ pub fn usage(rs: &[Report], p: &Period, manual: &BTreeMap<String, f64>) -> Secti
         runbooks.len(),
         revisions.len()
     );
-    Section::ok(note, UsageSection { runbooks, hours_saved, revisions })
+    Section::ok(
+        note,
+        UsageSection {
+            runbooks,
+            hours_saved,
+            revisions,
+        },
+    )
 }
 
 /// One SLO over the period, from the morning checks.
@@ -182,29 +202,50 @@ pub struct SloSection {
     pub open_incidents: Option<usize>,
 }
 
+/// Budget left and zone per SLO and day, by SLO name.
+type SloDays = BTreeMap<String, BTreeMap<NaiveDate, (f64, String)>>;
+
+/// A morning check's SLOs into `by` (the day's last check wins).
+fn add_slos(by: &mut SloDays, r: &Report) {
+    let day = r.started_at.date_naive();
+    let slos = r.payload.get("slos").and_then(|s| s.as_array());
+    for s in slos.into_iter().flatten() {
+        let (Some(n), Some(b)) = (
+            s.get("name").and_then(|x| x.as_str()),
+            s.get("budget_remaining").and_then(|x| x.as_f64()),
+        ) else {
+            continue;
+        };
+        let z = s
+            .get("zone")
+            .and_then(|x| x.as_str())
+            .unwrap_or("inconclusive");
+        by.entry(n.into()).or_default().insert(day, (b, z.into()));
+    }
+}
+
 /// SLO days per zone and budget from the morning checks; incidents and escalations.
 pub fn slos(rs: &[Report], p: &Period) -> Section<SloSection> {
-    let mut by: BTreeMap<String, BTreeMap<NaiveDate, (f64, String)>> = BTreeMap::new();
+    let mut by: SloDays = BTreeMap::new();
     let (mut incidents, mut escalated_runs) = (0, 0);
     for r in in_period(rs, p) {
         escalated_runs += u64::from(r.verdict == Verdict::Escalate);
-        if matches!(r.runbook.as_str(), "alert_investigation" | "slo_response" | "emergency_shutdown") {
+        if matches!(
+            r.runbook.as_str(),
+            "alert_investigation" | "slo_response" | "emergency_shutdown"
+        ) {
             incidents += 1;
         }
         if r.runbook != "morning_check" {
             continue;
         }
-        let day = r.started_at.date_naive();
-        for s in r.payload.get("slos").and_then(|s| s.as_array()).into_iter().flatten() {
-            let (Some(n), Some(b)) = (s.get("name").and_then(|x| x.as_str()), s.get("budget_remaining").and_then(|x| x.as_f64())) else {
-                continue;
-            };
-            let z = s.get("zone").and_then(|x| x.as_str()).unwrap_or("inconclusive");
-            by.entry(n.into()).or_default().insert(day, (b, z.into()));
-        }
+        add_slos(&mut by, r);
     }
     if by.is_empty() {
-        return Section::no_data(format!("no morning check with SLOs journaled in {}", p.label));
+        return Section::no_data(format!(
+            "no morning check with SLOs journaled in {}",
+            p.label
+        ));
     }
     let slos: Vec<SloMonth> = by
         .into_iter()
@@ -215,19 +256,37 @@ pub fn slos(rs: &[Report], p: &Period) -> Section<SloSection> {
             }
             let budget: Vec<(NaiveDate, f64)> = days.iter().map(|(d, (b, _))| (*d, *b)).collect();
             let consumed = budget.last().map(|b| 1.0 - b.1);
-            SloMonth { name, budget, zones, consumed }
+            SloMonth {
+                name,
+                budget,
+                zones,
+                consumed,
+            }
         })
         .collect();
     let line: Vec<String> = slos
         .iter()
         .map(|s| {
-            let c = s.consumed.map_or("?".into(), |c| format!("{:.0}%", c * 100.0));
+            let c = s
+                .consumed
+                .map_or("?".into(), |c| format!("{:.0}%", c * 100.0));
             let red = s.zones.get("red").copied().unwrap_or(0);
             format!("{} {c} of budget used, {red} red day(s)", s.name)
         })
         .collect();
-    let note = format!("{}; {incidents} incident runs, {escalated_runs} escalated runs", line.join("; "));
-    Section::ok(note, SloSection { slos, incidents, escalated_runs, open_incidents: None })
+    let note = format!(
+        "{}; {incidents} incident runs, {escalated_runs} escalated runs",
+        line.join("; ")
+    );
+    Section::ok(
+        note,
+        SloSection {
+            slos,
+            incidents,
+            escalated_runs,
+            open_incidents: None,
+        },
+    )
 }
 
 /// One night of backup verification.
@@ -264,22 +323,58 @@ pub fn backups(rs: &[Report], p: &Period) -> Section<BackupSection> {
             .and_then(|d| d.as_str())
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
             .unwrap_or_else(|| r.started_at.date_naive());
-        let bytes = r.payload.get("datasets").and_then(|d| d.as_array()).into_iter().flatten().filter_map(|d| d.get("bytes")?.as_u64()).sum();
-        let verdict = serde_json::to_value(r.verdict).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        nights.insert(date, Night { date, verdict, bytes });
+        let bytes = r
+            .payload
+            .get("datasets")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.get("bytes")?.as_u64())
+            .sum();
+        let verdict = serde_json::to_value(r.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        nights.insert(
+            date,
+            Night {
+                date,
+                verdict,
+                bytes,
+            },
+        );
     }
     if nights.is_empty() {
         return Section::no_data(format!("no backup verification journaled in {}", p.label));
     }
     let nights: Vec<Night> = nights.into_values().collect();
     let verified = nights.iter().filter(|n| n.verdict == "healthy").count() as u32;
-    let failures: Vec<NaiveDate> = nights.iter().filter(|n| n.verdict != "healthy").map(|n| n.date).collect();
+    let failures: Vec<NaiveDate> = nights
+        .iter()
+        .filter(|n| n.verdict != "healthy")
+        .map(|n| n.date)
+        .collect();
     let sizes: Vec<f64> = nights.iter().map(|n| n.bytes as f64).collect();
     let mean = sizes.iter().sum::<f64>() / sizes.len() as f64;
-    let size_trend_per_week = (sizes.len() >= 2 && mean > 0.0).then(|| 7.0 * super::capacity::linear_fit(&sizes).1 / mean);
-    let trend = size_trend_per_week.map_or(String::new(), |t| format!(", size {:+.1}% a week", t * 100.0));
-    let note = format!("{verified} of {} nights verified, {} failed{trend}", nights.len(), failures.len());
-    Section::ok(note, BackupSection { nights, verified, failures, size_trend_per_week })
+    let size_trend_per_week = (sizes.len() >= 2 && mean > 0.0)
+        .then(|| 7.0 * super::capacity::linear_fit(&sizes).1 / mean);
+    let trend = size_trend_per_week.map_or(String::new(), |t| {
+        format!(", size {:+.1}% a week", t * 100.0)
+    });
+    let note = format!(
+        "{verified} of {} nights verified, {} failed{trend}",
+        nights.len(),
+        failures.len()
+    );
+    Section::ok(
+        note,
+        BackupSection {
+            nights,
+            verified,
+            failures,
+            size_trend_per_week,
+        },
+    )
 }
 
 /// A finding of the access review, as compared between months.
@@ -312,7 +407,10 @@ fn findings_of(r: &Report) -> BTreeSet<AccessFinding> {
     r.findings
         .iter()
         .map(|f| AccessFinding {
-            severity: serde_json::to_value(f.severity).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            severity: serde_json::to_value(f.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
             subject: f.subject.clone(),
             message: f.message.clone(),
         })
@@ -323,10 +421,18 @@ fn findings_of(r: &Report) -> BTreeSet<AccessFinding> {
 pub fn security(rs: &[Report], p: &Period) -> Section<SecuritySection> {
     let reviews: Vec<&Report> = rs
         .iter()
-        .filter(|r| r.runbook == "access_review" && !r.dry_run && r.verdict != Verdict::Failed && r.started_at < p.end_instant())
+        .filter(|r| {
+            r.runbook == "access_review"
+                && !r.dry_run
+                && r.verdict != Verdict::Failed
+                && r.started_at < p.end_instant()
+        })
         .collect();
     let Some(last) = reviews.last() else {
-        return Section::no_data(format!("no access review journaled by the end of {}", p.label));
+        return Section::no_data(format!(
+            "no access review journaled by the end of {}",
+            p.label
+        ));
     };
     let now = findings_of(last);
     let prev = reviews.len().checked_sub(2).map(|i| reviews[i]);
@@ -334,14 +440,27 @@ pub fn security(rs: &[Report], p: &Period) -> Section<SecuritySection> {
     let new: Vec<AccessFinding> = now.difference(&before).cloned().collect();
     let resolved: Vec<AccessFinding> = before.difference(&now).cloned().collect();
     let note = match prev {
-        Some(_) => format!("{} findings on {}: {} new, {} resolved since the review before", now.len(), last.started_at.date_naive(), new.len(), resolved.len()),
-        None => format!("{} findings on {} (the first review journaled)", now.len(), last.started_at.date_naive()),
+        Some(_) => format!(
+            "{} findings on {}: {} new, {} resolved since the review before",
+            now.len(),
+            last.started_at.date_naive(),
+            new.len(),
+            resolved.len()
+        ),
+        None => format!(
+            "{} findings on {} (the first review journaled)",
+            now.len(),
+            last.started_at.date_naive()
+        ),
     };
-    Section::ok(note, SecuritySection {
-        reviewed_at: last.started_at,
-        findings: now.into_iter().collect(),
-        new,
-        resolved,
-        previous_at: prev.map(|r| r.started_at),
-    })
+    Section::ok(
+        note,
+        SecuritySection {
+            reviewed_at: last.started_at,
+            findings: now.into_iter().collect(),
+            new,
+            resolved,
+            previous_at: prev.map(|r| r.started_at),
+        },
+    )
 }

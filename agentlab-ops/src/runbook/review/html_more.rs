@@ -18,13 +18,39 @@ pub fn rest(o: &mut String, p: &ReviewPayload) {
 fn performance(o: &mut String, p: &ReviewPayload) {
     head(o, "performance", "Performance", &p.performance);
     if let Some(d) = &p.performance.data {
-        let _ = write!(o, "<h3>Slowest endpoints</h3><p>{}</p>", escape(&d.endpoints_source));
+        let _ = write!(
+            o,
+            "<h3>Slowest endpoints</h3><p>{}</p>",
+            escape(&d.endpoints_source)
+        );
         if let Some(e) = &d.endpoints {
-            table(o, &["endpoint", "p95 (ms)", "requests"], e.iter().map(|e| vec![e.path.clone(), format!("{:.0}", e.p95_ms), e.requests.map_or("—".into(), |r| r.to_string())]).collect());
+            table(
+                o,
+                &["endpoint", "p95 (ms)", "requests"],
+                e.iter()
+                    .map(|e| {
+                        vec![
+                            e.path.clone(),
+                            format!("{:.0}", e.p95_ms),
+                            e.requests.map_or("—".into(), |r| r.to_string()),
+                        ]
+                    })
+                    .collect(),
+            );
         }
-        let _ = write!(o, "<h3>Error patterns</h3><p>{}</p>", escape(&d.errors_source));
+        let _ = write!(
+            o,
+            "<h3>Error patterns</h3><p>{}</p>",
+            escape(&d.errors_source)
+        );
         if let Some(e) = &d.errors {
-            table(o, &["template", "lines", "hosts"], e.iter().map(|e| vec![e.template.clone(), e.count.to_string(), e.hosts.join(", ")]).collect());
+            table(
+                o,
+                &["template", "lines", "hosts"],
+                e.iter()
+                    .map(|e| vec![e.template.clone(), e.count.to_string(), e.hosts.join(", ")])
+                    .collect(),
+            );
         }
     }
     o.push_str("</section>");
@@ -33,11 +59,27 @@ fn performance(o: &mut String, p: &ReviewPayload) {
 fn security(o: &mut String, p: &ReviewPayload) {
     head(o, "security", "Security", &p.security);
     if let Some(s) = &p.security.data {
-        let row = |f: &super::history::AccessFinding, change: &str| vec![change.to_string(), f.severity.clone(), f.subject.clone(), f.message.clone()];
+        let row = |f: &super::history::AccessFinding, change: &str| {
+            vec![
+                change.to_string(),
+                f.severity.clone(),
+                f.subject.clone(),
+                f.message.clone(),
+            ]
+        };
         let mut rows: Vec<Vec<String>> = s.new.iter().map(|f| row(f, "new")).collect();
         rows.extend(s.resolved.iter().map(|f| row(f, "resolved")));
-        rows.extend(s.findings.iter().filter(|f| !s.new.contains(f)).map(|f| row(f, "still open")));
-        table(o, &["since last review", "severity", "subject", "finding"], rows);
+        rows.extend(
+            s.findings
+                .iter()
+                .filter(|f| !s.new.contains(f))
+                .map(|f| row(f, "still open")),
+        );
+        table(
+            o,
+            &["since last review", "severity", "subject", "finding"],
+            rows,
+        );
     }
     o.push_str("</section>");
 }
@@ -45,11 +87,29 @@ fn security(o: &mut String, p: &ReviewPayload) {
 fn backups(o: &mut String, p: &ReviewPayload) {
     head(o, "backups", "Backups", &p.backups);
     if let Some(b) = &p.backups.data {
-        let mb: Vec<(String, Vec<_>)> = vec![("bytes verified (KiB)".into(), b.nights.iter().map(|n| (n.date, n.bytes as f64 / 1024.0)).collect())];
+        let mb: Vec<(String, Vec<_>)> = vec![(
+            "bytes verified (KiB)".into(),
+            b.nights
+                .iter()
+                .map(|n| (n.date, n.bytes as f64 / 1024.0))
+                .collect(),
+        )];
         let top = mb[0].1.iter().map(|x| x.1).fold(1.0, f64::max) * 1.2;
-        figure(o, "backup-size", lines("backup size per night", &p.period, &mb, None, top, false));
+        figure(
+            o,
+            "backup-size",
+            lines("backup size per night", &p.period, &mb, None, top, false),
+        );
         if !b.failures.is_empty() {
-            let _ = write!(o, "<p>Failed nights: {}</p>", b.failures.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                o,
+                "<p>Failed nights: {}</p>",
+                b.failures
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     o.push_str("</section>");
@@ -58,8 +118,44 @@ fn backups(o: &mut String, p: &ReviewPayload) {
 fn dr(o: &mut String, p: &ReviewPayload) {
     head(o, "dr", "Disaster-recovery drill", &p.dr);
     if let Some(d) = &p.dr.data {
-        let _ = write!(o, "<p>RTO <b>{:.1} s</b> (target {:.0} s) · RPO <b>{:.1} h</b> (target {:.1} h) · restored into a scratch folder, removed after</p>", d.rto_ms as f64 / 1000.0, d.rto_target_ms as f64 / 1000.0, d.rpo_s as f64 / 3600.0, d.rpo_target_s as f64 / 3600.0);
-        table(o, &["dataset", "backup", "objects", "bytes", "JSON parsed", "CSV rows", "problems"], d.datasets.iter().map(|x| vec![x.dataset.clone(), x.date.to_string(), x.objects.to_string(), x.bytes.to_string(), x.json_ok.to_string(), x.csv_rows.to_string(), if x.problems.is_empty() { "none".into() } else { x.problems.join("; ") }]).collect());
+        let _ = write!(
+            o,
+            "<p>RTO <b>{:.1} s</b> (target {:.0} s) · RPO <b>{:.1} h</b> (target {:.1} h) · restored into a scratch folder, removed after</p>",
+            d.rto_ms as f64 / 1000.0,
+            d.rto_target_ms as f64 / 1000.0,
+            d.rpo_s as f64 / 3600.0,
+            d.rpo_target_s as f64 / 3600.0
+        );
+        table(
+            o,
+            &[
+                "dataset",
+                "backup",
+                "objects",
+                "bytes",
+                "JSON parsed",
+                "CSV rows",
+                "problems",
+            ],
+            d.datasets
+                .iter()
+                .map(|x| {
+                    vec![
+                        x.dataset.clone(),
+                        x.date.to_string(),
+                        x.objects.to_string(),
+                        x.bytes.to_string(),
+                        x.json_ok.to_string(),
+                        x.csv_rows.to_string(),
+                        if x.problems.is_empty() {
+                            "none".into()
+                        } else {
+                            x.problems.join("; ")
+                        },
+                    ]
+                })
+                .collect(),
+        );
     }
     o.push_str("</section>");
 }
@@ -67,11 +163,59 @@ fn dr(o: &mut String, p: &ReviewPayload) {
 fn usage(o: &mut String, p: &ReviewPayload) {
     head(o, "usage", "Runbook usage", &p.usage);
     if let Some(u) = &p.usage.data {
-        let groups: Vec<(String, Vec<f64>)> = u.runbooks.iter().take(10).map(|r| (r.runbook.clone(), vec![r.runs as f64])).collect();
-        figure(o, "runbook-usage", bars("runs per runbook", &groups, &["runs"]));
-        table(o, &["runbook", "runs", "success", "median", "by hand", "hours saved"], u.runbooks.iter().map(|r| vec![r.runbook.clone(), r.runs.to_string(), format!("{:.0}%", r.success_rate * 100.0), crate::config::format_duration(std::time::Duration::from_millis(r.median_ms)), r.manual_minutes.map_or("—".into(), |m| format!("{m} min")), r.hours_saved.map_or("—".into(), |h| format!("{h:.1}"))]).collect());
+        let groups: Vec<(String, Vec<f64>)> = u
+            .runbooks
+            .iter()
+            .take(10)
+            .map(|r| (r.runbook.clone(), vec![r.runs as f64]))
+            .collect();
+        figure(
+            o,
+            "runbook-usage",
+            bars("runs per runbook", &groups, &["runs"]),
+        );
+        table(
+            o,
+            &[
+                "runbook",
+                "runs",
+                "success",
+                "median",
+                "by hand",
+                "hours saved",
+            ],
+            u.runbooks
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.runbook.clone(),
+                        r.runs.to_string(),
+                        format!("{:.0}%", r.success_rate * 100.0),
+                        crate::config::format_duration(std::time::Duration::from_millis(
+                            r.median_ms,
+                        )),
+                        r.manual_minutes.map_or("—".into(), |m| format!("{m} min")),
+                        r.hours_saved.map_or("—".into(), |h| format!("{h:.1}")),
+                    ]
+                })
+                .collect(),
+        );
         let _ = write!(o, "<h3>Revisions</h3>");
-        table(o, &["from", "agentlab-ops", "config", "runs"], u.revisions.iter().map(|r| vec![r.first.format("%Y-%m-%d %H:%M").to_string(), r.tool_version.clone(), r.config_hash.clone(), r.runs.to_string()]).collect());
+        table(
+            o,
+            &["from", "agentlab-ops", "config", "runs"],
+            u.revisions
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.first.format("%Y-%m-%d %H:%M").to_string(),
+                        r.tool_version.clone(),
+                        r.config_hash.clone(),
+                        r.runs.to_string(),
+                    ]
+                })
+                .collect(),
+        );
     }
     o.push_str("</section>");
 }

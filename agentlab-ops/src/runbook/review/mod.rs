@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::report::{Action, Outcome, Report};
-use crate::runbook::registry::{Definition, OptionDoc, Validate, check_args, defaults_of, parse_args};
+use crate::runbook::registry::{
+    Definition, OptionDoc, Validate, check_args, defaults_of, parse_args,
+};
 use crate::runbook::run::RunOptions;
 
 pub use html::render_html;
@@ -43,7 +45,11 @@ impl Period {
     /// The month starting on `first`'s month.
     pub fn month(first: NaiveDate) -> Period {
         let start = NaiveDate::from_ymd_opt(first.year(), first.month(), 1).unwrap_or(first);
-        Period { start, end: start + chrono::Months::new(1), label: start.format("%Y-%m").to_string() }
+        Period {
+            start,
+            end: start + chrono::Months::new(1),
+            label: start.format("%Y-%m").to_string(),
+        }
     }
     /// Days in it.
     pub fn days(&self) -> i64 {
@@ -51,11 +57,17 @@ impl Period {
     }
     /// Its first instant.
     pub fn start_instant(&self) -> DateTime<Utc> {
-        self.start.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default()
+        self.start
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or_default()
     }
     /// The instant after it.
     pub fn end_instant(&self) -> DateTime<Utc> {
-        self.end.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default()
+        self.end
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or_default()
     }
     /// Whether `t` is in it.
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
@@ -95,19 +107,35 @@ pub struct Section<T> {
 impl<T> Section<T> {
     /// Filled.
     pub fn ok(note: impl Into<String>, data: T) -> Self {
-        Section { status: SectionStatus::Ok, note: note.into(), data: Some(data) }
+        Section {
+            status: SectionStatus::Ok,
+            note: note.into(),
+            data: Some(data),
+        }
     }
     /// Not configured.
     pub fn not_configured(note: impl Into<String>) -> Self {
-        Section { status: SectionStatus::NotConfigured, note: note.into(), data: None }
+        Section {
+            status: SectionStatus::NotConfigured,
+            note: note.into(),
+            data: None,
+        }
     }
     /// No data.
     pub fn no_data(note: impl Into<String>) -> Self {
-        Section { status: SectionStatus::NoData, note: note.into(), data: None }
+        Section {
+            status: SectionStatus::NoData,
+            note: note.into(),
+            data: None,
+        }
     }
     /// Failed.
     pub fn failed(note: impl Into<String>) -> Self {
-        Section { status: SectionStatus::Failed, note: note.into(), data: None }
+        Section {
+            status: SectionStatus::Failed,
+            note: note.into(),
+            data: None,
+        }
     }
     /// The step outcome it is recorded with.
     pub fn outcome(&self) -> Outcome {
@@ -134,7 +162,11 @@ pub struct ReviewOptions {
 
 impl Default for ReviewOptions {
     fn default() -> Self {
-        ReviewOptions { month: None, out: None, drill: true }
+        ReviewOptions {
+            month: None,
+            out: None,
+            drill: true,
+        }
     }
 }
 
@@ -151,7 +183,8 @@ impl Validate for ReviewOptions {
 }
 
 fn parse_month(m: &str) -> std::result::Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").map_err(|_| format!("month: {m:?} is not YYYY-MM"))
+    NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
+        .map_err(|_| format!("month: {m:?} is not YYYY-MM"))
 }
 
 /// The period of the options: the month asked, or the last full month before `now`.
@@ -168,18 +201,29 @@ pub fn out_paths(out: &str) -> [std::path::PathBuf; 3] {
     [p.clone(), p.with_extension("md"), p.with_extension("json")]
 }
 
-fn write_files(run: &crate::runbook::run::Run, payload: &ReviewPayload, out: &str) -> crate::error::Result<Vec<String>> {
+fn write_files(
+    run: &crate::runbook::run::Run,
+    payload: &ReviewPayload,
+    out: &str,
+) -> crate::error::Result<Vec<String>> {
     let paths = out_paths(out);
     let json = serde_json::to_string_pretty(payload).unwrap_or_default();
     let bodies = [render_html(payload), render_markdown(payload), json];
     for (p, body) in paths.iter().zip(bodies) {
         if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d).map_err(|e| Error::from(e).with_context("path", d.display().to_string()))?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::from(e).with_context("path", d.display().to_string()))?;
         }
-        std::fs::write(p, crate::secret::redact(&body)).map_err(|e| Error::from(e).with_context("path", p.display().to_string()))?;
+        std::fs::write(p, crate::secret::redact(&body))
+            .map_err(|e| Error::from(e).with_context("path", p.display().to_string()))?;
     }
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    run.record("write", Action::Read, Outcome::Pass, format!("wrote {}", names.join(", ")));
+    run.record(
+        "write",
+        Action::Read,
+        Outcome::Pass,
+        format!("wrote {}", names.join(", ")),
+    );
     Ok(names)
 }
 
@@ -187,7 +231,8 @@ fn write_files(run: &crate::runbook::run::Run, payload: &ReviewPayload, out: &st
 pub async fn monthly_review(env: &Environment, o: &ReviewOptions, ro: &RunOptions) -> Report {
     let mut ro = ro.clone();
     if ro.deadline.is_none() {
-        ro.deadline = Some(std::time::Duration::from_secs(600).max(env.config.review.rto_target.0 * 2));
+        ro.deadline =
+            Some(std::time::Duration::from_secs(600).max(env.config.review.rto_target.0 * 2));
     }
     env.execute("monthly_review", &ro, |run| async move {
         let p = period_of(o, env.clock.now());
@@ -221,9 +266,21 @@ pub static MONTHLY_REVIEW: Definition = Definition {
         "write: the HTML, Markdown and JSON files (with out)",
     ],
     options: &[
-        OptionDoc { name: "month", kind: "YYYY-MM", help: "the month (default: the last full month)" },
-        OptionDoc { name: "out", kind: "path", help: "write the HTML here, .md and .json beside it" },
-        OptionDoc { name: "drill", kind: "bool", help: "run the disaster-recovery drill (default true)" },
+        OptionDoc {
+            name: "month",
+            kind: "YYYY-MM",
+            help: "the month (default: the last full month)",
+        },
+        OptionDoc {
+            name: "out",
+            kind: "path",
+            help: "write the HTML here, .md and .json beside it",
+        },
+        OptionDoc {
+            name: "drill",
+            kind: "bool",
+            help: "run the disaster-recovery drill (default true)",
+        },
     ],
     defaults: defaults_of::<ReviewOptions>,
     check_options: check_args::<ReviewOptions>,
@@ -242,15 +299,29 @@ mod tests {
 
     #[test]
     fn the_default_period_is_the_last_full_month() {
-        let now = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap().and_hms_opt(9, 0, 0).unwrap().and_utc();
+        let now = NaiveDate::from_ymd_opt(2026, 12, 4)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap()
+            .and_utc();
         let p = period_of(&ReviewOptions::default(), now);
         assert_eq!((p.label.as_str(), p.days()), ("2026-11", 30));
-        let jan = NaiveDate::from_ymd_opt(2027, 1, 2).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let jan = NaiveDate::from_ymd_opt(2027, 1, 2)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
         assert_eq!(period_of(&ReviewOptions::default(), jan).label, "2026-12");
-        let o = ReviewOptions { month: Some("2026-02".into()), ..Default::default() };
+        let o = ReviewOptions {
+            month: Some("2026-02".into()),
+            ..Default::default()
+        };
         assert_eq!(period_of(&o, now).days(), 28);
         assert!(o.validate().is_ok());
-        let bad = ReviewOptions { month: Some("2026-13".into()), ..Default::default() };
+        let bad = ReviewOptions {
+            month: Some("2026-13".into()),
+            ..Default::default()
+        };
         assert!(bad.validate().unwrap_err().contains("2026-13"));
     }
 }

@@ -64,8 +64,19 @@ async fn endpoints(env: &Environment, p: &Period, top: usize) -> (Option<Vec<End
     if let Some(c) = env.config.prometheus.as_ref() {
         return match super::prom::slowest(c, p, top).await {
             Ok(v) => (
-                Some(v.into_iter().map(|(path, p95_ms)| Endpoint { path, p95_ms, requests: None }).collect()),
-                format!("prometheus {}: http_request_duration_seconds p95", c.url.as_str()),
+                Some(
+                    v.into_iter()
+                        .map(|(path, p95_ms)| Endpoint {
+                            path,
+                            p95_ms,
+                            requests: None,
+                        })
+                        .collect(),
+                ),
+                format!(
+                    "prometheus {}: http_request_duration_seconds p95",
+                    c.url.as_str()
+                ),
             ),
             Err(e) => (None, format!("prometheus: {e}")),
         };
@@ -77,7 +88,10 @@ async fn endpoints(env: &Environment, p: &Period, top: usize) -> (Option<Vec<End
                 v.truncate(top);
                 (Some(v), format!("{path} endpoints"))
             }
-            None => (None, format!("not configured: {path} has no endpoints and there is no [prometheus]")),
+            None => (
+                None,
+                format!("not configured: {path} has no endpoints and there is no [prometheus]"),
+            ),
         },
         Ok(r) => (None, format!("{path}: HTTP {}", r.status)),
         Err(e) => (None, format!("{path}: {e}")),
@@ -85,7 +99,12 @@ async fn endpoints(env: &Environment, p: &Period, top: usize) -> (Option<Vec<End
 }
 
 async fn errors(env: &Environment, p: &Period, top: usize) -> (Option<Vec<ErrorPattern>>, String) {
-    let file = env.config.review.log_file.clone().unwrap_or_else(|| env.config.investigation.log_file.clone());
+    let file = env
+        .config
+        .review
+        .log_file
+        .clone()
+        .unwrap_or_else(|| env.config.investigation.log_file.clone());
     if file.is_empty() || env.hosts.is_empty() {
         return (None, "not configured: no hosts or no log file".into());
     }
@@ -111,7 +130,11 @@ async fn errors(env: &Environment, p: &Period, top: usize) -> (Option<Vec<ErrorP
                             x.count += t.count;
                             x.hosts.push(h.config.name.clone());
                         }
-                        None => all.push(ErrorPattern { template: t.template, count: t.count, hosts: vec![h.config.name.clone()] }),
+                        None => all.push(ErrorPattern {
+                            template: t.template,
+                            count: t.count,
+                            hosts: vec![h.config.name.clone()],
+                        }),
                     }
                 }
             }
@@ -143,6 +166,18 @@ pub async fn gather(env: &Environment, p: &Period) -> Section<PerfSection> {
         let n: u64 = v.iter().map(|e| e.count).sum();
         note.push(format!("{n} error lines in the top {} templates", v.len()));
     }
-    let s = PerfSection { endpoints, endpoints_source, errors, errors_source };
-    Section::ok(if note.is_empty() { "no data in the period".into() } else { note.join("; ") }, s)
+    let s = PerfSection {
+        endpoints,
+        endpoints_source,
+        errors,
+        errors_source,
+    };
+    Section::ok(
+        if note.is_empty() {
+            "no data in the period".into()
+        } else {
+            note.join("; ")
+        },
+        s,
+    )
 }

@@ -62,7 +62,10 @@ pub async fn capacity(c: &PrometheusConfig, p: &Period, th: f64) -> Result<Vec<R
         for a in answers {
             let (d, vs) = a?;
             for (labels, v) in vs {
-                let host = labels.get("instance").cloned().unwrap_or_else(|| "all".into());
+                let host = labels
+                    .get("instance")
+                    .cloned()
+                    .unwrap_or_else(|| "all".into());
                 if let Some(v) = v.filter(|v| v.is_finite()) {
                     by.entry(host).or_default().push((d, v));
                 }
@@ -84,7 +87,12 @@ pub async fn slowest(c: &PrometheusConfig, p: &Period, top: usize) -> Result<Vec
         .vector(&q, p.end_instant().min(Utc::now()))
         .await?
         .into_iter()
-        .filter_map(|(l, v)| Some((l.get("handler")?.clone(), v.filter(|x| x.is_finite())? * 1000.0)))
+        .filter_map(|(l, v)| {
+            Some((
+                l.get("handler")?.clone(),
+                v.filter(|x| x.is_finite())? * 1000.0,
+            ))
+        })
         .collect();
     v.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(v)

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-END = 1796140800  # 2026-12-01T00:00:00Z
+END = 1796140800  # 2026-12-01T16:00:00Z
 STEP = 60
 DAYS = 30
 N = DAYS * 86400 // STEP
@@ -32,6 +32,64 @@ def per_step(i):
     return total - errors, errors
 
 
+HOUR = 3600
+HOURS = DAYS * 24
+CAP_START = START - START % 86400  # the capacity series run midnight to midnight
+HOSTS = ("web-1:9100", "web-2:9100")
+GIB = 1 << 30
+
+
+def use(host, resource, day):
+    """The monthly review's capacity fixture: a host's share of a resource on day 0..29."""
+    h = HOSTS.index(host)
+    return {
+        "cpu": (0.30 + 0.002 * day, 0.40 + 0.004 * day),
+        "memory": (0.50, 0.55 + 0.01 * day),
+        "disk": (0.40, 0.62),
+    }[resource][h]
+
+
+# Request durations per handler: cumulative bucket shares (le -> share), 1000 requests an hour.
+BUCKETS = {
+    "/api/run": ((0.1, 0.10), (0.5, 0.30), (1.0, 0.50), (2.5, 0.98), ("+Inf", 1.0)),
+    "/api/sessions": ((0.1, 0.60), (0.25, 0.97), (0.5, 1.0), (1.0, 1.0), ("+Inf", 1.0)),
+}
+
+
+def write_capacity(f):
+    """node_exporter's CPU, memory and filesystem series and a request-duration histogram, hourly
+    over the 30 days (and the day before, so the first day's rate has a sample before it): what
+    the monthly review's Prometheus capacity and performance read."""
+    f.write("# HELP node_cpu_seconds_total CPU seconds.\n# TYPE node_cpu_seconds_total counter\n")
+    for host in HOSTS:
+        for cpu in ("0", "1"):
+            idle = 0.0
+            for k in range(-24, HOURS + 1):
+                if k > -24:
+                    idle += HOUR * (1 - use(host, "cpu", max(k - 1, 0) // 24))
+                f.write(f'node_cpu_seconds_total{{instance="{host}",cpu="{cpu}",mode="idle"}} {idle:.3f} {CAP_START + k * HOUR}\n')
+    for name, value in (("MemTotal", lambda h, d: 8 * GIB), ("MemAvailable", lambda h, d: round(8 * GIB * (1 - use(h, "memory", d))))):
+        f.write(f"# HELP node_memory_{name}_bytes Memory.\n# TYPE node_memory_{name}_bytes gauge\n")
+        for host in HOSTS:
+            for k in range(-24, HOURS + 1):
+                d = max(k - 1, 0) // 24  # a sample closes the hour before it
+                f.write(f'node_memory_{name}_bytes{{instance="{host}"}} {value(host, d)} {CAP_START + k * HOUR}\n')
+    for name, value in (("size", lambda h, d: 50 * GIB), ("avail", lambda h, d: round(50 * GIB * (1 - use(h, "disk", d))))):
+        f.write(f"# HELP node_filesystem_{name}_bytes Disk.\n# TYPE node_filesystem_{name}_bytes gauge\n")
+        for host in HOSTS:
+            for k in range(-24, HOURS + 1):
+                d = max(k - 1, 0) // 24  # a sample closes the hour before it
+                f.write(f'node_filesystem_{name}_bytes{{instance="{host}",mountpoint="/",fstype="ext4"}} {value(host, d)} {CAP_START + k * HOUR}\n')
+    f.write("# HELP http_request_duration_seconds Request duration.\n# TYPE http_request_duration_seconds histogram\n")
+    for handler, buckets in BUCKETS.items():
+        for k in range(HOURS + 1):
+            t = CAP_START + k * HOUR
+            for le, share in buckets:
+                f.write(f'http_request_duration_seconds_bucket{{handler="{handler}",le="{le}"}} {round(1000 * k * share)} {t}\n')
+            f.write(f'http_request_duration_seconds_count{{handler="{handler}"}} {1000 * k} {t}\n')
+            f.write(f'http_request_duration_seconds_sum{{handler="{handler}"}} {500.0 * k} {t}\n')
+
+
 good, bad = [0], [0]
 for i in range(1, N + 1):
     g, e = per_step(i)
@@ -44,6 +102,7 @@ with open(f"{out}/data.om", "w") as f:
     for code, series in (("200", good), ("500", bad)):
         for i, v in enumerate(series):
             f.write(f'http_requests_total{{code="{code}"}} {v} {START + i * STEP}\n')
+    write_capacity(f)
     f.write("# EOF\n")
 
 windows = {"5m": 300, "30m": 1800, "1h": 3600, "6h": 21600, "3d": 259200, "30d": DAYS * 86400}

@@ -36,6 +36,7 @@ mod recover;
 mod restart;
 mod review;
 mod review_browser;
+mod review_prometheus;
 mod s3_retry;
 mod sandbox_scenarios;
 mod scaling;

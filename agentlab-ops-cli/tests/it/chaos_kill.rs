@@ -14,30 +14,9 @@ use std::time::{Duration, Instant};
 
 const LEASE_SECS: u64 = 3;
 
-struct Netns(String);
-
-impl Netns {
-    fn ip(args: &[&str]) -> bool {
-        Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-    fn tc(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "tc"])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        Netns::ip(&["netns", "del", &self.0]);
-    }
-}
+#[path = "../../../agentlab-ops/tests/support/netns.rs"]
+mod netns;
+use netns::Netns;
 
 fn wait_until(limit: Duration, f: impl Fn() -> bool) -> bool {
     let start = Instant::now();
@@ -128,23 +107,14 @@ fn sigkill_of_the_runner_leaves_no_fault_behind() {
         ("all in", Some(0)),
         ("renewed", Some(2500)),
     ] {
-        let ns = Netns(format!("alkill-{}", std::process::id()));
-        if !Netns::ip(&["netns", "add", &ns.0]) {
-            std::mem::forget(ns);
-            return skip_or_panic(
-                "ip netns add failed: this test needs root (./scripts/test.sh runs it as root)",
-            );
-        }
+        let Some(ns) = Netns::new("kill") else { return };
         kill_at(&ns, when, after_all_in);
     }
 }
 
-/// Start the experiment, SIGKILL the command at `when`, and check every fault is gone.
-fn kill_at(ns: &Netns, when: &str, after_all_in: Option<u64>) {
-    assert!(Netns::ip(&["-n", &ns.0, "link", "set", "lo", "up"]));
-    assert!(Netns::ip(&[
-        "-n", &ns.0, "link", "add", "v1", "type", "veth", "peer", "name", "v2"
-    ]));
+/// A foreign root qdisc in the namespace, a folder with the config, the experiment and
+/// the leases, and the test's own service process: (folder, service argv tag, its pid).
+fn set_up(ns: &Netns) -> (tempfile::TempDir, String, String) {
     ns.tc(&["qdisc", "add", "dev", "v1", "root", "handle", "1:", "htb"]);
     let d = tempfile::Builder::new()
         .prefix("alck")
@@ -166,6 +136,13 @@ fn kill_at(ns: &Netns, when: &str, after_all_in: Option<u64>) {
     std::fs::write(d.path().join("agentlab-ops.toml"), config(d.path(), &app)).unwrap();
     std::fs::write(d.path().join("exp.toml"), EXPERIMENT.replace("NS", &ns.0)).unwrap();
 
+    (d, app, before)
+}
+
+/// Start the experiment, SIGKILL the command at `when`, and check every fault is gone.
+fn kill_at(ns: &Netns, when: &str, after_all_in: Option<u64>) {
+    let (d, app, before) = set_up(ns);
+    let leases = d.path().join("leases");
     let mut child = bin(d.path())
         .args(["chaos", "run", "exp.toml"])
         .stdout(Stdio::null())

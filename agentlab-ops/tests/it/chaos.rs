@@ -5,7 +5,6 @@
 //! real `tc` in a network namespace of the test's own (our root qdisc in and out under our
 //! handle; a root qdisc that is someone else's is refused and left as it is).
 
-use std::process::Command;
 use std::time::Duration;
 
 use agentlab_ops::config::BaseUrl;
@@ -211,52 +210,10 @@ async fn targets_and_bad_definitions_name_the_field() {
     assert!(r.to_text(false).contains("nope"), "{}", r.to_text(false));
 }
 
-/// A network namespace of the test's own, deleted on drop; None when this machine cannot make
-/// one (not root) and skipping is allowed.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Option<Netns> {
-        let name = format!("alchaos-{tag}-{}", std::process::id());
-        let ok = |args: &[&str]| {
-            Command::new("ip")
-                .args(args)
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ok(&["netns", "add", &name]) {
-            if std::env::var("AGENTLAB_OPS_SKIP_REAL").as_deref() == Ok("1") {
-                eprintln!("SKIPPED netem: cannot add a network namespace (not root?)");
-                return None;
-            }
-            panic!(
-                "ip netns add failed: the netem tests need root (./scripts/test.sh runs them as root)"
-            );
-        }
-        let ns = Netns(name);
-        assert!(ok(&["-n", &ns.0, "link", "set", "lo", "up"]));
-        assert!(ok(&[
-            "-n", &ns.0, "link", "add", "v1", "type", "veth", "peer", "name", "v2"
-        ]));
-        assert!(ok(&["-n", &ns.0, "link", "set", "v1", "up"]));
-        Some(ns)
-    }
-
-    fn tc(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "tc"])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+// A network namespace of the test's own (shared with the command's SIGKILL test).
+#[path = "../support/netns.rs"]
+mod netns;
+use netns::Netns;
 
 fn netem_def(ns: &Netns, device: &str) -> Value {
     // This kernel has no sch_netem (see the README): `htb` stands in, under our handle.

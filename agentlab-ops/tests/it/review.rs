@@ -231,3 +231,29 @@ fn assert_sections(p: &ReviewPayload) {
     assert!(u.hours_saved > 10.0, "{}", p.usage.note);
     assert_eq!(u.revisions.len(), 2, "{:?}", u.revisions);
 }
+
+#[tokio::test]
+async fn a_scratch_folder_inside_the_live_data_is_refused_before_anything_is_made() {
+    let sb = Sandbox::start(Scenario::Healthy).await.unwrap();
+    let mut env = sb.environment().await.unwrap();
+    let live = std::path::PathBuf::from(&env.config.backups.as_ref().unwrap().data_dir);
+    let before = checksums(&live);
+    env.config.review.scratch_dir = Some(live.join("dr"));
+    let (r, p) = review(&env, None).await;
+    assert_eq!(p.dr.status, SectionStatus::Failed);
+    assert!(
+        p.dr.note.contains("inside the live data path"),
+        "{}",
+        p.dr.note
+    );
+    assert!(
+        !live.join("dr").exists(),
+        "a folder was made in the live data"
+    );
+    assert_eq!(checksums(&live), before);
+    assert!(
+        r.escalations
+            .iter()
+            .any(|e| e.criterion == "dr_drill_failed")
+    );
+}

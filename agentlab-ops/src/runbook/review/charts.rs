@@ -122,7 +122,9 @@ pub fn bars(title: &str, groups: &[(String, Vec<f64>)], series: &[&str]) -> Char
             .x_label_area_size(36)
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..n, 0f64..max)?;
-        let names: Vec<String> = groups.iter().map(|g| short(&g.0)).collect();
+        // Narrower labels when there are many bars, so they do not run into each other.
+        let width = if groups.len() > 5 { 10 } else { 18 };
+        let names: Vec<String> = groups.iter().map(|g| short(&g.0, width)).collect();
         c.configure_mesh()
             .disable_x_mesh()
             .x_labels(groups.len().max(1) * 2 + 1)
@@ -161,10 +163,10 @@ pub fn bars(title: &str, groups: &[(String, Vec<f64>)], series: &[&str]) -> Char
 }
 
 /// A label short enough for an axis.
-fn short(s: &str) -> String {
+fn short(s: &str, width: usize) -> String {
     let s = s.trim_start_matches("Amazon ").trim_start_matches("AWS ");
-    if s.chars().count() > 18 {
-        format!("{}…", s.chars().take(17).collect::<String>())
+    if s.chars().count() > width {
+        format!("{}…", s.chars().take(width - 1).collect::<String>())
     } else {
         s.to_string()
     }

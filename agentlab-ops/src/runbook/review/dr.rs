@@ -61,19 +61,22 @@ pub struct DrDrill {
     pub problems: Vec<String>,
 }
 
-/// The latest day with a manifest (a complete backup), looking back from `today`.
+/// The latest day with a manifest (a complete backup), looking back from `today`; a store
+/// that fails otherwise than "not found" is an error (never taken for a missing backup).
 async fn latest_complete(
     store: &dyn BackupStore,
     dataset: &str,
     today: NaiveDate,
-) -> Option<NaiveDate> {
+) -> Result<Option<NaiveDate>> {
     for back in 0..LOOKBACK_DAYS {
         let d = today - chrono::Duration::days(back);
-        if store.head(&manifest_key(dataset, d)).await.is_ok() {
-            return Some(d);
+        match store.head(&manifest_key(dataset, d)).await {
+            Ok(_) => return Ok(Some(d)),
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
-    None
+    Ok(None)
 }
 
 /// Whether `inner` is `outer` or inside it (after resolving what exists of both).
@@ -90,8 +93,7 @@ fn scratch(env: &Environment) -> Result<tempfile::TempDir> {
         .scratch_dir
         .clone()
         .unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base)
-        .map_err(|e| Error::from(e).with_context("path", base.display().to_string()))?;
+    // Checked before anything is created: never a folder inside the live data.
     if let Some(b) = env.config.backups.as_ref() {
         let live = PathBuf::from(&b.data_dir);
         if !b.data_dir.is_empty() && inside(&base, &live) {
@@ -102,6 +104,8 @@ fn scratch(env: &Environment) -> Result<tempfile::TempDir> {
             )));
         }
     }
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Error::from(e).with_context("path", base.display().to_string()))?;
     Ok(tempfile::Builder::new()
         .prefix("agentlab-dr-")
         .tempdir_in(&base)?)
@@ -204,10 +208,11 @@ pub async fn drill(env: &Environment) -> Result<DrDrill> {
     let mut problems = Vec::new();
     for ds in &datasets {
         match latest_complete(store.as_ref(), ds, now.date_naive()).await {
-            None => problems.push(format!(
+            Err(e) => problems.push(format!("{ds}: the store failed: {e}")),
+            Ok(None) => problems.push(format!(
                 "{ds}: no complete backup in the last {LOOKBACK_DAYS} days"
             )),
-            Some(date) => match restore_one(store.as_ref(), ds, date, dir.path()).await {
+            Ok(Some(date)) => match restore_one(store.as_ref(), ds, date, dir.path()).await {
                 Ok(d) => {
                     problems.extend(d.problems.iter().cloned());
                     out.push(d);

@@ -115,16 +115,20 @@ fn backups(o: &mut String, p: &ReviewPayload) {
     o.push_str("</section>");
 }
 
+fn ms(v: u64) -> String {
+    crate::config::format_duration(std::time::Duration::from_millis(v))
+}
+
 fn dr(o: &mut String, p: &ReviewPayload) {
     head(o, "dr", "Disaster-recovery drill", &p.dr);
     if let Some(d) = &p.dr.data {
         let _ = write!(
             o,
-            "<p>RTO <b>{:.1} s</b> (target {:.0} s) · RPO <b>{:.1} h</b> (target {:.1} h) · restored into a scratch folder, removed after</p>",
-            d.rto_ms as f64 / 1000.0,
-            d.rto_target_ms as f64 / 1000.0,
-            d.rpo_s as f64 / 3600.0,
-            d.rpo_target_s as f64 / 3600.0
+            "<p>RTO <b>{}</b> (target {}) · RPO <b>{}</b> (target {}) · restored into a scratch folder, removed after</p>",
+            ms(d.rto_ms),
+            ms(d.rto_target_ms),
+            ms(d.rpo_s * 1000),
+            ms(d.rpo_target_s * 1000)
         );
         table(
             o,

@@ -368,15 +368,20 @@ fn lynis(etc: &Path) -> Option<Lynis> {
 
 /// A copy of this machine's `/etc`, made clean or bad on the four overlapping tests.
 fn etc_copy(bad: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new("cp")
-            .args(["-a", "/etc"])
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success()
-    );
+    // Other tests add accounts meanwhile: a lock file that vanishes mid-copy fails `cp`, so a
+    // few attempts, each into a fresh folder.
+    let dir = (0..5)
+        .find_map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let ok = Command::new("cp")
+                .args(["-a", "/etc"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            ok.then_some(dir)
+        })
+        .expect("cp -a /etc failed 5 times");
     let r = dir.path();
     let _ = std::fs::remove_dir_all(r.join("etc/sudoers.d"));
     write(r, "/etc/sudoers", "root ALL=(ALL:ALL) ALL\n", 0o440);

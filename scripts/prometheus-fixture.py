@@ -68,18 +68,18 @@ def write_capacity(f):
                 if k > -24:
                     idle += HOUR * (1 - use(host, "cpu", max(k - 1, 0) // 24))
                 f.write(f'node_cpu_seconds_total{{instance="{host}",cpu="{cpu}",mode="idle"}} {idle:.3f} {CAP_START + k * HOUR}\n')
-    for name, value in (("MemTotal", lambda h, d: 8 * GIB), ("MemAvailable", lambda h, d: round(8 * GIB * (1 - use(h, "memory", d))))):
-        f.write(f"# HELP node_memory_{name}_bytes Memory.\n# TYPE node_memory_{name}_bytes gauge\n")
+    gauges = (
+        ("node_memory_MemTotal_bytes", "Memory", "", lambda h, d: 8 * GIB),
+        ("node_memory_MemAvailable_bytes", "Memory", "", lambda h, d: round(8 * GIB * (1 - use(h, "memory", d)))),
+        ("node_filesystem_size_bytes", "Disk", ',mountpoint="/",fstype="ext4"', lambda h, d: 50 * GIB),
+        ("node_filesystem_avail_bytes", "Disk", ',mountpoint="/",fstype="ext4"', lambda h, d: round(50 * GIB * (1 - use(h, "disk", d)))),
+    )
+    for metric, help_text, labels, value in gauges:
+        f.write(f"# HELP {metric} {help_text}.\n# TYPE {metric} gauge\n")
         for host in HOSTS:
             for k in range(-24, HOURS + 1):
                 d = max(k - 1, 0) // 24  # a sample closes the hour before it
-                f.write(f'node_memory_{name}_bytes{{instance="{host}"}} {value(host, d)} {CAP_START + k * HOUR}\n')
-    for name, value in (("size", lambda h, d: 50 * GIB), ("avail", lambda h, d: round(50 * GIB * (1 - use(h, "disk", d))))):
-        f.write(f"# HELP node_filesystem_{name}_bytes Disk.\n# TYPE node_filesystem_{name}_bytes gauge\n")
-        for host in HOSTS:
-            for k in range(-24, HOURS + 1):
-                d = max(k - 1, 0) // 24  # a sample closes the hour before it
-                f.write(f'node_filesystem_{name}_bytes{{instance="{host}",mountpoint="/",fstype="ext4"}} {value(host, d)} {CAP_START + k * HOUR}\n')
+                f.write(f'{metric}{{instance="{host}"{labels}}} {value(host, d)} {CAP_START + k * HOUR}\n')
     f.write("# HELP http_request_duration_seconds Request duration.\n# TYPE http_request_duration_seconds histogram\n")
     for handler, buckets in BUCKETS.items():
         for k in range(HOURS + 1):

@@ -522,25 +522,23 @@ pub async fn run_with(
 
 /// The drill over the whole catalogue, optionally only the runbooks named.
 pub async fn run(only: &[String]) -> DrillReport {
+    let catalogue: Vec<&'static Definition> = if only.is_empty() {
+        registry::all().to_vec()
+    } else {
+        registry::all()
+            .iter()
+            .copied()
+            .filter(|d| {
+                only.iter()
+                    .any(|o| registry::find(o).is_some_and(|x| x.name == d.name))
+            })
+            .collect()
+    };
     let cases: Vec<Case> = CASES
         .iter()
-        .filter(|c| {
-            only.is_empty()
-                || only
-                    .iter()
-                    .any(|o| registry::find(o).is_some_and(|d| d.name == c.runbook))
-        })
+        // All of them when none is named: a pair whose runbook is gone fails, it is not dropped.
+        .filter(|c| only.is_empty() || catalogue.iter().any(|d| d.name == c.runbook))
         .copied()
-        .collect();
-    let catalogue: Vec<&'static Definition> = registry::all()
-        .iter()
-        .copied()
-        .filter(|d| {
-            only.is_empty()
-                || only
-                    .iter()
-                    .any(|o| registry::find(o).is_some_and(|x| x.name == d.name))
-        })
         .collect();
     run_with(&cases, registry::find, &catalogue).await
 }

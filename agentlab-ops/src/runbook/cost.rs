@@ -1,7 +1,7 @@
 //! `cost_report`: the Monthly Infrastructure Review's `aws ce get-cost-and-usage` — a month's
 //! cost, total and per service, against the month before, with the top movers.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::compute::CostPeriod;
@@ -9,7 +9,7 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::report::{Report, Severity};
 use crate::runbook::registry::{
-    Definition, OptionDoc, Validate, check_args, defaults_of, parse_args,
+    Definition, OptionDoc, Validate, check_args, defaults_of, month, parse_args,
 };
 use crate::runbook::run::{Checked, RunOptions};
 
@@ -26,15 +26,10 @@ pub struct CostOptions {
 impl Validate for CostOptions {
     fn validate(&self) -> std::result::Result<(), String> {
         if let Some(m) = &self.month {
-            parse_month(m)?;
+            month::parse(m)?;
         }
         Ok(())
     }
-}
-
-fn parse_month(m: &str) -> std::result::Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
-        .map_err(|_| format!("month: {m:?} is not YYYY-MM"))
 }
 
 /// One service's move.
@@ -111,12 +106,8 @@ pub async fn cost_report(env: &Environment, o: &CostOptions, ro: &RunOptions) ->
             .ok_or_else(|| Error::config("cost_report: no [cost] configured"))?;
         let c = env.config.cost.clone().unwrap_or_default();
         let month = match &o.month {
-            Some(m) => parse_month(m).map_err(Error::config)?,
-            None => {
-                let t = env.clock.now().date_naive();
-                NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or(t)
-                    - chrono::Months::new(1)
-            }
+            Some(m) => month::parse(m).map_err(Error::config)?,
+            None => month::last_full(env.clock.now()),
         };
         let (start, end) = (
             month - chrono::Months::new(1),
@@ -245,11 +236,7 @@ pub static COST_REPORT: Definition = Definition {
         "movers: the largest changes per service; findings above [cost] alert_change",
     ],
     options: &[
-        OptionDoc {
-            name: "month",
-            kind: "YYYY-MM",
-            help: "the month (default: the last full month)",
-        },
+        month::DOC,
         OptionDoc {
             name: "top",
             kind: "count",

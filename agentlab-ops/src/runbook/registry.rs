@@ -231,6 +231,30 @@ pub mod date {
     }
 }
 
+/// A month option (`YYYY-MM`), shared by the runbooks that take one.
+pub mod month {
+    use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+    /// Its entry in a runbook's options.
+    pub const DOC: super::OptionDoc = super::OptionDoc {
+        name: "month",
+        kind: "YYYY-MM",
+        help: "the month (default: the last full month)",
+    };
+
+    /// The first day of the month `YYYY-MM`.
+    pub fn parse(m: &str) -> std::result::Result<NaiveDate, String> {
+        NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
+            .map_err(|_| format!("month: {m:?} is not YYYY-MM"))
+    }
+
+    /// The first day of the last full month before `now`.
+    pub fn last_full(now: DateTime<Utc>) -> NaiveDate {
+        let t = now.date_naive();
+        NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or(t) - chrono::Months::new(1)
+    }
+}
+
 /// Parse options of type `A` for the runbook `name` and drop them: a [`Definition`]'s
 /// `check_options`.
 pub fn check_args<A: DeserializeOwned + Validate>(

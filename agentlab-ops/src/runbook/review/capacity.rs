@@ -172,25 +172,53 @@ pub fn parse_history(body: &str, p: &Period, th: f64) -> Result<Vec<ResourceSeri
     Ok(out)
 }
 
-/// The capacity section: Prometheus when configured, else `/metrics/history`.
-pub async fn gather(env: &Environment, p: &Period) -> Section<Capacity> {
-    let th = env.config.thresholds.resource_max.0;
-    if let Some(prom) = env.config.prometheus.as_ref() {
-        return match super::prom::capacity(prom, p, th).await {
-            Ok(series) => with_series(format!("prometheus {}", prom.url.as_str()), th, series, p),
-            Err(e) => Section::failed(format!("prometheus: {e}")),
-        };
+/// The service's `/metrics/history` answer, read once for the sections that use it.
+#[derive(Debug)]
+pub enum History {
+    /// A 200's body.
+    Body(String),
+    /// Another status.
+    Status(u16),
+    /// No answer.
+    Failed(Error),
+}
+
+/// Read `/metrics/history?days=N` back to the period's start; None with `[prometheus]`, which
+/// then answers for capacity and endpoints.
+pub async fn fetch_history(env: &Environment, p: &Period) -> Option<History> {
+    if env.config.prometheus.is_some() {
+        return None;
     }
     let days = (env.clock.now().date_naive() - p.start).num_days().max(1) + 1;
     let path = format!("{}?days={days}", env.config.service.history_path);
-    let got = async {
-        let r = env.probe.get(&path).await?;
-        if r.status != 200 {
-            return Err(bad(format!("HTTP {}", r.status)));
+    Some(match env.probe.get(&path).await {
+        Ok(r) if r.status == 200 => History::Body(r.body),
+        Ok(r) => History::Status(r.status),
+        Err(e) => History::Failed(e),
+    })
+}
+
+/// The capacity section: Prometheus when configured, else `/metrics/history`.
+pub async fn gather(env: &Environment, p: &Period, history: Option<&History>) -> Section<Capacity> {
+    let th = env.config.thresholds.resource_max.0;
+    let history = match (env.config.prometheus.as_ref(), history) {
+        (Some(prom), _) => {
+            return match super::prom::capacity(prom, p, th).await {
+                Ok(series) => {
+                    with_series(format!("prometheus {}", prom.url.as_str()), th, series, p)
+                }
+                Err(e) => Section::failed(format!("prometheus: {e}")),
+            };
         }
-        parse_history(&r.body, p, th)
+        (None, Some(h)) => h,
+        (None, None) => return Section::failed("/metrics/history was not read"),
     };
-    match got.await {
+    let got = match history {
+        History::Body(body) => parse_history(body, p, th),
+        History::Status(s) => Err(bad(format!("HTTP {s}"))),
+        History::Failed(e) => return Section::failed(e.to_string()),
+    };
+    match got {
         Ok(series) => with_series(env.config.service.history_path.clone(), th, series, p),
         Err(e) => Section::failed(e.to_string()),
     }

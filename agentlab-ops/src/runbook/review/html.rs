@@ -80,6 +80,32 @@ pub(super) fn table(out: &mut String, header: &[&str], rows: Vec<Vec<String>>) {
     out.push_str("</table>");
 }
 
+/// A share as a percentage with one decimal (`63.0%`).
+pub(super) fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// When a resource reaches its threshold: `over now`, the day, or `—`.
+pub(super) fn crossing(s: &super::capacity::ResourceSeries) -> String {
+    if s.over {
+        "over now".into()
+    } else {
+        s.crosses_on.map_or("—".into(), |d| d.to_string())
+    }
+}
+
+/// An SLO's row: name, budget used, green, yellow and red days.
+pub(super) fn slo_row(s: &super::history::SloMonth) -> Vec<String> {
+    let z = |k: &str| s.zones.get(k).copied().unwrap_or(0).to_string();
+    vec![
+        s.name.clone(),
+        s.consumed.map_or("—".into(), pct),
+        z("green"),
+        z("yellow"),
+        z("red"),
+    ]
+}
+
 /// The key numbers, shared by HTML and Markdown: (data key, label, value).
 pub fn key_numbers(p: &ReviewPayload) -> Vec<(&'static str, String, String)> {
     let mut k = Vec::new();
@@ -92,11 +118,7 @@ pub fn key_numbers(p: &ReviewPayload) -> Vec<(&'static str, String, String)> {
     }
     for s in p.slo.data.iter().flat_map(|d| &d.slos) {
         if let Some(c) = s.consumed {
-            k.push((
-                "slo.consumed",
-                format!("{} budget used", s.name),
-                format!("{:.1}%", c * 100.0),
-            ));
+            k.push(("slo.consumed", format!("{} budget used", s.name), pct(c)));
         }
     }
     if let Some(b) = &p.backups.data {
@@ -204,14 +226,10 @@ fn capacity(o: &mut String, p: &ReviewPayload) {
                 vec![
                     s.subject.clone(),
                     s.resource.clone(),
-                    format!("{:.1}%", s.mean * 100.0),
-                    format!("{:.1}%", s.last * 100.0),
+                    pct(s.mean),
+                    pct(s.last),
                     format!("{:+.2}", s.slope_per_day * 100.0),
-                    if s.over {
-                        "over now".into()
-                    } else {
-                        s.crosses_on.map_or("—".into(), |d| d.to_string())
-                    },
+                    crossing(s),
                 ]
             })
             .collect();
@@ -289,21 +307,7 @@ fn slo(o: &mut String, p: &ReviewPayload) {
                 true,
             ),
         );
-        let rows = d
-            .slos
-            .iter()
-            .map(|s| {
-                let z = |k: &str| s.zones.get(k).copied().unwrap_or(0).to_string();
-                vec![
-                    s.name.clone(),
-                    s.consumed
-                        .map_or("—".into(), |c| format!("{:.1}%", c * 100.0)),
-                    z("green"),
-                    z("yellow"),
-                    z("red"),
-                ]
-            })
-            .collect();
+        let rows = d.slos.iter().map(slo_row).collect();
         table(
             o,
             &[

@@ -67,13 +67,9 @@ fn first_half(o: &mut String, p: &ReviewPayload) {
                     vec![
                         s.subject.clone(),
                         s.resource.clone(),
-                        format!("{:.1}%", s.mean * 100.0),
-                        format!("{:.1}%", s.last * 100.0),
-                        if s.over {
-                            "over now".into()
-                        } else {
-                            s.crosses_on.map_or("—".into(), |d| d.to_string())
-                        },
+                        super::html::pct(s.mean),
+                        super::html::pct(s.last),
+                        super::html::crossing(s),
                     ]
                 })
                 .collect(),
@@ -95,20 +91,7 @@ fn first_half(o: &mut String, p: &ReviewPayload) {
         table(
             o,
             &["SLO", "budget used", "green", "yellow", "red"],
-            d.slos
-                .iter()
-                .map(|s| {
-                    let z = |k: &str| s.zones.get(k).copied().unwrap_or(0).to_string();
-                    vec![
-                        s.name.clone(),
-                        s.consumed
-                            .map_or("—".into(), |c| format!("{:.1}%", c * 100.0)),
-                        z("green"),
-                        z("yellow"),
-                        z("red"),
-                    ]
-                })
-                .collect(),
+            d.slos.iter().map(super::html::slo_row).collect(),
         );
     }
 }

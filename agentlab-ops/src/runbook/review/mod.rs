@@ -22,7 +22,7 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::report::{Action, Outcome, Report};
 use crate::runbook::registry::{
-    Definition, OptionDoc, Validate, check_args, defaults_of, parse_args,
+    Definition, OptionDoc, Validate, check_args, defaults_of, month, parse_args,
 };
 use crate::runbook::run::RunOptions;
 
@@ -173,7 +173,7 @@ impl Default for ReviewOptions {
 impl Validate for ReviewOptions {
     fn validate(&self) -> std::result::Result<(), String> {
         if let Some(m) = &self.month {
-            parse_month(m)?;
+            month::parse(m)?;
         }
         if self.out.as_deref().is_some_and(|o| o.trim().is_empty()) {
             return Err("out: an empty path".into());
@@ -182,16 +182,11 @@ impl Validate for ReviewOptions {
     }
 }
 
-fn parse_month(m: &str) -> std::result::Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d")
-        .map_err(|_| format!("month: {m:?} is not YYYY-MM"))
-}
-
 /// The period of the options: the month asked, or the last full month before `now`.
 pub fn period_of(o: &ReviewOptions, now: DateTime<Utc>) -> Period {
-    match o.month.as_deref().and_then(|m| parse_month(m).ok()) {
+    match o.month.as_deref().and_then(|m| month::parse(m).ok()) {
         Some(d) => Period::month(d),
-        None => Period::month(Period::month(now.date_naive()).start - chrono::Months::new(1)),
+        None => Period::month(month::last_full(now)),
     }
 }
 
@@ -266,11 +261,7 @@ pub static MONTHLY_REVIEW: Definition = Definition {
         "write: the HTML, Markdown and JSON files (with out)",
     ],
     options: &[
-        OptionDoc {
-            name: "month",
-            kind: "YYYY-MM",
-            help: "the month (default: the last full month)",
-        },
+        month::DOC,
         OptionDoc {
             name: "out",
             kind: "path",

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::capacity::History;
 use super::{Period, Section};
 use crate::environment::Environment;
 use crate::logs::{Field, ScanOptions, scan_host};
@@ -60,7 +61,12 @@ fn parse_endpoints(body: &str) -> Option<Vec<Endpoint>> {
     Some(out)
 }
 
-async fn endpoints(env: &Environment, p: &Period, top: usize) -> (Option<Vec<Endpoint>>, String) {
+async fn endpoints(
+    env: &Environment,
+    p: &Period,
+    top: usize,
+    history: Option<&History>,
+) -> (Option<Vec<Endpoint>>, String) {
     if let Some(c) = env.config.prometheus.as_ref() {
         return match super::prom::slowest(c, p, top).await {
             Ok(v) => (
@@ -82,8 +88,8 @@ async fn endpoints(env: &Environment, p: &Period, top: usize) -> (Option<Vec<End
         };
     }
     let path = &env.config.service.history_path;
-    match env.probe.get(path).await {
-        Ok(r) if r.status == 200 => match parse_endpoints(&r.body) {
+    match history {
+        Some(History::Body(body)) => match parse_endpoints(body) {
             Some(mut v) => {
                 v.truncate(top);
                 (Some(v), format!("{path} endpoints"))
@@ -93,8 +99,9 @@ async fn endpoints(env: &Environment, p: &Period, top: usize) -> (Option<Vec<End
                 format!("not configured: {path} has no endpoints and there is no [prometheus]"),
             ),
         },
-        Ok(r) => (None, format!("{path}: HTTP {}", r.status)),
-        Err(e) => (None, format!("{path}: {e}")),
+        Some(History::Status(s)) => (None, format!("{path}: HTTP {s}")),
+        Some(History::Failed(e)) => (None, format!("{path}: {e}")),
+        None => (None, format!("{path} was not read")),
     }
 }
 
@@ -151,10 +158,14 @@ async fn errors(env: &Environment, p: &Period, top: usize) -> (Option<Vec<ErrorP
 }
 
 /// The performance section.
-pub async fn gather(env: &Environment, p: &Period) -> Section<PerfSection> {
+pub async fn gather(
+    env: &Environment,
+    p: &Period,
+    history: Option<&History>,
+) -> Section<PerfSection> {
     let top = env.config.review.top;
     let ((endpoints, endpoints_source), (errors, errors_source)) =
-        futures::join!(endpoints(env, p, top), errors(env, p, top));
+        futures::join!(endpoints(env, p, top, history), errors(env, p, top));
     if endpoints.is_none() && errors.is_none() {
         return Section::not_configured(format!("{endpoints_source}; {errors_source}"));
     }

@@ -149,10 +149,12 @@ async fn dr(env: &Environment, drill: bool) -> Section<DrDrill> {
 /// Every section, each recorded as a step.
 pub async fn gather(env: &Environment, run: &Run, p: &Period, drill: bool) -> ReviewPayload {
     let (reports, journals) = read_journal(env, run);
+    // One read of /metrics/history for capacity and the endpoints.
+    let history = super::capacity::fetch_history(env, p).await;
     let (capacity, cost, perf, dr, incidents) = futures::join!(
-        super::capacity::gather(env, p),
+        super::capacity::gather(env, p, history.as_ref()),
         cost(env, p),
-        super::perf::gather(env, p),
+        super::perf::gather(env, p, history.as_ref()),
         dr(env, drill),
         open_incidents(env, p)
     );

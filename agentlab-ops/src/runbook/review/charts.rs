@@ -51,6 +51,7 @@ pub fn lines(
         let mut c = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(8)
+            .margin_right(24)
             .x_label_area_size(28)
             .y_label_area_size(48)
             .build_cartesian_2d(0f64..days, 0f64..y_max)?;

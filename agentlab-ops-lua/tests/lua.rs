@@ -572,6 +572,10 @@ async fn a_load_test_and_its_baseline_from_a_script() {
     let dir = tempfile::tempdir().unwrap();
     let mut sb = Sandbox::start(Scenario::Healthy).await.unwrap();
     sb.config_mut().journal.path = Some(dir.path().join("journal.jsonl"));
+    // The verdict itself is the core's (tests/it/load_compare.rs); two runs on two busy CI
+    // cores may differ by more than the default 10% band, so here the band is wide.
+    sb.config_mut().load.noise = 1.0;
+    sb.config_mut().load.latency_floor = agentlab_ops::config::Dur(Duration::from_millis(250));
     let env = Arc::new(sb.environment().await.unwrap());
     let src = r#"
         local a = ops.load_test{ requests = 1200, concurrency = 4, label = "lua-v1" }

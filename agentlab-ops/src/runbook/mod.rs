@@ -14,6 +14,7 @@ mod notice;
 pub mod recover;
 pub mod registry;
 pub mod restart;
+pub mod resume;
 pub mod review;
 pub mod run;
 pub mod scale;

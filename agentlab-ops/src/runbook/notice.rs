@@ -3,7 +3,7 @@
 
 use crate::environment::Environment;
 use crate::report::{Action, Severity};
-use crate::runbook::run::Run;
+use crate::runbook::run::{Change, Run};
 
 /// Post `text` as the change step `step` (skipped without `[notify]`); returns whether it
 /// went out. A failure is a warning: `what` names it (`the emergency notice`).
@@ -13,10 +13,10 @@ pub(crate) async fn post(env: &Environment, run: &Run, step: &str, text: &str, w
         return false;
     };
     let plan = format!("post to {}: {text}", n.describe());
-    match run
-        .change(step, plan, async { n.notify(text).await }, None)
-        .await
-    {
+    // Safe to repeat when a resume finds it in flight: a notice read twice is harmless, one
+    // never sent is not.
+    let change = Change::new(step, plan).idempotent();
+    match run.apply(change, async { n.notify(text).await }).await {
         Ok(sent) => sent.is_some(),
         Err(e) => {
             run.finding(Severity::Warning, step, format!("{what} was not sent: {e}"));

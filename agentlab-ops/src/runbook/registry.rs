@@ -94,8 +94,12 @@ impl Definition {
         &self,
         env: &Environment,
         options: serde_json::Value,
-        run: RunOptions,
+        mut run: RunOptions,
     ) -> Result<Report> {
+        // Kept in the run log: `resume` re-enters the runbook with the same options.
+        if run.invocation.is_none() {
+            run.invocation = Some(options.clone());
+        }
         (self.start)(env, options, run).await
     }
 }

@@ -16,8 +16,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Cmd, LocalHost, RemoteHost};
 use crate::report::{Report, Severity};
 use crate::runbook::registry::{Definition, OptionDoc, Validate, check_args, defaults_of};
-use crate::runbook::run::{Run, RunOptions, Undo};
-use crate::runbook::service_ops::{HostOutcome, HostRestart, restart_host};
+use crate::runbook::run::{Change, Run, RunOptions, Undo};
+use crate::runbook::service_ops::{HostOutcome, HostRestart, restart_host, restarted_since};
 
 /// Options of `restart` (each default from `[restart]`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -190,7 +190,11 @@ async fn run_wave(
     wave: &[String],
     n: usize,
 ) -> Vec<HostRestart> {
-    join_all(wave.iter().map(|h| one_host(env, run, p, h, n))).await
+    // One scope per host: a resumed run does not touch a host it finished.
+    let hosts = wave
+        .iter()
+        .map(|h| run.scope(format!("host:{h}"), one_host(env, run, p, h, n)));
+    join_all(hosts).await
 }
 
 /// One host: out of the load balancer (when configured), restarted, back in once healthy.
@@ -219,21 +223,43 @@ async fn one_host(env: &Environment, run: &Run, p: &Plan, h: &str, n: usize) -> 
     let slot = Arc::new(Mutex::new(None));
     let s2 = slot.clone();
     let clock = env.clock.clone();
+    // What a resume checks when the runner stopped during this restart: a new main process
+    // that answers healthy means it happened.
+    let pid_before = match run.is_dry_run() {
+        true => None,
+        false => svc.manager.status().await.ok().and_then(|s| s.main_pid),
+    };
+    let (svc2, clock2, path2) = (svc.clone(), clock.clone(), path.clone());
+    let change = Change::new(format!("restart:{h}"), plan_text).verify(
+        serde_json::json!(pid_before),
+        move |w| async move {
+            let before = w.and_then(|v| serde_json::from_value(v).ok()).flatten();
+            restarted_since(&svc2, clock2.as_ref(), &path2, &poll, n, before).await
+        },
+    );
     let work = async move {
         let r = restart_host(&svc, clock.as_ref(), &path, &poll, n).await;
-        let line = r.summary();
-        let failed = r.outcome == HostOutcome::Failed;
-        *s2.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        if failed {
+        if r.outcome == HostOutcome::Failed {
+            let line = r.summary();
+            *s2.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             return Err(Error::new(ErrorKind::Unavailable, line));
         }
-        Ok(line)
+        Ok(r)
     };
-    let _ = run
-        .change(&format!("restart:{h}"), plan_text, work, None)
-        .await;
-    let got = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let r = got.unwrap_or_else(|| HostRestart::new(h, n, HostOutcome::Planned));
+    let r = match run.apply(change, work).await {
+        Ok(Some(r)) => r,
+        Ok(None) => HostRestart::new(h, n, HostOutcome::Planned),
+        Err(e) => slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| {
+                // Failed before the runner stopped: what the log kept of it.
+                let mut r = HostRestart::new(h, n, HostOutcome::Failed);
+                r.last_health = Some(e.to_string());
+                r
+            }),
+    };
     if r.outcome == HostOutcome::RecoveredByForce {
         run.finding(Severity::Warning, h.to_string(), r.summary());
     }
@@ -288,8 +314,11 @@ async fn drain(env: &Environment, run: &Run, h: &str) -> Result<()> {
     });
     let plan = format!("on {}: {}", on.name(), out.join(" "));
     let work = async { run_argv(on.as_ref(), &out).await };
-    run.change(&format!("drain:{h}"), plan, work, Some(undo))
-        .await?;
+    // Taking a host out twice leaves it out: a resume repeats a drain that was in flight.
+    let change = Change::new(format!("drain:{h}"), plan)
+        .undo(Some(undo))
+        .idempotent();
+    run.apply(change, work).await?;
     Ok(())
 }
 

@@ -175,3 +175,31 @@ pub async fn restart_host(
     r.seconds = (clock.now() - started).num_milliseconds() as f64 / 1000.0;
     r
 }
+
+/// Whether a restart that was in flight when its runner stopped happened: the service runs
+/// with another main process than `pid_before` and answers healthy. Some(result) if so; None
+/// when it did not happen or did not end healthy (the restart is to be done).
+pub async fn restarted_since(
+    svc: &HostService,
+    clock: &dyn Clock,
+    health_path: &str,
+    poll: &HealthPoll,
+    wave: usize,
+    pid_before: Option<u32>,
+) -> crate::error::Result<Option<HostRestart>> {
+    let s = svc.manager.status().await?;
+    let Some(pid) = s.main_pid.filter(|p| s.active && Some(*p) != pid_before) else {
+        return Ok(None);
+    };
+    let started = clock.now();
+    if poll_health(svc.health.as_ref(), clock, health_path, poll)
+        .await
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let mut r = HostRestart::new(&svc.host, wave, HostOutcome::Healthy);
+    (r.pid_before, r.pid_after) = (pid_before, Some(pid));
+    r.seconds = (clock.now() - started).num_milliseconds() as f64 / 1000.0;
+    Ok(Some(r))
+}

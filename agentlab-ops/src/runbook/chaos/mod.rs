@@ -282,7 +282,7 @@ async fn start_proxies(run: &Run, exp: &Experiment) -> Result<BTreeMap<usize, Ar
             let plan =
                 format!("proxy {listen} → {upstream}, passing traffic untouched until its fault");
             let p = run
-                .change(
+                .change_live(
                     &format!("{}[{i}]:proxy", f.name()),
                     plan,
                     FaultProxy::start(listen, upstream),

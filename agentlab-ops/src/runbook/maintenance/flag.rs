@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::Error;
 use crate::host::Cmd;
 use crate::host::lease::Lease;
-use crate::runbook::run::Undo;
+use crate::runbook::run::{Change, Undo};
 
 use super::Ctx;
 
@@ -29,16 +29,22 @@ pub(super) async fn set(c: &Ctx<'_>) -> std::result::Result<Option<String>, (Str
         return Ok(None);
     }
     let undo_argv = vec!["rm".to_string(), "-f".to_string(), flag.clone()];
-    let lease = Lease::arm(
-        c.h.host.clone(),
-        &lease_path,
-        ttl,
-        &undo_argv,
-        crate::runbook::lease_journal(c.env, c.run),
-    )
-    .await
-    .map_err(|e| ("flag".to_string(), e))?;
-    let slot = Arc::new(Mutex::new(Some(lease)));
+    // A resumed run that already took this flag down arms no new lease for it.
+    let lease = match c.run.undone_in_log(&undo_name) {
+        true => None,
+        false => Some(
+            Lease::arm(
+                c.h.host.clone(),
+                &lease_path,
+                ttl,
+                &undo_argv,
+                crate::runbook::lease_journal(c.env, c.run),
+            )
+            .await
+            .map_err(|e| ("flag".to_string(), e))?,
+        ),
+    };
+    let slot = Arc::new(Mutex::new(lease));
     let (host, f2) = (c.h.host.clone(), flag.clone());
     let undo = Undo::always(undo_name.clone(), move || async move {
         let cmd = Cmd::new("rm").args(["-f", &f2]);
@@ -55,9 +61,13 @@ pub(super) async fn set(c: &Ctx<'_>) -> std::result::Result<Option<String>, (Str
         h.host.run(&cmd).await?.check(&h.config.name, &cmd)?;
         Ok(())
     };
-    let name = format!("{}:flag", c.name());
+    // Set again by a resume (its lease may have removed it while the runner was dead) unless
+    // this host's flag was already taken down.
+    let change = Change::new(format!("{}:flag", c.name()), plan)
+        .undo(Some(undo))
+        .redo_on_resume();
     c.run
-        .change(&name, plan, touch, Some(undo))
+        .apply(change, touch)
         .await
         .map_err(|e| ("flag".to_string(), e))?;
     Ok(Some(undo_name))

@@ -18,8 +18,8 @@ use crate::host::HostEntry;
 use crate::probe::tls::CertInfo;
 use crate::report::{Action, Report};
 use crate::runbook::registry::{Definition, OptionDoc, Validate, check_args, defaults_of};
-use crate::runbook::run::{Checked, Run, RunOptions, Undo};
-use crate::runbook::service_ops::{HostOutcome, HostRestart, restart_host};
+use crate::runbook::run::{Change, Run, RunOptions, Undo};
+use crate::runbook::service_ops::{HostOutcome, HostRestart, restart_host, restarted_since};
 
 mod flag;
 mod once;
@@ -149,7 +149,10 @@ impl Ctx<'_> {
         &self.h.config.name
     }
 
-    /// A change step `<host>:<step>`; a failure is `(step, error)`.
+    /// A change step `<host>:<step>`, safe to repeat (a resume runs it again when it was in
+    /// flight: every maintenance command converges — pip and apt upgrade to what is there,
+    /// logrotate keeps its own state, the app's database maintenance is its own cleanup); a
+    /// failure is `(step, error)`.
     async fn change<T, F>(
         &self,
         step: &str,
@@ -157,11 +160,12 @@ impl Ctx<'_> {
         f: F,
     ) -> std::result::Result<Option<T>, (String, Error)>
     where
+        T: Serialize + serde::de::DeserializeOwned,
         F: std::future::Future<Output = Result<T>>,
     {
         let name = format!("{}:{step}", self.name());
         self.run
-            .change(&name, plan, f, None)
+            .apply(Change::new(name, plan).idempotent(), f)
             .await
             .map_err(|e| (step.to_string(), e))
     }
@@ -205,7 +209,8 @@ pub async fn weekly_maintenance(
                 c: for_host(&env.config.maintenance, h),
                 security_only: o.security_only,
             };
-            let m = maintain(&c).await;
+            // One scope per host: a resumed run does not touch a host it finished.
+            let m = run.scope(format!("host:{}", h.config.name), maintain(&c)).await;
             stopped = m.state == HostState::Failed;
             out.hosts.push(m);
         }
@@ -285,6 +290,8 @@ async fn steps_of(
         })
         .await?;
     m.pip = pip.unwrap_or_default();
+    // Replayed from the log on a resume: the undo puts back what the first attempt changed.
+    *changed.lock().unwrap_or_else(|e| e.into_inner()) = m.pip.clone();
     if cfg.apt_get.is_empty() {
         c.run.skip(
             &format!("{}:apt", c.name()),
@@ -347,31 +354,35 @@ async fn steps_of(
 }
 
 /// The restart step, with the `restart` runbook's health poll; a failed host fails the step.
+/// A resume that finds it in flight checks for a new, healthy main process (see
+/// [`restarted_since`]) rather than restarting twice.
 async fn restart(c: &Ctx<'_>) -> std::result::Result<HostRestart, (String, Error)> {
-    let svc = c
-        .env
-        .service(c.name())
-        .map_err(|e| ("restart".to_string(), e))?
-        .clone();
+    let fail = |e| ("restart".to_string(), e);
+    let svc = c.env.service(c.name()).map_err(fail)?.clone();
     let poll = c.env.config.restart.health;
     let path = c.env.config.service.health_path.clone();
-    let r = restart_host(&svc, c.env.clock.as_ref(), &path, &poll, 1).await;
-    let ok = r.outcome != HostOutcome::Failed;
-    let summary = r.summary();
-    let step = format!("{}:restart", c.name());
-    let res = c
-        .run
-        .check(&step, None, async {
-            if ok {
-                Ok(Checked::pass((), summary))
-            } else {
-                Err(Error::new(ErrorKind::Unavailable, summary))
-            }
-        })
-        .await;
-    match res {
-        Ok(()) => Ok(r),
-        Err(e) => Err(("restart".to_string(), e)),
+    let pid_before = svc.manager.status().await.ok().and_then(|s| s.main_pid);
+    let (svc2, clock2, path2) = (svc.clone(), c.env.clock.clone(), path.clone());
+    let plan = "graceful restart; poll health; if not healthy: kill -s KILL, start, poll again";
+    let change = Change::new(format!("{}:restart", c.name()), plan).verify(
+        serde_json::json!(pid_before),
+        move |w| async move {
+            let before = w.and_then(|v| serde_json::from_value(v).ok()).flatten();
+            restarted_since(&svc2, clock2.as_ref(), &path2, &poll, 1, before).await
+        },
+    );
+    let clock = c.env.clock.clone();
+    let work = async move {
+        let r = restart_host(&svc, clock.as_ref(), &path, &poll, 1).await;
+        if r.outcome == HostOutcome::Failed {
+            return Err(Error::new(ErrorKind::Unavailable, r.summary()));
+        }
+        Ok(r)
+    };
+    match c.run.apply(change, work).await {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Ok(HostRestart::new(c.name(), 1, HostOutcome::Planned)),
+        Err(e) => Err(fail(e)),
     }
 }
 

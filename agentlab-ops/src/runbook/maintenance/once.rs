@@ -22,7 +22,8 @@ pub(super) async fn notice(env: &Environment, run: &Run, o: &MaintenanceOptions)
     );
     let sent =
         crate::runbook::notice::post(env, run, "notice", &text, "the maintenance notice").await;
-    if o.no_wait || run.is_dry_run() || lead.is_zero() {
+    // A resumed run whose notice went out before the stop does not wait for it again.
+    if o.no_wait || run.is_dry_run() || lead.is_zero() || run.done_before("notice") {
         return sent;
     }
     let wait = async {

@@ -15,7 +15,15 @@ where
     F: FnOnce(Run) -> Fut,
     Fut: Future<Output = Result<serde_json::Value>>,
 {
-    let run = Run::new(runbook, environment, opts.dry_run);
+    execute_run(Run::new(runbook, environment, opts.dry_run), opts, body).await
+}
+
+/// [`execute`] with a run made by the caller (durable, or resumed).
+async fn execute_run<F, Fut>(run: Run, opts: &RunOptions, body: F) -> Report
+where
+    F: FnOnce(Run) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value>>,
+{
     // One listener for the whole run, so each signal is seen exactly once: the first stops the
     // body (and cancels the caller's token, which a script's instruction hook reads), later
     // ones reach the undo loop.
@@ -51,6 +59,18 @@ where
         Ok(payload) => (payload, failure),
         Err(e) => (serde_json::Value::Null, Some(e)),
     };
+    // A failing run that was resumed ends failed whatever its replay did: it came back to
+    // finish its undos.
+    let unwinding = run.inner.replay.as_ref().is_some_and(|r| r.failing.is_some());
+    let error = match error {
+        None if unwinding => Some(run.unwinding()),
+        e => e,
+    };
+    if let Some(e) = &error {
+        run.log(&RunRecord::Failing {
+            error: redacted_info(e),
+        });
+    }
     let failed = error.is_some();
     match &mut signals {
         Some(sig) => undo_under_signals(&run, failed, &mut sig.rx).await,
@@ -127,18 +147,94 @@ impl crate::environment::Environment {
         F: FnOnce(Run) -> Fut,
         Fut: Future<Output = Result<serde_json::Value>>,
     {
-        let mut report = execute(runbook, self.name(), opts, body).await;
+        let (run_id, log, problem) = self.open_run_log(runbook, opts);
+        let replay = opts.resume.clone();
+        let run = Run::durable(runbook, self.name(), opts.dry_run, run_id, log, replay);
+        if let Some(rp) = &opts.resume {
+            self.note_resume(&run, rp);
+        }
+        let mut report = execute_run(run.clone(), opts, body).await;
         report.tool_version = Some(env!("CARGO_PKG_VERSION").to_string());
         report.config_hash = Some(self.config_hash());
+        let warn = |report: &mut Report, subject: &str, message: String| {
+            report.findings.push(crate::report::Finding {
+                severity: Severity::Warning,
+                subject: subject.into(),
+                message: crate::secret::redact(&message),
+            })
+        };
+        if let Some(e) = problem {
+            let msg = format!("not kept (this run cannot be resumed): {e}");
+            warn(&mut report, "run log", msg);
+        }
         if let (Some(j), false) = (&self.journal, opts.no_journal) {
             if let Err(e) = j.append(&report) {
-                report.findings.push(crate::report::Finding {
-                    severity: Severity::Warning,
-                    subject: "journal".into(),
-                    message: crate::secret::redact(&format!("not journaled: {e}")),
-                });
+                warn(&mut report, "journal", format!("not journaled: {e}"));
             }
         }
+        let verdict = format!("{:?}", report.verdict).to_lowercase();
+        run.log(&RunRecord::End { verdict });
         report
+    }
+
+    /// Say in the report that this run is a resumed one, and whether the config changed.
+    fn note_resume(&self, run: &Run, rp: &Replay) {
+        let in_flight: Vec<&str> = rp.in_flight().iter().map(|(n, _)| *n).collect();
+        let what = if rp.failing.is_some() {
+            "it was failing: only its undos are left"
+        } else {
+            "the steps it finished are not run again"
+        };
+        let msg = format!(
+            "attempt {} of this run: {} step(s) finished before, in flight: {}; {what}",
+            rp.attempts + 1,
+            rp.done_count(),
+            if in_flight.is_empty() { "none".to_string() } else { in_flight.join(", ") },
+        );
+        run.finding(Severity::Info, "resume", msg);
+        if rp.config_hash != self.config_hash() {
+            let msg = format!(
+                "the configuration changed since the run started ({} → {})",
+                rp.config_hash,
+                self.config_hash()
+            );
+            run.finding(Severity::Warning, "config", msg);
+        }
+    }
+
+    /// The run id and the run log of a run about to start (or be resumed): none for a
+    /// dry-run, a nested run or without a journal. An error is the run's warning, not its end.
+    fn open_run_log(
+        &self,
+        runbook: &str,
+        opts: &RunOptions,
+    ) -> (String, Option<RunLog>, Option<Error>) {
+        let run_id = match &opts.resume {
+            Some(r) => r.run_id.clone(),
+            None => new_run_id(),
+        };
+        let journal = match (&self.journal, opts.no_journal || opts.dry_run) {
+            (Some(j), false) => j,
+            _ => return (run_id, None, None),
+        };
+        let path = RunLog::path_of(journal.path(), &run_id);
+        let first = match &opts.resume {
+            Some(r) => RunRecord::Resume {
+                attempt: r.attempts + 1,
+                at: Utc::now(),
+            },
+            None => RunRecord::Start {
+                run_id: run_id.clone(),
+                runbook: runbook.to_string(),
+                environment: self.name().to_string(),
+                options: opts.invocation.clone(),
+                config_hash: self.config_hash(),
+                at: Utc::now(),
+            },
+        };
+        match RunLog::open(path).and_then(|l| l.write(&first).map(|()| l)) {
+            Ok(l) => (run_id, Some(l), None),
+            Err(e) => (run_id, None, Some(e)),
+        }
     }
 }

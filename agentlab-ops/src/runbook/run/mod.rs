@@ -18,12 +18,16 @@ use crate::error::{Error, ErrorInfo, ErrorKind, Result};
 use crate::report::{Action, Check, Escalation, Finding, Outcome, Report, Severity, Verdict};
 use crate::secret::redact;
 
+pub mod durable;
 mod execute;
+pub mod log;
 #[cfg(test)]
 mod tests;
 mod undo;
 
+pub use durable::Change;
 pub use execute::execute;
+pub use log::{Replay, RunLog, RunRecord};
 pub use undo::{Undo, UndoWhen};
 
 /// How a run behaves.
@@ -46,6 +50,11 @@ pub struct RunOptions {
     pub progress: Option<Progress>,
     /// Pause, resume or abort a rollout from outside (SIGUSR1/SIGUSR2, Python's RolloutControl).
     pub control: Option<super::wave::WaveControl>,
+    /// The options the run was started with through the catalogue (set by
+    /// [`super::registry::Definition::run`]): kept in the run log so `resume` can re-enter it.
+    pub invocation: Option<serde_json::Value>,
+    /// Resume this run (its log folded, see [`super::resume`]) instead of starting a new one.
+    pub resume: Option<Arc<Replay>>,
 }
 
 /// Progress of a long operation, for a progress bar.
@@ -131,6 +140,10 @@ struct State {
     /// Set by [`Run::fail`]: the run failed, though its body finished with a payload.
     failure: Option<Error>,
     in_flight: BTreeSet<String>,
+    /// How many times each change step name (and scope) was seen: a step's identity.
+    occurrences: std::collections::HashMap<String, u32>,
+    /// Undos found already done in the log of a resumed run, per name, as they were met.
+    undone_replayed: std::collections::HashMap<String, u32>,
 }
 
 struct Inner {
@@ -142,6 +155,10 @@ struct Inner {
     dry_run: bool,
     undo_timeout: Duration,
     state: Mutex<State>,
+    /// Where the steps are made durable (None: dry-run, no journal, a nested run).
+    log: Option<RunLog>,
+    /// The log of the run being resumed.
+    replay: Option<Arc<Replay>>,
 }
 
 /// A run in progress. Cheap to clone; clones record into the same run.
@@ -168,16 +185,35 @@ pub use crate::ids::new_run_id;
 impl Run {
     /// Start recording a run.
     pub fn new(runbook: &str, environment: &str, dry_run: bool) -> Run {
+        Self::durable(runbook, environment, dry_run, new_run_id(), None, None)
+    }
+
+    /// A run whose change steps go to `log`; with `replay`, the resumed run of that log (its
+    /// start time; `run_id` is then the log's).
+    pub fn durable(
+        runbook: &str,
+        environment: &str,
+        dry_run: bool,
+        run_id: String,
+        log: Option<RunLog>,
+        replay: Option<Arc<Replay>>,
+    ) -> Run {
+        let started_at = replay
+            .as_ref()
+            .and_then(|r| r.started_at)
+            .unwrap_or_else(Utc::now);
         Run {
             inner: Arc::new(Inner {
                 runbook: runbook.to_string(),
                 environment: environment.to_string(),
-                run_id: new_run_id(),
-                started_at: Utc::now(),
+                run_id,
+                started_at,
                 started: Instant::now(),
                 dry_run,
                 undo_timeout: Duration::from_secs(120),
                 state: Mutex::new(State::default()),
+                log,
+                replay,
             }),
             group: 0,
         }
@@ -306,6 +342,10 @@ impl Run {
     /// registered *before* `fut` runs, so it also runs when the run is stopped while the change
     /// is in flight (a flag written, then SIGTERM): an undo must be safe when the change did
     /// not happen. A change that fails by itself withdraws its [`UndoWhen::OnFailure`] undo.
+    ///
+    /// The step is durable (see [`durable`]): its start and its value are in the run log
+    /// before the next step, and a resumed run replays it instead of running it again. It is
+    /// neither idempotent nor able to check itself: use [`Run::apply`] to say more.
     pub async fn change<T, Fut>(
         &self,
         name: &str,
@@ -314,68 +354,10 @@ impl Run {
         undo: Option<Undo>,
     ) -> Result<Option<T>>
     where
+        T: serde::Serialize + serde::de::DeserializeOwned,
         Fut: Future<Output = Result<T>>,
     {
-        let plan = plan.into();
-        if self.inner.dry_run {
-            self.push(
-                None,
-                Check {
-                    name: name.to_string(),
-                    action: Action::Change,
-                    outcome: Outcome::Planned,
-                    summary: redact(&plan),
-                    duration_ms: 0,
-                    error: None,
-                },
-            );
-            return Ok(None);
-        }
-        let seq = self.begin(name);
-        // The undo is registered before the change runs: a run stopped while the change is in
-        // flight (Ctrl-C, SIGTERM, a deadline) does not know how much of it happened, so it
-        // runs the undo. A change that fails by itself withdraws an `OnFailure` undo (it
-        // reports its own error); an `Always` undo stays.
-        if let Some(mut u) = undo {
-            u.step = Some(seq);
-            self.state().undo.push(u);
-        }
-        let start = Instant::now();
-        let result = fut.await;
-        let ms = start.elapsed().as_millis() as u64;
-        match result {
-            Ok(v) => {
-                self.push(
-                    Some(seq),
-                    Check {
-                        name: name.to_string(),
-                        action: Action::Change,
-                        outcome: Outcome::Pass,
-                        summary: redact(&plan),
-                        duration_ms: ms,
-                        error: None,
-                    },
-                );
-                Ok(Some(v))
-            }
-            Err(e) => {
-                self.push(
-                    Some(seq),
-                    Check {
-                        name: name.to_string(),
-                        action: Action::Change,
-                        outcome: Outcome::Error,
-                        summary: redact(&format!("{plan}: {e}")),
-                        duration_ms: ms,
-                        error: Some(redacted_info(&e)),
-                    },
-                );
-                self.state()
-                    .undo
-                    .retain(|u| u.step != Some(seq) || u.when == UndoWhen::Always);
-                Err(e)
-            }
-        }
+        self.apply(Change::new(name, plan).undo(undo), fut).await
     }
 
     /// Record a step that was not run, with the reason.

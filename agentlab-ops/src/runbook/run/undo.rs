@@ -186,6 +186,24 @@ impl Run {
     /// Run an undo and record it: with the other undos at the end of the report, or where the
     /// run is now (a scope settled early).
     async fn run_undo_at(&self, u: Undo, at_end: bool) -> bool {
+        let run = if at_end {
+            self.group(u64::MAX)
+        } else {
+            self.clone()
+        };
+        if self.undone_before(&u.name) {
+            let summary = "undone before the resume".to_string();
+            let check = Check {
+                name: u.name.clone(),
+                action: Action::Undo,
+                outcome: Outcome::Pass,
+                summary,
+                duration_ms: 0,
+                error: None,
+            };
+            run.push(None, check);
+            return true;
+        }
         let start = Instant::now();
         let r = match tokio::time::timeout(u.timeout.unwrap_or(self.inner.undo_timeout), (u.f)())
             .await
@@ -206,11 +224,10 @@ impl Run {
             ),
         };
         // Undo steps are listed last, after every group (unless settled in place).
-        let run = if at_end {
-            self.group(u64::MAX)
-        } else {
-            self.clone()
-        };
+        self.log(&super::log::RunRecord::Undone {
+            name: u.name.clone(),
+            ok: r.is_ok(),
+        });
         run.push(
             None,
             Check {

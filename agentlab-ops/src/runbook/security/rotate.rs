@@ -219,7 +219,7 @@ async fn steps(
     );
     p.step = format!("generate:{name}");
     let keygen = async { generate(&new_path, &comment).await };
-    let generated = run.change(&p.step, plan, keygen, None).await;
+    let generated = run.change_live(&p.step, plan, keygen, None).await;
     let old_path = old.path.clone();
     p.old = Some(old);
     let Some(new) = generated? else {

@@ -266,7 +266,7 @@ async fn put_in_place(
     };
     let Some(new) = c
         .run
-        .change(&c.step("issue"), "run the issue hook", issue, Some(unissue))
+        .change_live(&c.step("issue"), "run the issue hook", issue, Some(unissue))
         .await?
     else {
         return Ok(None);

@@ -1,6 +1,6 @@
 //! The script's own steps (reads, changes with undos), findings, escalations, parallel calls.
 
-use agentlab_ops::runbook::{Checked, Undo};
+use agentlab_ops::runbook::{Change, Checked, Undo};
 use agentlab_ops::{Error, Outcome, Severity};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
@@ -123,18 +123,33 @@ async fn step(
                     u.call_async::<()>(()).await.map_err(lua_err)
                 })
             });
-            run.change(
-                &name,
-                name.clone(),
-                async { call.await.map(|(v, _)| v) },
-                undo,
-            )
-            .await
-            .map(|v| v.unwrap_or(Value::Nil))
+            // The value goes through JSON so that a resumed script gets it back from the run
+            // log (functions and userdata in it read as nil).
+            let kept = Change::new(name.clone(), name.clone()).undo(undo);
+            let value = run
+                .apply(kept, async {
+                    let (v, _) = call.await?;
+                    Ok(json_keep(&lua, v))
+                })
+                .await;
+            value.and_then(|v| match v {
+                None | Some(serde_json::Value::Null) => Ok(Value::Nil),
+                Some(j) => crate::to_lua(&lua, &j),
+            })
         }
         other => Err(Error::config(format!(
             "ops.step: kind {other:?} is not \"read\" or \"change\""
         ))),
     };
     reply(&lua, r)
+}
+
+/// A change's value as JSON, functions and userdata as null (they cannot be kept).
+fn json_keep(lua: &Lua, v: Value) -> serde_json::Value {
+    use mlua::LuaSerdeExt;
+    let opts = mlua::serde::DeserializeOptions::new()
+        .deny_unsupported_types(false)
+        .deny_recursive_tables(false);
+    lua.from_value_with::<serde_json::Value>(v, opts)
+        .unwrap_or(serde_json::Value::Null)
 }

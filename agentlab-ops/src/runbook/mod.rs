@@ -40,7 +40,7 @@ pub use maintenance::{MaintenanceOptions, MaintenancePayload, weekly_maintenance
 pub use morning::{DatasetBackup, HostResult, MorningOptions, MorningPayload, morning_check};
 pub use recover::{RecoverOptions, RecoverPayload, RecoveryPoint, recover_data};
 pub use restart::{RestartOptions, RestartPayload, restart};
-pub use run::{CancelToken, Checked, Run, RunOptions, Undo, UndoWhen};
+pub use run::{CancelToken, Change, Checked, Run, RunOptions, Undo, UndoWhen};
 pub use scale::{
     AssessOptions, HorizontalOptions, SnapshotOptions, VerticalOptions, scale_assess,
     scale_horizontal, scale_vertical, snapshot,

@@ -34,6 +34,7 @@ mod prometheus;
 mod real_backends;
 mod recover;
 mod restart;
+mod resume;
 mod review;
 mod review_browser;
 mod review_prometheus;

@@ -257,6 +257,14 @@ impl Run {
         }
         match d.value.clone().and_then(codec.dec) {
             Some(v) => Ok(Some(v)),
+            None if d.value == Some(serde_json::Value::Null) => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{0} was declared done (--done), but the rest of the run needs what it returned, which was never logged: resume with --redo {0} instead",
+                    c.name
+                ),
+            )
+            .with_operation("resume")),
             None => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(

@@ -169,15 +169,31 @@ impl RunLog {
                 .with_context("path", path.display().to_string())
         })?;
         let mut rp = Replay::default();
-        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| Error::from(e).with_operation("runlog.read"))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<RunRecord>(&line) {
+        let lines: Vec<(usize, String)> = std::io::BufReader::new(f)
+            .lines()
+            .enumerate()
+            .map(|(i, l)| l.map(|l| (i + 1, l)))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::from(e).with_operation("runlog.read"))?;
+        let lines: Vec<_> = lines.into_iter().filter(|(_, l)| !l.trim().is_empty()).collect();
+        let last = lines.last().map(|(n, _)| *n);
+        for (n, line) in &lines {
+            match serde_json::from_str::<RunRecord>(line) {
                 Ok(r) => rp.apply(r),
                 // A torn last line (killed mid-write) is what a crash leaves: skip it.
-                Err(e) => rp.torn.push(format!("{}:{}: {e}", path.display(), i + 1)),
+                Err(e) if Some(*n) == last => {
+                    rp.torn.push(format!("{}:{n}: {e}", path.display()))
+                }
+                // Anything else is damage: resuming from a log that lies would repeat steps.
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidResponse,
+                        format!("{}: line {n}: not a run log record: {e}", path.display()),
+                    )
+                    .with_operation("runlog.read")
+                    .with_context("path", path.display().to_string())
+                    .with_context("line", n.to_string()));
+                }
             }
         }
         if rp.run_id.is_empty() {

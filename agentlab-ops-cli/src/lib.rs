@@ -12,6 +12,7 @@ use agentlab_ops::{Config, Format, Journal, Report, RunOptions, Sandbox, Scenari
 mod catalogue;
 mod logs;
 mod runbooks;
+mod resume;
 mod target;
 
 use clap::{Args, Parser, Subcommand};
@@ -80,6 +81,10 @@ pub enum Command {
     /// see `list`), options as `--name value` (`--serial '[1,"50%"]'`, `--hosts h1,h2`).
     #[command(external_subcommand)]
     External(Vec<String>),
+    /// Resume a run that stopped half-way (its runner killed, its machine rebooted): the steps
+    /// it finished are not run again, the one in flight is checked, a failing run finishes
+    /// its undos.
+    Resume(resume::ResumeArgs),
     /// Scan a log: errors, top talkers, spikes, new templates.
     Logs {
         #[command(subcommand)]
@@ -479,6 +484,7 @@ async fn run(cli: Cli) -> i32 {
             unreachable!("runbook commands are handled above")
         }
         Command::Logs { which } => logs::run(g, which).await,
+        Command::Resume(a) => resume::run(g, a, run_opts).await,
         Command::List => catalogue::list(g.format),
         Command::Drill { runbooks } => catalogue::drill(runbooks, g.format).await,
         Command::Describe { name } => catalogue::describe(name, g.format),
@@ -506,6 +512,7 @@ async fn run(cli: Cli) -> i32 {
                 signals: true,
                 args: a.args.clone(),
                 no_journal: false,
+                resume: None,
             };
             let r = agentlab_ops_lua::run_script(env.clone(), &a.script, &opts).await;
             env.close().await;

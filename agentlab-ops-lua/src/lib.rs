@@ -24,6 +24,9 @@ mod native {
     pub(crate) mod steps;
 }
 
+mod resume;
+pub use resume::resume_script;
+
 const PRELUDE: &str = include_str!("prelude.lua");
 
 /// How a script runs.
@@ -41,6 +44,8 @@ pub struct ScriptOptions {
     pub args: Vec<String>,
     /// Do not journal the script's report.
     pub no_journal: bool,
+    /// Resume this run of the script (see [`resume_script`]).
+    pub resume: Option<Arc<agentlab_ops::runbook::run::Replay>>,
 }
 
 /// What the natives share: the environments (0 is the runner's), sandboxes kept alive, the
@@ -237,7 +242,11 @@ async fn runbook(
     let run = RunOptions::default()
         .dry_run(c.dry_run || dry_run)
         .cancel_on(c.cancel.clone());
-    agentlab_ops::runbook::registry::run(&env, name, args, run).await
+    match run_of(c) {
+        // Nested in the script's run: resuming the script resumes (or replays) it.
+        Ok(parent) => agentlab_ops::runbook::resume::nested(&env, &parent, name, args, run).await,
+        Err(_) => agentlab_ops::runbook::registry::run(&env, name, args, run).await,
+    }
 }
 
 fn native_table(lua: &Lua) -> mlua::Result<Table> {
@@ -355,6 +364,8 @@ pub async fn run_source(
     if opts.no_journal {
         run_opts = run_opts.without_journal();
     }
+    run_opts.invocation = Some(resume::invocation(chunk, source, opts));
+    run_opts.resume = opts.resume.clone();
     let why = Arc::new(Mutex::new(String::new()));
     let mut watchers = Vec::new();
     if let Some(t) = opts.timeout {

@@ -53,6 +53,15 @@ end
 function ops.runbooks() return native.runbooks() end
 -- The drill: every runbook (or those named) against its sandbox scenarios.
 function ops.drill(names) return call(native.drill, names or {}) end
+-- Take over a run that stopped half-way: ops.resume{run_id = "...", done = {...}, redo = {...}}
+-- (no run_id: the newest unfinished run); ops.unfinished() lists them.
+function ops.resume(opts)
+  opts = opts or {}
+  local o = {}
+  for k, v in pairs(opts) do if k ~= "env" then o[k] = v end end
+  return call(native.resume, o, env_of(opts))
+end
+function ops.unfinished(opts) return call(native.unfinished, env_of(opts)) end
 for _, d in ipairs(native.runbooks()) do
   local names = { d.name }
   for _, a in ipairs(d.aliases) do names[#names + 1] = a end

@@ -17,6 +17,7 @@ mod env;
 mod errors;
 mod log;
 mod report;
+mod resume;
 mod runbooks;
 mod slo;
 mod testing;
@@ -125,6 +126,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     report::register(m)?;
     runbooks::register(m)?;
     catalogue::register(m)?;
+    resume::register(m)?;
     slo::register(m)?;
     testing::register(m)?;
     Ok(())

@@ -50,6 +50,7 @@ pub(crate) fn register(lua: &Lua, n: &Table) -> mlua::Result<()> {
     )?;
 
     register_drill(lua, n)?;
+    register_resume(lua, n)?;
 
     n.set(
         "probe",
@@ -135,6 +136,51 @@ fn register_drill(lua: &Lua, n: &Table) -> mlua::Result<()> {
             .await;
             let r = r.and_then(|v: serde_json::Value| to_lua(&lua, &v));
             reply(&lua, r)
+        })?,
+    )?;
+    Ok(())
+}
+
+/// `native.resume(args, env)` (`ops.resume{run_id=, done=, redo=}`: a catalogue run that
+/// stopped half-way, taken over) and `native.unfinished(env)` (`ops.unfinished()`).
+fn register_resume(lua: &Lua, n: &Table) -> mlua::Result<()> {
+    use agentlab_ops::runbook::resume::{self, ResumeRequest};
+    #[derive(serde::Deserialize)]
+    struct Args {
+        run_id: Option<String>,
+        #[serde(default)]
+        done: Vec<String>,
+        #[serde(default)]
+        redo: Vec<String>,
+    }
+    n.set(
+        "resume",
+        lua.create_async_function(|lua, (args, env): (Value, usize)| async move {
+            let c = ctx(&lua)?;
+            let r = async {
+                let a: Args = lua
+                    .from_value(args)
+                    .map_err(|e| Error::config(format!("ops.resume: {e}")))?;
+                let mut req = a.run_id.map(ResumeRequest::run).unwrap_or_default();
+                req.done = a.done;
+                req.redo = a.redo;
+                let env = env_of(&c, env)?;
+                let ro = agentlab_ops::RunOptions::default().cancel_on(c.cancel.clone());
+                let rep = resume::resume(&env, &req, ro).await?;
+                to_lua(&lua, &rep)
+            }
+            .await;
+            reply(&lua, r)
+        })?,
+    )?;
+    n.set(
+        "unfinished",
+        lua.create_function(|lua, env: usize| {
+            let c = ctx(lua)?;
+            let r = env_of(&c, env)
+                .and_then(|e| resume::unfinished(&e))
+                .and_then(|u| to_lua(lua, &u));
+            reply(lua, r)
         })?,
     )?;
     Ok(())

@@ -53,11 +53,13 @@ from ._native import (
     morning_check,
     notify,
     recover_data,
+    resume,
     rollback,
     run,
     runbooks,
     standard_deploy,
     take_backup,
+    unfinished,
     verify_backups,
 )
 
@@ -126,6 +128,7 @@ __all__ = [
     "morning_check",
     "notify",
     "recover_data",
+    "resume",
     "rollback",
     "run",
     "runbooks",
@@ -133,5 +136,6 @@ __all__ = [
     "standard_deploy",
     "take_backup",
     "testing",
+    "unfinished",
     "verify_backups",
 ]

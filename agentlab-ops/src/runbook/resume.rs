@@ -105,6 +105,9 @@ pub fn unfinished(env: &Environment) -> Result<Vec<Unfinished>> {
             log: path,
         });
     }
+    // A run nested in an unfinished one (a script's runbook) is resumed with its parent.
+    let ids: std::collections::HashSet<String> = out.iter().map(|u| u.run_id.clone()).collect();
+    out.retain(|u| u.run_id.split_once('.').is_none_or(|(p, _)| !ids.contains(p)));
     out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
     Ok(out)
 }
@@ -173,12 +176,69 @@ fn list(v: &[String]) -> String {
 
 /// Resume a run: re-enter its runbook with its options and the same run id, skip what it
 /// finished, check or repeat what was in flight, finish (or finish undoing) the rest.
-pub async fn resume(env: &Environment, req: &ResumeRequest, mut ro: RunOptions) -> Result<Report> {
+pub async fn resume(env: &Environment, req: &ResumeRequest, ro: RunOptions) -> Result<Report> {
     let rp = prepare(env, req)?;
+    continue_run(env, rp, ro).await
+}
+
+/// [`resume`] of a log already read by [`prepare`] (a catalogue runbook's run; a Lua
+/// script's run is resumed by `agentlab_ops_lua::resume_script`, which knows the script).
+pub async fn continue_run(env: &Environment, rp: Replay, mut ro: RunOptions) -> Result<Report> {
+    if is_script(&rp) {
+        let msg = format!(
+            "run {} is of the script {}: resume it with `agentlab-ops resume` or agentlab_ops_lua::resume_script",
+            rp.run_id, rp.runbook
+        );
+        return Err(Error::new(ErrorKind::Unsupported, msg).with_operation("resume"));
+    }
     let def = crate::runbook::registry::get(&rp.runbook)?;
     let options = rp.options.clone().unwrap_or_default();
     ro.invocation = Some(options.clone());
     ro.resume = Some(Arc::new(rp));
     ro.dry_run = false;
     def.run(env, options, ro).await
+}
+
+/// Whether the run is a script's (`lua:NAME`), not a catalogue runbook's.
+pub fn is_script(rp: &Replay) -> bool {
+    rp.runbook.starts_with("lua:")
+}
+
+/// Run the catalogue runbook `name` from inside `parent` (a script's `ops.restart{}`) so that
+/// a resumed parent resumes it too: the child's run id derives from the parent's, and on a
+/// resumed parent a child that ended is not run again (its journaled report comes back) and
+/// one that did not end is resumed.
+pub async fn nested(
+    env: &Environment,
+    parent: &crate::runbook::Run,
+    name: &str,
+    options: serde_json::Value,
+    mut ro: RunOptions,
+) -> Result<Report> {
+    let child = parent.child_id(name);
+    if let (true, Some(j)) = (parent.is_resumed(), &env.journal) {
+        let path = RunLog::path_of(j.path(), &child);
+        if path.exists() {
+            let rp = RunLog::read(&path)?;
+            if rp.ended.is_none() {
+                let rp = prepare(env, &ResumeRequest::run(child))?;
+                return continue_run(env, rp, ro).await;
+            }
+            let mut found = None;
+            j.scan(|r| {
+                if r.run_id == child {
+                    found = Some(r);
+                }
+            })?;
+            return found.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("run {child} ended before the resume, but its report is not in the journal"),
+                )
+                .with_operation("resume")
+            });
+        }
+    }
+    ro.run_id = Some(child);
+    crate::runbook::registry::run(env, name, options, ro).await
 }

@@ -446,6 +446,12 @@ impl Run {
         })
     }
 
+    /// The id of the `name` run nested in this one (its n-th): the same on every attempt.
+    pub fn child_id(&self, name: &str) -> String {
+        let n = self.occurrence(&format!("run:{name}"));
+        format!("{}.{name}.{n}", self.inner.run_id)
+    }
+
     /// Whether this run is a resumed one.
     pub fn is_resumed(&self) -> bool {
         self.inner.replay.is_some()

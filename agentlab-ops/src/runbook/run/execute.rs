@@ -211,7 +211,7 @@ impl crate::environment::Environment {
     ) -> (String, Option<RunLog>, Option<Error>) {
         let run_id = match &opts.resume {
             Some(r) => r.run_id.clone(),
-            None => new_run_id(),
+            None => opts.run_id.clone().unwrap_or_else(new_run_id),
         };
         let journal = match (&self.journal, opts.no_journal || opts.dry_run) {
             (Some(j), false) => j,

@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub invocation: Option<serde_json::Value>,
     /// Resume this run (its log folded, see [`super::resume`]) instead of starting a new one.
     pub resume: Option<Arc<Replay>>,
+    /// The new run's id (default: a fresh one): a run nested in another gets one derived
+    /// from its parent's, so that resuming the parent finds it (see [`super::resume::nested`]).
+    pub run_id: Option<String>,
 }
 
 /// Progress of a long operation, for a progress bar.

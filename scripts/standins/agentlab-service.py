@@ -5,6 +5,7 @@ misbehave:
   BROKEN       exit 1 at once (a service that never comes up)
   IGNORE_TERM  ignore SIGTERM (a graceful stop or restart times out)
   HANG_NEXT    removed, then listen but never answer (a restart that hangs)
+Each start that listens appends its pid to --dir/starts (what a test counts restarts by).
 """
 import argparse
 import http.server
@@ -54,5 +55,7 @@ class Health(http.server.BaseHTTPRequestHandler):
 
 http.server.ThreadingHTTPServer.allow_reuse_address = True
 server = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), Health)
+with open(os.path.join(a.dir, "starts"), "a") as f:
+    f.write(f"{os.getpid()}\n")
 print(f"agentlab-service: pid {os.getpid()} on :{a.port}", flush=True)
 server.serve_forever()

@@ -14,6 +14,7 @@ mod logs;
 mod maintenance_kill;
 mod notify;
 mod recover_kill;
+mod resume_kill;
 mod review;
 mod secrets;
 mod signals;

@@ -363,7 +363,8 @@ impl Run {
             step: c.name.clone(),
             n,
             idempotent: c.idempotent,
-            verify: c.verify.is_some(),
+            // A step that could check itself still can (its check may have just run).
+            verify: c.witness.is_some(),
             witness: c.witness.clone(),
         };
         if let Some(log) = &self.inner.log {

@@ -11,8 +11,8 @@ use agentlab_ops::{Config, Format, Journal, Report, RunOptions, Sandbox, Scenari
 
 mod catalogue;
 mod logs;
-mod runbooks;
 mod resume;
+mod runbooks;
 mod target;
 
 use clap::{Args, Parser, Subcommand};

@@ -89,21 +89,35 @@ fn list(env: &agentlab_ops::Environment, format: Format) -> i32 {
         Err(e) => return fail(e),
     };
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).unwrap_or_default()
+        );
         return 0;
     }
     if runs.is_empty() {
         println!("no unfinished run of {}", env.name());
         return 0;
     }
-    println!("{:<28} {:<20} {:<20} {:>5} {:>4}  in flight", "run", "runbook", "started", "try", "done");
+    println!(
+        "{:<28} {:<20} {:<20} {:>5} {:>4}  in flight",
+        "run", "runbook", "started", "try", "done"
+    );
     for u in runs {
         let started = u
             .started_at
             .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
             .unwrap_or_default();
-        let state = if u.failing { " (failing: undos left)" } else { "" };
-        let in_flight = if u.in_flight.is_empty() { "none".to_string() } else { u.in_flight.join(", ") };
+        let state = if u.failing {
+            " (failing: undos left)"
+        } else {
+            ""
+        };
+        let in_flight = if u.in_flight.is_empty() {
+            "none".to_string()
+        } else {
+            u.in_flight.join(", ")
+        };
         println!(
             "{:<28} {:<20} {:<20} {:>5} {:>4}  {in_flight}{state}",
             u.run_id, u.runbook, started, u.attempts, u.done

@@ -43,11 +43,17 @@ pub async fn resume_script(env: Arc<Environment>, rp: Replay, mut opts: ScriptOp
     };
     opts.args = inv["args"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     opts.allow_unsafe = inv["allow_unsafe"].as_bool().unwrap_or(false);
     if opts.timeout.is_none() {
-        opts.timeout = inv["timeout_ms"].as_u64().map(std::time::Duration::from_millis);
+        opts.timeout = inv["timeout_ms"]
+            .as_u64()
+            .map(std::time::Duration::from_millis);
     }
     let was = inv["sha256"].as_str().unwrap_or_default().to_string();
     opts.dry_run = false;

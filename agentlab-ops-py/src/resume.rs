@@ -44,7 +44,10 @@ fn resume(
 /// "started_at", "attempts", "done", "in_flight", "failing", "log"}]`.
 #[pyfunction]
 #[pyo3(signature = (config = None))]
-fn unfinished<'py>(py: Python<'py>, config: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+fn unfinished<'py>(
+    py: Python<'py>,
+    config: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let (env, _) = resolve(py, config)?;
     let list = core::unfinished(&env).map_err(crate::errors::to_py)?;
     let text = serde_json::to_string(&list).unwrap_or_default();

@@ -161,7 +161,12 @@ fn resume_last(d: &Path, why: &str) -> serde_json::Value {
         .output()
         .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    assert_eq!(list.as_array().map(Vec::len), Some(1), "{why}: {}", text(&o.stdout));
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(1),
+        "{why}: {}",
+        text(&o.stdout)
+    );
     let o = bin(d)
         .args(["--format", "json", "resume", "--last"])
         .output()
@@ -169,11 +174,18 @@ fn resume_last(d: &Path, why: &str) -> serde_json::Value {
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{why}: {out}{}", text(&o.stderr));
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(r["run_id"], list[0]["run_id"], "{why}: the same run went on");
+    assert_eq!(
+        r["run_id"], list[0]["run_id"],
+        "{why}: the same run went on"
+    );
     // It ended: nothing left to resume.
     let o = bin(d).args(["resume", "--last"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{why}");
-    assert!(text(&o.stderr).contains("no unfinished run"), "{why}: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no unfinished run"),
+        "{why}: {}",
+        text(&o.stderr)
+    );
     r
 }
 
@@ -208,7 +220,10 @@ fn a_killed_rolling_restart_resumes_and_restarts_each_host_once() {
             _ => count(&dirs[1], "starts") == 1,
         });
         if why != "h1 finished" {
-            assert!(!log_has(&dp, "done", "restart:h2"), "{why}: killed too late");
+            assert!(
+                !log_has(&dp, "done", "restart:h2"),
+                "{why}: killed too late"
+            );
         }
         assert_eq!(count(&dirs[2], "starts"), 0, "{why}: h3 was reached");
         let r = resume_last(&dp, why);
@@ -218,9 +233,15 @@ fn a_killed_rolling_restart_resumes_and_restarts_each_host_once() {
         let hosts = r["payload"]["hosts"].as_array().unwrap();
         let names: Vec<&str> = hosts.iter().map(|h| h["host"].as_str().unwrap()).collect();
         assert_eq!(names, ["h1", "h2", "h3"], "{why}: {r}");
-        assert!(hosts.iter().all(|h| h["outcome"] == "healthy"), "{why}: {r}");
+        assert!(
+            hosts.iter().all(|h| h["outcome"] == "healthy"),
+            "{why}: {r}"
+        );
         let resumed = r["findings"].as_array().unwrap();
-        assert!(resumed.iter().any(|f| f["subject"] == "resume"), "{why}: {r}");
+        assert!(
+            resumed.iter().any(|f| f["subject"] == "resume"),
+            "{why}: {r}"
+        );
     }
 }
 
@@ -258,19 +279,28 @@ fn a_killed_weekly_maintenance_resumes_without_repeating_host_steps() {
             _ => count(&dirs[0], "db.log") == 1,
         });
         if db_h1 == 2 {
-            assert!(!log_has(&dp, "done", "h1:database"), "{why}: killed too late");
+            assert!(
+                !log_has(&dp, "done", "h1:database"),
+                "{why}: killed too late"
+            );
         }
         let r = resume_last(&dp, why);
         let pip: Vec<usize> = dirs.iter().map(|d| count(d, "pip.log")).collect();
         let db: Vec<usize> = dirs.iter().map(|d| count(d, "db.log")).collect();
         let done: Vec<usize> = dirs.iter().map(|d| count(d, "db.done")).collect();
-        let flags: Vec<bool> = dirs.iter().map(|d| d.join("MAINTENANCE_MODE").exists()).collect();
+        let flags: Vec<bool> = dirs
+            .iter()
+            .map(|d| d.join("MAINTENANCE_MODE").exists())
+            .collect();
         clean_up(&dp);
         assert_eq!(pip, [1, 1], "{why}: pip ran once per host: {r}");
         assert_eq!(db, [db_h1, 1], "{why}: {r}");
         // The step killed in flight may still finish on the host (its shell outlives the
         // runner) besides its repeat.
-        assert!((1..=db_h1).contains(&done[0]) && done[1] == 1, "{why}: {done:?} {r}");
+        assert!(
+            (1..=db_h1).contains(&done[0]) && done[1] == 1,
+            "{why}: {done:?} {r}"
+        );
         assert_eq!(flags, [false, false], "{why}: the flags came down: {r}");
         let starts: Vec<usize> = dirs.iter().map(|d| count(d, "starts")).collect();
         assert_eq!(starts, [1, 1], "{why}: each host restarted once: {r}");
@@ -310,7 +340,11 @@ fn a_failing_script_killed_during_its_undos_finishes_them_once_on_resume() {
             .output()
             .unwrap();
         let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        assert_eq!(o.status.code(), Some(2), "{why}: a failing run ends failed: {r}");
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{why}: a failing run ends failed: {r}"
+        );
         let t = std::fs::read_to_string(&trace).unwrap();
         assert_eq!(
             t.lines().collect::<Vec<_>>(),
@@ -337,9 +371,12 @@ ops.step("after", "change", function() rec("after"); return true end)
     std::fs::write(dp.join("send.lua"), script).unwrap();
     let trace = dp.join("trace");
     let dir = dp.display().to_string();
-    start_and_kill(&dp, &["run", "--allow-unsafe", "send.lua", &dir], "send", || {
-        std::fs::read_to_string(&trace).is_ok_and(|t| t.contains("send"))
-    });
+    start_and_kill(
+        &dp,
+        &["run", "--allow-unsafe", "send.lua", &dir],
+        "send",
+        || std::fs::read_to_string(&trace).is_ok_and(|t| t.contains("send")),
+    );
     // Neither safe to repeat nor able to check itself: the resume refuses to guess.
     let o = bin(&dp).args(["resume", "--last"]).output().unwrap();
     let err = text(&o.stderr);
@@ -350,7 +387,13 @@ ops.step("after", "change", function() rec("after"); return true end)
         .args(["--format", "json", "resume", "--last", "--done", "send"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     let t = std::fs::read_to_string(&trace).unwrap();
     assert_eq!(t.lines().collect::<Vec<_>>(), ["send", "after"]);
 }

@@ -52,11 +52,13 @@ __all__ = [
     "morning_check",
     "notify",
     "recover_data",
+    "resume",
     "rollback",
     "run",
     "runbooks",
     "standard_deploy",
     "take_backup",
+    "unfinished",
     "verify_backups",
 ]
 

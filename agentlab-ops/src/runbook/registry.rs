@@ -98,7 +98,12 @@ impl Definition {
     ) -> Result<Report> {
         // Kept in the run log: `resume` re-enters the runbook with the same options.
         if run.invocation.is_none() {
-            run.invocation = Some(options.clone());
+            // No options (None from Python) are the defaults: `{}`, not "unknown".
+            let kept = match &options {
+                serde_json::Value::Null => serde_json::json!({}),
+                o => o.clone(),
+            };
+            run.invocation = Some(kept);
         }
         (self.start)(env, options, run).await
     }

@@ -63,8 +63,10 @@ pub struct Unfinished {
 
 fn runs_dir(env: &Environment) -> Result<PathBuf> {
     let j = env.journal.as_ref().ok_or_else(|| {
-        Error::config("resume needs the journal: the run logs live beside it ([journal] is disabled)")
-            .with_operation("resume")
+        Error::config(
+            "resume needs the journal: the run logs live beside it ([journal] is disabled)",
+        )
+        .with_operation("resume")
     })?;
     Ok(RunLog::dir_of(j.path()))
 }
@@ -107,7 +109,11 @@ pub fn unfinished(env: &Environment) -> Result<Vec<Unfinished>> {
     }
     // A run nested in an unfinished one (a script's runbook) is resumed with its parent.
     let ids: std::collections::HashSet<String> = out.iter().map(|u| u.run_id.clone()).collect();
-    out.retain(|u| u.run_id.split_once('.').is_none_or(|(p, _)| !ids.contains(p)));
+    out.retain(|u| {
+        u.run_id
+            .split_once('.')
+            .is_none_or(|(p, _)| !ids.contains(p))
+    });
     out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
     Ok(out)
 }
@@ -135,20 +141,35 @@ pub fn prepare(env: &Environment, req: &ResumeRequest) -> Result<Replay> {
             .with_context("run", rp.run_id.clone()))
     };
     if let Some(v) = &rp.ended {
-        return fail(ErrorKind::Conflict, format!("run {} already ended ({v}): nothing to resume", rp.run_id));
+        return fail(
+            ErrorKind::Conflict,
+            format!("run {} already ended ({v}): nothing to resume", rp.run_id),
+        );
     }
     if rp.environment != env.name() {
-        let msg = format!("run {} is of environment {:?}, not {:?}", rp.run_id, rp.environment, env.name());
+        let msg = format!(
+            "run {} is of environment {:?}, not {:?}",
+            rp.run_id,
+            rp.environment,
+            env.name()
+        );
         return fail(ErrorKind::Conflict, msg);
     }
     if rp.options.is_none() {
-        let msg = format!("run {} was started directly from Rust, without its options in the catalogue: it cannot be re-entered", rp.run_id);
+        let msg = format!(
+            "run {} was started directly from Rust, without its options in the catalogue: it cannot be re-entered",
+            rp.run_id
+        );
         return fail(ErrorKind::Unsupported, msg);
     }
     let in_flight: Vec<String> = rp.in_flight().iter().map(|(n, _)| n.to_string()).collect();
     for s in req.done.iter().chain(&req.redo) {
         if !in_flight.contains(s) {
-            let msg = format!("{s} was not in flight when run {} stopped (in flight: {})", rp.run_id, list(&in_flight));
+            let msg = format!(
+                "{s} was not in flight when run {} stopped (in flight: {})",
+                rp.run_id,
+                list(&in_flight)
+            );
             return fail(ErrorKind::ConfigInvalid, msg);
         }
     }
@@ -233,7 +254,9 @@ pub async fn nested(
             return found.ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
-                    format!("run {child} ended before the resume, but its report is not in the journal"),
+                    format!(
+                        "run {child} ended before the resume, but its report is not in the journal"
+                    ),
                 )
                 .with_operation("resume")
             });

@@ -35,7 +35,9 @@ struct Fx {
 fn fx() -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.jsonl");
-    let env = Environment::builder("resume-test").journal(&journal).build();
+    let env = Environment::builder("resume-test")
+        .journal(&journal)
+        .build();
     Fx {
         _dir: dir,
         journal,
@@ -53,10 +55,13 @@ struct Plan {
 
 fn undo(t: &Trace, name: &str) -> Option<Undo> {
     let (t, n) = (t.clone(), name.to_string());
-    Some(Undo::on_failure(format!("undo {name}"), move || async move {
-        t.push(&format!("undo {n}"));
-        Ok(())
-    }))
+    Some(Undo::on_failure(
+        format!("undo {name}"),
+        move || async move {
+            t.push(&format!("undo {n}"));
+            Ok(())
+        },
+    ))
 }
 
 /// Three changes: `a:h1` idempotent, `b:h1` verifiable (witness 41), `c:h1` neither (it
@@ -65,7 +70,9 @@ async fn body(run: Run, t: Trace, p: Plan) -> agentlab_ops::Result<serde_json::V
     let ta = t.clone();
     let a = run
         .apply(
-            Change::new("a:h1", "touch a").idempotent().undo(undo(&t, "a")),
+            Change::new("a:h1", "touch a")
+                .idempotent()
+                .undo(undo(&t, "a")),
             async move {
                 ta.push("a");
                 Ok(1u32)
@@ -75,13 +82,14 @@ async fn body(run: Run, t: Trace, p: Plan) -> agentlab_ops::Result<serde_json::V
     let (tb, checked, applied) = (t.clone(), p.checked.clone(), p.b_applied);
     let b = run
         .apply(
-            Change::new("b:h1", "restart b")
-                .undo(undo(&t, "b"))
-                .verify(json!(41), move |w| async move {
+            Change::new("b:h1", "restart b").undo(undo(&t, "b")).verify(
+                json!(41),
+                move |w| async move {
                     assert_eq!(w, Some(json!(41)), "the witness comes back from the log");
                     checked.fetch_add(1, Ordering::SeqCst);
                     Ok(applied.then_some(2u32))
-                }),
+                },
+            ),
             async move {
                 tb.push("b");
                 Ok(2u32)
@@ -90,13 +98,16 @@ async fn body(run: Run, t: Trace, p: Plan) -> agentlab_ops::Result<serde_json::V
         .await?;
     let tc = t.clone();
     let c = run
-        .apply(Change::new("c:h1", "send c").undo(undo(&t, "c")), async move {
-            tc.push("c");
-            if p.fail_c {
-                return Err(Error::new(ErrorKind::Unexpected, "c broke"));
-            }
-            Ok(())
-        })
+        .apply(
+            Change::new("c:h1", "send c").undo(undo(&t, "c")),
+            async move {
+                tc.push("c");
+                if p.fail_c {
+                    return Err(Error::new(ErrorKind::Unexpected, "c broke"));
+                }
+                Ok(())
+            },
+        )
         .await?;
     Ok(json!({ "a": a, "b": b, "c": c }))
 }
@@ -105,7 +116,9 @@ async fn start(f: &Fx, t: &Trace, p: &Plan) -> agentlab_ops::Report {
     let mut o = RunOptions::default();
     o.invocation = Some(json!({}));
     let (t, p) = (t.clone(), p.clone());
-    f.env.execute("durable-test", &o, |run| body(run, t, p)).await
+    f.env
+        .execute("durable-test", &o, |run| body(run, t, p))
+        .await
 }
 
 /// Keep the log up to and including the `keep`-th line (1-based), as a kill would.
@@ -136,7 +149,9 @@ async fn resume(f: &Fx, t: &Trace, p: &Plan, req: ResumeRequest) -> agentlab_ops
     let mut o = RunOptions::default();
     o.resume = Some(Arc::new(rp));
     let (t, p) = (t.clone(), p.clone());
-    f.env.execute("durable-test", &o, |run| body(run, t, p)).await
+    f.env
+        .execute("durable-test", &o, |run| body(run, t, p))
+        .await
 }
 
 #[tokio::test]
@@ -147,7 +162,16 @@ async fn a_run_logs_each_change_before_and_after_it_acts() {
     let log = RunLog::path_of(&f.journal, &r.run_id);
     assert_eq!(
         kinds(&log),
-        ["start", "begin a:h1", "done a:h1", "begin b:h1", "done b:h1", "begin c:h1", "done c:h1", "end"]
+        [
+            "start",
+            "begin a:h1",
+            "done a:h1",
+            "begin b:h1",
+            "done b:h1",
+            "begin c:h1",
+            "done c:h1",
+            "end"
+        ]
     );
     // An ended run is not resumable, and says so.
     assert!(unfinished(&f.env).unwrap().is_empty());
@@ -165,7 +189,10 @@ async fn finished_steps_are_not_run_again_and_an_in_flight_one_is_checked() {
     let log = cut(&f, &r.run_id, 4);
     let list = unfinished(&f.env).unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!((list[0].done, list[0].in_flight.clone()), (1, vec!["b:h1".to_string()]));
+    assert_eq!(
+        (list[0].done, list[0].in_flight.clone()),
+        (1, vec!["b:h1".to_string()])
+    );
     // `b` checks itself: it had been applied, so it is kept, not repeated.
     p.b_applied = true;
     let again = resume(&f, &t, &p, ResumeRequest::last()).await;
@@ -173,7 +200,11 @@ async fn finished_steps_are_not_run_again_and_an_in_flight_one_is_checked() {
     assert_eq!(again.run_id, r.run_id, "the same run goes on");
     assert_eq!(t.take(), ["c"], "a was done, b was applied: only c runs");
     assert_eq!(p.checked.load(Ordering::SeqCst), 1);
-    assert_eq!(again.payload, json!({"a": 1, "b": 2, "c": null}), "a's value comes from the log");
+    assert_eq!(
+        again.payload,
+        json!({"a": 1, "b": 2, "c": null}),
+        "a's value comes from the log"
+    );
     let k = kinds(&log);
     assert_eq!(k[4], "resume");
     assert_eq!(k.last().unwrap(), "end");
@@ -208,7 +239,10 @@ async fn a_step_that_can_neither_repeat_nor_check_is_left_to_the_operator() {
     cut(&f, &r.run_id, 6);
     let e = prepare(&f.env, &ResumeRequest::run(&r.run_id)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict);
-    assert!(e.to_string().contains("c:h1") && e.to_string().contains("--done"), "{e}");
+    assert!(
+        e.to_string().contains("c:h1") && e.to_string().contains("--done"),
+        "{e}"
+    );
     // A step that was not in flight cannot be declared done.
     let mut req = ResumeRequest::run(&r.run_id);
     req.done = vec!["a:h1".into()];
@@ -265,10 +299,15 @@ async fn an_always_undo_of_a_finished_step_runs_once_after_a_resume() {
         async move {
             env.execute("flagged", &o, |run| async move {
                 let tf = t.clone();
-                run.apply(Change::new("flag", "flag").redo_on_resume().undo(Some(flag(&t))), async move {
-                    tf.push("flag");
-                    Ok(())
-                })
+                run.apply(
+                    Change::new("flag", "flag")
+                        .redo_on_resume()
+                        .undo(Some(flag(&t))),
+                    async move {
+                        tf.push("flag");
+                        Ok(())
+                    },
+                )
                 .await?;
                 let tw = t.clone();
                 run.apply(Change::new("work", "work").idempotent(), async move {
@@ -308,7 +347,11 @@ async fn a_torn_last_line_is_skipped_and_a_garbled_one_named() {
     assert_eq!(rp.in_flight().len(), 1);
     // Garbage before the end is corruption: the error names the file and line.
     let lines: Vec<&str> = text.lines().collect();
-    let bad = format!("{}\nnot json\n{}\n", lines[..2].join("\n"), lines[2..4].join("\n"));
+    let bad = format!(
+        "{}\nnot json\n{}\n",
+        lines[..2].join("\n"),
+        lines[2..4].join("\n")
+    );
     std::fs::write(&log, bad).unwrap();
     let e = RunLog::read(&log).unwrap_err();
     let msg = format!("{e} {:?}", e.context());
@@ -328,7 +371,10 @@ async fn secrets_never_reach_the_run_log() {
             let plan = format!("login with {}", s.expose());
             let err = run
                 .apply(Change::<()>::new("login", plan), async move {
-                    Err(Error::new(ErrorKind::Unexpected, format!("{} refused", s.expose())))
+                    Err(Error::new(
+                        ErrorKind::Unexpected,
+                        format!("{} refused", s.expose()),
+                    ))
                 })
                 .await;
             t.push("login");
@@ -337,6 +383,9 @@ async fn secrets_never_reach_the_run_log() {
         .await;
     assert_eq!(r.verdict, Verdict::Failed);
     let log = std::fs::read_to_string(RunLog::path_of(&f.journal, &r.run_id)).unwrap();
-    assert!(log.contains("refused") && log.contains("[REDACTED]"), "{log}");
+    assert!(
+        log.contains("refused") && log.contains("[REDACTED]"),
+        "{log}"
+    );
     assert!(!log.contains("resume-s3cr3t-value-77"), "{log}");
 }

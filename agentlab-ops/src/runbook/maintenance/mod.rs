@@ -210,7 +210,9 @@ pub async fn weekly_maintenance(
                 security_only: o.security_only,
             };
             // One scope per host: a resumed run does not touch a host it finished.
-            let m = run.scope(format!("host:{}", h.config.name), maintain(&c)).await;
+            let m = run
+                .scope(format!("host:{}", h.config.name), maintain(&c))
+                .await;
             stopped = m.state == HostState::Failed;
             out.hosts.push(m);
         }

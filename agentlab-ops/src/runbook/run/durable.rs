@@ -30,7 +30,8 @@ use crate::error::{Error, ErrorInfo, ErrorKind, Result};
 use crate::report::{Action, Check, Outcome};
 use crate::secret::redact;
 
-type VerifyFn<T> = Box<dyn FnOnce(Option<serde_json::Value>) -> BoxFuture<'static, Result<Option<T>>> + Send>;
+type VerifyFn<T> =
+    Box<dyn FnOnce(Option<serde_json::Value>) -> BoxFuture<'static, Result<Option<T>>> + Send>;
 
 /// A change step with what a resume needs to know about it (see [`Run::apply`]).
 pub struct Change<T> {
@@ -151,12 +152,20 @@ impl Run {
             .await
     }
 
-    async fn apply_with<T, Fut>(&self, mut c: Change<T>, fut: Fut, codec: Codec<T>) -> Result<Option<T>>
+    async fn apply_with<T, Fut>(
+        &self,
+        mut c: Change<T>,
+        fut: Fut,
+        codec: Codec<T>,
+    ) -> Result<Option<T>>
     where
         Fut: Future<Output = Result<T>>,
     {
         if self.inner.dry_run {
-            self.push(None, check_of(&c.name, Outcome::Planned, redact(&c.plan), 0, None));
+            self.push(
+                None,
+                check_of(&c.name, Outcome::Planned, redact(&c.plan), 0, None),
+            );
             return Ok(None);
         }
         let n = self.occurrence(&c.name);
@@ -202,7 +211,10 @@ impl Run {
         if rp.failing.is_some() {
             self.register(c.undo.take());
             let why = "in flight when the run stopped; undone";
-            self.push(None, check_of(&c.name, Outcome::Skipped, why.into(), 0, None));
+            self.push(
+                None,
+                check_of(&c.name, Outcome::Skipped, why.into(), 0, None),
+            );
             return Some(Err(self.unwinding()));
         }
         if rp.assume_done.contains(&c.name) {
@@ -244,14 +256,22 @@ impl Run {
     }
 
     /// A step that finished before the stop: its undo registered again, its result replayed.
-    fn replay_done<T>(&self, c: &mut Change<T>, d: &DoneRecord, codec: &Codec<T>) -> Result<Option<T>> {
+    fn replay_done<T>(
+        &self,
+        c: &mut Change<T>,
+        d: &DoneRecord,
+        codec: &Codec<T>,
+    ) -> Result<Option<T>> {
         if let Some(u) = c.undo.take() {
             if d.error.is_none() || u.when == UndoWhen::Always {
                 self.register(Some(u));
             }
         }
         let summary = format!("done before the resume: {}", d.summary);
-        self.push(None, check_of(&c.name, d.outcome, summary, 0, d.error.clone()));
+        self.push(
+            None,
+            check_of(&c.name, d.outcome, summary, 0, d.error.clone()),
+        );
         if let Some(e) = &d.error {
             return Err(error_of(e));
         }
@@ -300,7 +320,10 @@ impl Run {
                     value: (codec.enc)(&v),
                     error: None,
                 });
-                self.push(None, check_of(&c.name, Outcome::Pass, redact(&summary), ms, None));
+                self.push(
+                    None,
+                    check_of(&c.name, Outcome::Pass, redact(&summary), ms, None),
+                );
                 Some(Ok(Some(v)))
             }
             Err(e) => {
@@ -355,7 +378,13 @@ impl Run {
         }
     }
 
-    async fn run_fresh<T, Fut>(&self, c: Change<T>, n: u32, fut: Fut, codec: Codec<T>) -> Result<Option<T>>
+    async fn run_fresh<T, Fut>(
+        &self,
+        c: Change<T>,
+        n: u32,
+        fut: Fut,
+        codec: Codec<T>,
+    ) -> Result<Option<T>>
     where
         Fut: Future<Output = Result<T>>,
     {
@@ -372,7 +401,10 @@ impl Run {
             if let Err(e) = log.write(&begin) {
                 let e = e.with_context("step", c.name.clone());
                 let info = Some(super::redacted_info(&e));
-                self.push(None, check_of(&c.name, Outcome::Error, redact(&e.to_string()), 0, info));
+                self.push(
+                    None,
+                    check_of(&c.name, Outcome::Error, redact(&e.to_string()), 0, info),
+                );
                 return Err(e);
             }
         }
@@ -433,7 +465,14 @@ impl Run {
             return v;
         }
         let v = fut.await;
-        self.log(&done_of(&key, n, Outcome::Pass, "", serde_json::to_value(&v).ok(), None));
+        self.log(&done_of(
+            &key,
+            n,
+            Outcome::Pass,
+            "",
+            serde_json::to_value(&v).ok(),
+            None,
+        ));
         v
     }
 
@@ -484,7 +523,13 @@ impl Run {
     }
 }
 
-fn check_of(name: &str, outcome: Outcome, summary: String, ms: u64, error: Option<ErrorInfo>) -> Check {
+fn check_of(
+    name: &str,
+    outcome: Outcome,
+    summary: String,
+    ms: u64,
+    error: Option<ErrorInfo>,
+) -> Check {
     Check {
         name: name.to_string(),
         action: Action::Change,

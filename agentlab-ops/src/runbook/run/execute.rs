@@ -61,7 +61,11 @@ where
     };
     // A failing run that was resumed ends failed whatever its replay did: it came back to
     // finish its undos.
-    let unwinding = run.inner.replay.as_ref().is_some_and(|r| r.failing.is_some());
+    let unwinding = run
+        .inner
+        .replay
+        .as_ref()
+        .is_some_and(|r| r.failing.is_some());
     let error = match error {
         None if unwinding => Some(run.unwinding()),
         e => e,
@@ -189,7 +193,11 @@ impl crate::environment::Environment {
             "attempt {} of this run: {} step(s) finished before, in flight: {}; {what}",
             rp.attempts + 1,
             rp.done_count(),
-            if in_flight.is_empty() { "none".to_string() } else { in_flight.join(", ") },
+            if in_flight.is_empty() {
+                "none".to_string()
+            } else {
+                in_flight.join(", ")
+            },
         );
         run.finding(Severity::Info, "resume", msg);
         if rp.config_hash != self.config_hash() {

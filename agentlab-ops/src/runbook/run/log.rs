@@ -104,10 +104,7 @@ pub struct RunLog {
 impl RunLog {
     /// Where the logs of a journal live.
     pub fn dir_of(journal: &Path) -> PathBuf {
-        journal
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("runs")
+        journal.parent().unwrap_or(Path::new(".")).join("runs")
     }
 
     /// The log of `run_id` beside `journal`.
@@ -175,15 +172,16 @@ impl RunLog {
             .map(|(i, l)| l.map(|l| (i + 1, l)))
             .collect::<std::io::Result<_>>()
             .map_err(|e| Error::from(e).with_operation("runlog.read"))?;
-        let lines: Vec<_> = lines.into_iter().filter(|(_, l)| !l.trim().is_empty()).collect();
+        let lines: Vec<_> = lines
+            .into_iter()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect();
         let last = lines.last().map(|(n, _)| *n);
         for (n, line) in &lines {
             match serde_json::from_str::<RunRecord>(line) {
                 Ok(r) => rp.apply(r),
                 // A torn last line (killed mid-write) is what a crash leaves: skip it.
-                Err(e) if Some(*n) == last => {
-                    rp.torn.push(format!("{}:{n}: {e}", path.display()))
-                }
+                Err(e) if Some(*n) == last => rp.torn.push(format!("{}:{n}: {e}", path.display())),
                 // Anything else is damage: resuming from a log that lies would repeat steps.
                 Err(e) => {
                     return Err(Error::new(

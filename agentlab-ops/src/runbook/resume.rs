@@ -114,7 +114,7 @@ pub fn unfinished(env: &Environment) -> Result<Vec<Unfinished>> {
             .split_once('.')
             .is_none_or(|(p, _)| !ids.contains(p))
     });
-    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    out.sort_by_key(|u| std::cmp::Reverse(u.started_at));
     Ok(out)
 }
 

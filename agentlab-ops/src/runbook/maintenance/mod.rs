@@ -264,14 +264,13 @@ async fn maintain(c: &Ctx<'_>) -> HostMaintenance {
     m
 }
 
-/// The steps between setting and removing the flag; Ok(false) in a dry-run.
-async fn steps_of(
+/// The pip upgrade; its undo puts the old versions back if this host fails later on.
+async fn pip_step(
     c: &Ctx<'_>,
     m: &mut HostMaintenance,
     pip_undo: &str,
-) -> std::result::Result<bool, (String, Error)> {
+) -> std::result::Result<(), (String, Error)> {
     let (h, cfg) = (c.h, &c.c);
-    // The pip upgrade's undo puts the old versions back if this host fails later on.
     let changed: Arc<Mutex<Vec<PackageChange>>> = Arc::default();
     let (h2, cfg2, ch2) = (h.clone(), cfg.clone(), changed.clone());
     c.run
@@ -294,6 +293,17 @@ async fn steps_of(
     m.pip = pip.unwrap_or_default();
     // Replayed from the log on a resume: the undo puts back what the first attempt changed.
     *changed.lock().unwrap_or_else(|e| e.into_inner()) = m.pip.clone();
+    Ok(())
+}
+
+/// The steps between setting and removing the flag; Ok(false) in a dry-run.
+async fn steps_of(
+    c: &Ctx<'_>,
+    m: &mut HostMaintenance,
+    pip_undo: &str,
+) -> std::result::Result<bool, (String, Error)> {
+    let (h, cfg) = (c.h, &c.c);
+    pip_step(c, m, pip_undo).await?;
     if cfg.apt_get.is_empty() {
         c.run.skip(
             &format!("{}:apt", c.name()),

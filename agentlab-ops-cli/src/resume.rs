@@ -108,10 +108,10 @@ fn list(env: &agentlab_ops::Environment, format: Format) -> i32 {
             .started_at
             .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
             .unwrap_or_default();
-        let state = if u.failing {
-            " (failing: undos left)"
-        } else {
-            ""
+        let state = match (u.running, u.failing) {
+            (true, _) => " (still running: not resumable)",
+            (false, true) => " (failing: undos left)",
+            _ => "",
         };
         let in_flight = if u.in_flight.is_empty() {
             "none".to_string()

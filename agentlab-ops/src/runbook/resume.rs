@@ -57,6 +57,8 @@ pub struct Unfinished {
     pub in_flight: Vec<String>,
     /// Its undos had started.
     pub failing: bool,
+    /// A live process still runs it (its log is locked): not to be resumed.
+    pub running: bool,
     /// Its log.
     pub log: PathBuf,
 }
@@ -104,6 +106,7 @@ pub fn unfinished(env: &Environment) -> Result<Vec<Unfinished>> {
             attempts: rp.attempts,
             done: rp.done_count(),
             failing: rp.failing.is_some(),
+            running: RunLog::is_live(&path),
             log: path,
         });
     }
@@ -124,7 +127,7 @@ pub fn prepare(env: &Environment, req: &ResumeRequest) -> Result<Replay> {
         Some(id) => runs_dir(env)?.join(format!("{id}.jsonl")),
         None => unfinished(env)?
             .into_iter()
-            .next()
+            .find(|u| !u.running)
             .map(|u| u.log)
             .ok_or_else(|| {
                 Error::new(
@@ -145,6 +148,13 @@ pub fn prepare(env: &Environment, req: &ResumeRequest) -> Result<Replay> {
             ErrorKind::Conflict,
             format!("run {} already ended ({v}): nothing to resume", rp.run_id),
         );
+    }
+    if RunLog::is_live(&path) {
+        let msg = format!(
+            "run {} is still going in another process: nothing to resume",
+            rp.run_id
+        );
+        return fail(ErrorKind::Conflict, msg);
     }
     if rp.environment != env.name() {
         let msg = format!(

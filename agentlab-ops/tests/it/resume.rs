@@ -389,3 +389,38 @@ async fn secrets_never_reach_the_run_log() {
     );
     assert!(!log.contains("resume-s3cr3t-value-77"), "{log}");
 }
+
+#[tokio::test]
+async fn a_run_still_going_is_never_taken_over() {
+    let (f, t, p) = (fx(), Trace::default(), Plan::default());
+    let r = start(&f, &t, &p).await;
+    let log = cut(&f, &r.run_id, 4);
+    // A live runner holds its log (flock, released when its process dies, SIGKILL included).
+    let live = RunLog::open(log.clone()).unwrap();
+    let list = unfinished(&f.env).unwrap();
+    assert!(list[0].running, "{list:?}");
+    let e = prepare(&f.env, &ResumeRequest::run(&r.run_id)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("still going"), "{e}");
+    let e = prepare(&f.env, &ResumeRequest::last()).unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::NotFound,
+        "--last skips a live run: {e}"
+    );
+    // A resume prepared just before the runner took the log back stops without acting.
+    drop(live);
+    let rp = prepare(&f.env, &ResumeRequest::last()).unwrap();
+    let _again = RunLog::open(log).unwrap();
+    t.take();
+    let mut o = RunOptions::default();
+    o.resume = Some(Arc::new(rp));
+    let (t2, p2) = (t.clone(), p.clone());
+    let r = f
+        .env
+        .execute("durable-test", &o, |run| body(run, t2, p2))
+        .await;
+    assert_eq!(r.verdict, Verdict::Failed);
+    assert!(t.take().is_empty(), "nothing ran without the log");
+    assert!(r.error.unwrap().message.contains("still going"));
+}

@@ -157,7 +157,14 @@ impl crate::environment::Environment {
         if let Some(rp) = &opts.resume {
             self.note_resume(&run, rp);
         }
-        let mut report = execute_run(run.clone(), opts, body).await;
+        let (mut report, problem) = match (opts.resume.is_some(), problem) {
+            // A resume without its log would repeat what it is meant to skip: it stops here.
+            (true, Some(e)) => {
+                let stop = |_| async move { Err(e) };
+                (execute_run(run.clone(), opts, stop).await, None)
+            }
+            (_, p) => (execute_run(run.clone(), opts, body).await, p),
+        };
         report.tool_version = Some(env!("CARGO_PKG_VERSION").to_string());
         report.config_hash = Some(self.config_hash());
         let warn = |report: &mut Report, subject: &str, message: String| {

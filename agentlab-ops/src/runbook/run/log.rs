@@ -127,9 +127,31 @@ impl RunLog {
             .append(true)
             .open(&path)
             .map_err(ctx)?;
+        // Held while the run lives (flock: gone with the process, also on SIGKILL): a resume
+        // never takes over a run that is still going, nor do two resumes race.
+        if let Err(e) = flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            let msg = match e {
+                rustix::io::Errno::WOULDBLOCK => format!(
+                    "{}: the run is still going in another process (or another resume took it over)",
+                    path.display()
+                ),
+                e => format!("{}: cannot lock: {e}", path.display()),
+            };
+            return Err(Error::new(ErrorKind::Conflict, msg)
+                .with_operation("runlog.open")
+                .with_context("path", path.display().to_string()));
+        }
         Ok(RunLog {
             path,
             file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    /// Whether a live process holds the log at `path` (its run is still going).
+    pub fn is_live(path: &Path) -> bool {
+        std::fs::File::open(path).is_ok_and(|f| {
+            flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared)
+                == Err(rustix::io::Errno::WOULDBLOCK)
         })
     }
 
@@ -337,9 +359,12 @@ impl Replay {
             .collect()
     }
 
-    /// Steps that finished.
+    /// Steps that finished (not counting the scopes that group them).
     pub fn done_count(&self) -> usize {
-        self.steps.values().filter(|s| s.done.is_some()).count()
+        self.steps
+            .iter()
+            .filter(|((n, _), s)| s.done.is_some() && !n.starts_with("scope:"))
+            .count()
     }
 
     /// In-flight steps a resume cannot decide alone: neither idempotent nor able to check
@@ -360,4 +385,9 @@ impl Replay {
             .map(|(n, _)| n.to_string())
             .collect()
     }
+}
+
+/// `flock(2)` on an open file: the lock lives as long as the file is open in this process.
+fn flock(f: &std::fs::File, op: rustix::fs::FlockOperation) -> rustix::io::Result<()> {
+    rustix::fs::flock(f, op)
 }
